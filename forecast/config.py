@@ -1,0 +1,83 @@
+"""Typed schema of the configuration, registered in Hydra's ConfigStore.
+
+YAML files set values only; this schema says which keys exist and their types, so a typo or a
+wrong type fails at start-up with Hydra's message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class SplitConfig:
+    train: float = 0.7
+    val: float = 0.1
+    test: float = 0.2
+
+
+@dataclass
+class DataConfig:
+    name: str = "nyc_weather"  # nyc_weather | csv | synthetic
+    path: str | None = None
+    series_col: str | None = "series"
+    time_col: str = "time"
+    features: list[str] | None = None  # None: every numeric column
+    freq: str | None = None  # pandas offset alias; inferred when null
+    tz: str | None = "UTC"
+    na_values: list[Any] = field(default_factory=list)
+    # Values outside [low, high] are physically implausible: treated as missing and reported.
+    valid_range: dict[str, list[float]] = field(default_factory=dict)
+    calendar_features: bool = True  # hour-of-day / day-of-year as sin/cos inputs
+    mask_features: bool = False  # observed-mask of each feature as an extra input
+    split: SplitConfig = field(default_factory=SplitConfig)
+    batch_size: int = 256
+    num_workers: int = 0
+    # synthetic data only
+    n_series: int = 3
+    n_steps: int = 2000
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lstm"
+    cell: str = "lstm"  # lstm | gru | rnn
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    bidirectional: bool = False
+    head: str = "last"
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class EvaluateConfig:
+    space: str = "original"  # original | scaled
+    baselines: list[str] = field(
+        default_factory=lambda: ["persistence", "seasonal_naive", "climatology", "ridge"]
+    )
+    season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
+    plot_days: int = 14
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)
+    logger: Any = None
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    lookback: int = 48
+    horizon: int = 24
+    targets: Any = field(default_factory=lambda: ["temp"])  # list of columns, or "all"
+    seed: int = 0
+    early_stopping_patience: int = 5
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,233 @@
+"""Long DataFrame -> Panel: a regular (N, T, F) array with its observed mask, ids and times.
+
+Also the chronological split, the Scaler fitted on the train span only, causal filling and the
+model's input array. pandas ends here: everything downstream sees numpy arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecast.datasets import SERIES, TIME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Panel:
+    values: np.ndarray  # (N, T, F) float32, NaN where not observed
+    observed: np.ndarray  # (N, T, F) bool
+    ids: np.ndarray  # (N,) series names
+    times: pd.DatetimeIndex  # (T,) regular grid
+    features: list[str]  # (F,)
+    freq: str
+
+    @property
+    def n_series(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        return self.values.shape[1]
+
+
+def infer_freq(df: pd.DataFrame) -> pd.Timedelta:
+    """The most common step between consecutive times within a series."""
+    steps = df.groupby(SERIES, sort=False)[TIME].diff().dropna()
+    steps = steps[steps > pd.Timedelta(0)]
+    if steps.empty:
+        raise ValueError("cannot infer data.freq: every series has a single time step")
+    return steps.mode().iloc[0]
+
+
+def _to_offset(freq: str | None, df: pd.DataFrame) -> tuple[pd.Timedelta, str]:
+    if freq is None:
+        step = infer_freq(df)
+        alias = pd.tseries.frequencies.to_offset(step).freqstr
+        log.info("data.freq inferred as '%s'", alias)
+        return step, alias
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+        return pd.Timedelta(offset), offset.freqstr
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"data.freq='{freq}' is not a fixed pandas offset alias; use e.g. 'h', '30min', 'D'"
+        ) from None
+
+
+def _aggregate_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    dup = df.duplicated([SERIES, TIME])
+    if not dup.any():
+        return df
+    log.warning("%d duplicate (series, time) rows averaged", int(dup.sum()))
+    return df.groupby([SERIES, TIME], sort=True, as_index=False).mean(numeric_only=True)
+
+
+def to_panel(df: pd.DataFrame, freq: str | None = None) -> Panel:
+    """Long [series, time, *features] -> Panel on the regular grid from the first to last time.
+
+    Missing steps become NaN with observed=False; every series shares the grid.
+    """
+    df = _aggregate_duplicates(df)
+    features = [c for c in df.columns if c not in (SERIES, TIME)]
+    step, alias = _to_offset(freq, df)
+    start, end = df[TIME].min(), df[TIME].max()
+    offsets = (df[TIME] - start) / step
+    off_grid = offsets != np.round(offsets)
+    if off_grid.any():
+        example = df.loc[off_grid, [SERIES, TIME]].head(3).to_dict("records")
+        raise ValueError(
+            f"{int(off_grid.sum())} row(s) are not on the '{alias}' grid starting {start} "
+            f"(mixed frequencies?), e.g. {example}. Resample the file or set data.freq."
+        )
+    times = pd.date_range(start, end, freq=step)
+    ids, series_pos = np.unique(df[SERIES].to_numpy(), return_inverse=True)
+    time_pos = np.round(offsets.to_numpy()).astype(np.int64)
+    values = np.full((len(ids), len(times), len(features)), np.nan, dtype=np.float32)
+    values[series_pos, time_pos] = df[features].to_numpy(dtype=np.float32)
+    observed = ~np.isnan(values)
+    _log_gaps(ids, observed, features)
+    return Panel(values, observed, ids, times, features, alias)
+
+
+def _log_gaps(ids: np.ndarray, observed: np.ndarray, features: Sequence[str]) -> None:
+    n_steps = observed.shape[1]
+    for i, name in enumerate(ids):
+        missing = n_steps - observed[i].sum(axis=0)
+        if missing.any():
+            detail = ", ".join(f"{f}: {m}" for f, m in zip(features, missing, strict=True) if m)
+            log.info("series '%s' (%d steps) has gaps: %s", name, n_steps, detail)
+
+
+def split_points(n_steps: int, fractions: Sequence[float]) -> tuple[int, int]:
+    """(train_end, val_end) time indices for train/val/test fractions of the time axis."""
+    train, val, test = fractions
+    if min(fractions) < 0 or abs(train + val + test - 1.0) > 1e-6 or train <= 0:
+        raise ValueError(
+            f"data.split={list(fractions)} must be three non-negative fractions "
+            "(train, val, test) summing to 1, with train > 0"
+        )
+    train_end = int(round(n_steps * train))
+    val_end = int(round(n_steps * (train + val)))
+    return train_end, val_end
+
+
+class Scaler:
+    """Per-feature standardisation; NaNs are ignored when fitting and kept when transforming."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, features: Sequence[str]):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.features = list(features)
+
+    @classmethod
+    def fit(cls, values: np.ndarray, features: Sequence[str]) -> Scaler:
+        """Fit on values (N, T_train, F): callers pass the train span only."""
+        from sklearn.preprocessing import StandardScaler
+
+        flat = values.reshape(-1, values.shape[-1]).astype(np.float64)
+        empty = [f for f, ok in zip(features, (~np.isnan(flat)).any(axis=0), strict=True) if not ok]
+        if empty:
+            raise ValueError(
+                f"feature(s) {empty} have no observed value in the train span; drop them with "
+                "data.features or move the split"
+            )
+        sk = StandardScaler().fit(flat)
+        return cls(sk.mean_, sk.scale_, features)
+
+    def transform(self, values: np.ndarray, columns: Sequence[int] | None = None) -> np.ndarray:
+        idx = slice(None) if columns is None else list(columns)
+        return ((values - self.mean[idx]) / self.scale[idx]).astype(np.float32)
+
+    def inverse(self, values: np.ndarray, columns: Sequence[int] | None = None) -> np.ndarray:
+        idx = slice(None) if columns is None else list(columns)
+        return (values * self.scale[idx] + self.mean[idx]).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "features": self.features}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaler:
+        return cls(d["mean"], d["scale"], d["features"])
+
+
+def fill_causal(values: np.ndarray, before_first: float = 0.0) -> np.ndarray:
+    """Forward-fill NaNs along time (axis 1) of (N, T, F); never uses a later value.
+
+    Steps before a series' first observation get `before_first` (0 = the train mean once scaled).
+    """
+    n, t, f = values.shape
+    seen = ~np.isnan(values)
+    last = np.where(seen, np.arange(t)[None, :, None], -1)
+    last = np.maximum.accumulate(last, axis=1)
+    filled = np.take_along_axis(values, np.maximum(last, 0), axis=1)
+    return np.where(last >= 0, filled, before_first).astype(values.dtype)
+
+
+def calendar(times: pd.DatetimeIndex) -> tuple[np.ndarray, list[str]]:
+    """(T, C) sin/cos of hour of day (sub-daily data) and day of year; known for any time."""
+    cols, names = [], []
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(days=1)
+    if step < pd.Timedelta(days=1):
+        hour = times.hour + times.minute / 60
+        cols += [np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)]
+        names += ["hour_sin", "hour_cos"]
+    doy = times.dayofyear - 1
+    cols += [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)]
+    names += ["doy_sin", "doy_cos"]
+    return np.stack(cols, axis=1).astype(np.float32), names
+
+
+def model_inputs(
+    panel: Panel, scaler: Scaler, with_calendar: bool, with_mask: bool
+) -> tuple[np.ndarray, list[str]]:
+    """The network's input array (N, T, F_in): scaled, causally filled features [+ calendar]
+    [+ observed mask], and the names of its columns."""
+    parts = [fill_causal(scaler.transform(panel.values))]
+    names = list(panel.features)
+    if with_calendar:
+        cal, cal_names = calendar(panel.times)
+        parts.append(np.broadcast_to(cal, (panel.n_series, *cal.shape)))
+        names += cal_names
+    if with_mask:
+        parts.append(panel.observed.astype(np.float32))
+        names += [f"{f}_observed" for f in panel.features]
+    return np.ascontiguousarray(np.concatenate(parts, axis=2), dtype=np.float32), names
+
+
+def resolve_targets(targets: str | Sequence[str], features: Sequence[str]) -> list[str]:
+    """`all` or a list of column names -> validated list of target names."""
+    if isinstance(targets, str):
+        targets = list(features) if targets == "all" else [targets]
+    targets = list(targets)
+    unknown = [t for t in targets if t not in features]
+    if not targets or unknown:
+        raise ValueError(
+            f"targets={targets}: {unknown or 'empty'} not among the data's features "
+            f"{list(features)}"
+        )
+    return targets
+
+
+def season_length(times: pd.DatetimeIndex) -> int:
+    """Steps per natural season: a day for sub-daily data, a week for daily data, else 1."""
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(days=1)
+    day = pd.Timedelta(days=1)
+    if step < day:
+        return int(day // step)
+    return 7 if step == day else 1
+
+
+def season_phase(times: pd.DatetimeIndex) -> np.ndarray:
+    """(T,) int: step within the day (sub-daily data), day of year (daily), or month (coarser)."""
+    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(days=1)
+    if step < pd.Timedelta(days=1):
+        return np.asarray((times - times.normalize()) // step, dtype=np.int64)
+    if step == pd.Timedelta(days=1):
+        return np.asarray(times.dayofyear - 1, dtype=np.int64)
+    return np.asarray(times.month - 1, dtype=np.int64)

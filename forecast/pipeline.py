@@ -1,0 +1,207 @@
+"""The stages of a run with plain arguments: prepare -> fit -> forecast -> evaluate.
+
+The entry points translate the Hydra config into these calls; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from forecast import baselines as bl
+from forecast import metrics as mt
+from forecast.module import Forecaster
+from forecast.panel import (
+    Panel,
+    Scaler,
+    fill_causal,
+    model_inputs,
+    resolve_targets,
+    season_phase,
+    split_points,
+)
+from forecast.windows import PanelDataModule, gather, window_index
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Prepared:
+    panel: Panel
+    scaler: Scaler
+    inputs: np.ndarray  # (N, T, F_in) scaled, causally filled model inputs
+    input_names: list[str]
+    targets: list[str]
+    target_cols: list[int]  # positions of the targets among panel.features
+    target_values: np.ndarray  # (N, T, n_targets) scaled, NaN where missing
+    history: np.ndarray  # (N, T, n_targets) data units, causally filled
+    bounds: dict[str, tuple[int, int]]  # split -> [start, end) of the time axis
+    indices: dict[str, np.ndarray]  # split -> (K, 2) windows
+    dropped: dict[str, int]
+    lookback: int
+    horizon: int
+
+
+def prepare(
+    panel: Panel,
+    lookback: int,
+    horizon: int,
+    targets: str | Sequence[str],
+    split: Sequence[float] = (0.7, 0.1, 0.2),
+    calendar_features: bool = True,
+    mask_features: bool = False,
+    stride: int = 1,
+) -> Prepared:
+    """Split the panel in time, fit the scaler on the train span, and index the windows."""
+    targets = resolve_targets(targets, panel.features)
+    target_cols = [panel.features.index(t) for t in targets]
+    train_end, val_end = split_points(panel.n_steps, split)
+    bounds = {"train": (0, train_end), "val": (train_end, val_end),
+              "test": (val_end, panel.n_steps)}
+    scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
+    inputs, names = model_inputs(panel, scaler, calendar_features, mask_features)
+    target_observed = panel.observed[:, :, target_cols]
+    indices, dropped = {}, {}
+    for name, (start, end) in bounds.items():
+        indices[name], dropped[name] = window_index(
+            target_observed, lookback, horizon, start, end, stride
+        )
+        if name in ("train", "test") and len(indices[name]) == 0:
+            raise ValueError(
+                f"the {name} split [{start}, {end}) of {panel.n_steps} steps holds no window of "
+                f"lookback + horizon = {lookback + horizon} steps with observed targets; "
+                "shorten lookback/horizon or change data.split"
+            )
+    log.info("windows: %s; dropped for missing targets: %s",
+             {k: len(v) for k, v in indices.items()}, dropped)
+    target_raw = panel.values[:, :, target_cols]
+    return Prepared(
+        panel=panel, scaler=scaler, inputs=inputs, input_names=names, targets=targets,
+        target_cols=target_cols, target_values=scaler.transform(target_raw, target_cols),
+        history=fill_causal(target_raw, before_first=np.nan), bounds=bounds, indices=indices,
+        dropped=dropped, lookback=lookback, horizon=horizon,
+    )
+
+
+def datamodule(prep: Prepared, batch_size: int = 256, num_workers: int = 0) -> PanelDataModule:
+    return PanelDataModule(prep.inputs, prep.target_values, prep.indices, prep.lookback,
+                           prep.horizon, batch_size, num_workers)
+
+
+def net_kwargs(prep: Prepared, model: dict) -> dict:
+    """RegLSTM arguments: the data's shapes plus the model options."""
+    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head")
+    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon,
+            "n_targets": len(prep.targets), **{k: model[k] for k in keys if k in model}}
+
+
+def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_path=None):
+    """Scaled forecasts (K, H, n_targets) for the test windows, in index order."""
+    batches = trainer.predict(module, datamodule=dm, ckpt_path=ckpt_path)
+    return torch.cat(batches).numpy()
+
+
+def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
+    """Each baseline's forecasts (K, H, n_targets) of the test windows, in data units."""
+    unknown = [n for n in names if n not in bl.NAMES]
+    if unknown:
+        raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(bl.NAMES)}")
+    index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
+    out = {}
+    if "persistence" in names:
+        out["persistence"] = bl.persistence(prep.history, index, lookback, horizon)
+    if "seasonal_naive" in names:
+        out["seasonal_naive"] = bl.seasonal_naive(prep.history, index, lookback, horizon, season)
+    if "climatology" in names:
+        raw = prep.panel.values[:, :, prep.target_cols]
+        out["climatology"] = bl.climatology(raw, season_phase(prep.panel.times),
+                                            prep.bounds["train"][1], index, lookback, horizon)
+    if "ridge" in names:
+        ridge = bl.RidgeBaseline().fit(prep.inputs, np.nan_to_num(prep.target_values),
+                                       prep.indices["train"], lookback, horizon, seed)
+        scaled = ridge.predict(prep.inputs, index, lookback)
+        out["ridge"] = prep.scaler.inverse(scaled, prep.target_cols)
+    return out
+
+
+def evaluate(
+    prep: Prepared, model_scaled: np.ndarray, baseline: dict, season: int, space: str = "original"
+) -> dict:
+    """metrics.json's "model" and "baselines" parts, scored on the test windows."""
+    if space not in ("original", "scaled"):
+        raise ValueError(f"evaluate.space='{space}' must be 'original' or 'scaled'")
+    index = prep.indices["test"]
+    actual = gather(prep.panel.values[:, :, prep.target_cols], index, prep.lookback, prep.horizon)
+    forecasts = {"model": prep.scaler.inverse(model_scaled, prep.target_cols), **baseline}
+    train_history = prep.history[:, : prep.bounds["train"][1]]
+    if space == "scaled":
+        to_scaled = lambda a: prep.scaler.transform(a, prep.target_cols)  # noqa: E731
+        actual, train_history = to_scaled(actual), to_scaled(train_history)
+        forecasts = {k: to_scaled(v) for k, v in forecasts.items()}
+    scale = mt.seasonal_scale(train_history, season)
+    series, ids = index[:, 0], prep.panel.ids
+    scores = {k: mt.summary(actual, f, series, ids, prep.targets, scale)
+              for k, f in forecasts.items()}
+    if "persistence" in forecasts:
+        for k, f in forecasts.items():
+            scores[k]["skill"] = mt.skill(actual, f, forecasts["persistence"])
+    model = scores.pop("model")
+    return {"model": model, "baselines": scores, "space": space}
+
+
+def forecast_table(prep: Prepared, model_scaled: np.ndarray) -> pd.DataFrame:
+    """Long table: series, origin (time of the last input step), lead, time, target, actual,
+    forecast, one row per test window, lead and target."""
+    index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
+    forecast_units = prep.scaler.inverse(model_scaled, prep.target_cols)  # (K, H, nt)
+    actual = gather(prep.panel.values[:, :, prep.target_cols], index, lookback, horizon)
+    k, h, nt = forecast_units.shape
+    times = prep.panel.times
+    steps = index[:, 1:2] + lookback + np.arange(h)  # (K, H)
+    rep = lambda a: np.repeat(a.reshape(k * h), nt)  # noqa: E731  (K, H) -> K*H*nt rows
+    return pd.DataFrame({
+        "series": rep(np.repeat(prep.panel.ids[index[:, 0]], h)),
+        "origin": times[rep(np.repeat(index[:, 1] + lookback - 1, h))],
+        "lead": rep(np.tile(np.arange(1, h + 1), k)),
+        "time": times[rep(steps)],
+        "target": np.tile(np.asarray(prep.targets), k * h),
+        "actual": actual.reshape(-1),
+        "forecast": forecast_units.reshape(-1),
+    })
+
+
+def summary_table(metrics: dict, unit: str = "") -> str:
+    """Plain-text table of the model against the baselines, best MAE first marked."""
+    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
+    best = min(rows, key=lambda r: r[1]["mae"])[0]
+    lines = [f"{'':2}{'forecaster':<16}{'MAE':>9}{'RMSE':>9}{'MASE':>8}{'skill':>8}  {unit}"]
+    for name, m in rows:
+        mark = "*" if name == best else " "
+        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{m['rmse']:>9.3f}"
+                     f"{m.get('mase', float('nan')):>8.3f}{m.get('skill', float('nan')):>8.3f}")
+    return "\n".join(lines)
+
+
+def verdict(metrics: dict) -> str:
+    """One sentence saying which baselines the model beats on MAE and which beat it."""
+    model = metrics["model"]["mae"]
+    better = [n for n, m in metrics["baselines"].items() if m["mae"] < model]
+    if not better:
+        return "The model beats every baseline on test MAE."
+    return ("The model LOSES to " + ", ".join(better) + " on test MAE"
+            + (" (it does worse than repeating the last value)." if "persistence" in better
+               else "."))
+
+
+def write_json(obj, path: Path) -> None:
+    import json
+
+    path.write_text(json.dumps(obj, indent=2, default=float))

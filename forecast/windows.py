@@ -1,0 +1,145 @@
+"""Window index -> WindowDataset -> PanelDataModule.
+
+A window is a row (series, start) of an int64 index: inputs are steps [start, start+L), targets
+[start+L, start+L+H). Windows are indexes into one array, never copies, so memory does not grow
+with the lookback. A window belongs to the split that holds its target span.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+log = logging.getLogger(__name__)
+
+
+def window_index(
+    target_observed: np.ndarray,
+    lookback: int,
+    horizon: int,
+    start: int,
+    end: int,
+    stride: int = 1,
+) -> tuple[np.ndarray, int]:
+    """Windows whose target span [s+L, s+L+H) lies inside [start, end) of the time axis.
+
+    target_observed: (N, T) or (N, T, n_targets) bool. Returns (index (K, 2) int64 rows
+    (series, start), number of windows dropped because a target step was missing).
+    """
+    if lookback < 1 or horizon < 1:
+        raise ValueError(f"lookback={lookback} and horizon={horizon} must both be >= 1")
+    if target_observed.ndim == 3:
+        target_observed = target_observed.all(axis=2)
+    n_series, n_steps = target_observed.shape
+    first = max(0, start - lookback)
+    last = min(end, n_steps) - lookback - horizon  # inclusive
+    if last < first:
+        return np.zeros((0, 2), dtype=np.int64), 0
+    starts = np.arange(first, last + 1, stride, dtype=np.int64)
+    # missing targets in [s+L, s+L+H) via a cumulative count of gaps
+    gaps = np.concatenate(
+        [np.zeros((n_series, 1), np.int64), np.cumsum(~target_observed, axis=1)], axis=1
+    )
+    n_missing = gaps[:, starts + lookback + horizon] - gaps[:, starts + lookback]  # (N, S)
+    keep = n_missing == 0
+    series, pos = np.nonzero(keep)
+    index = np.stack([series.astype(np.int64), starts[pos]], axis=1)
+    return index, int((~keep).sum())
+
+
+def gather(array: np.ndarray | torch.Tensor, index, offset: int, length: int):
+    """Steps [start+offset, start+offset+length) of each window: (K, length, C) from (N, T, C)."""
+    if isinstance(array, torch.Tensor):
+        index = torch.as_tensor(index)
+        steps = index[:, 1:2] + offset + torch.arange(length)
+        return array[index[:, 0:1], steps]
+    index = np.asarray(index)
+    steps = index[:, 1:2] + offset + np.arange(length)
+    return array[index[:, 0:1], steps]
+
+
+class WindowDataset(Dataset):
+    """Windows of one split. Item k (or a list of ks, for whole batches at once):
+    x (L, F_in), y (H, n_targets), series id ()."""
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        index: np.ndarray,
+        lookback: int,
+        horizon: int,
+    ):
+        self.inputs = inputs  # (N, T, F_in)
+        self.targets = targets  # (N, T, n_targets)
+        self.index = torch.as_tensor(index, dtype=torch.int64)  # (K, 2)
+        self.lookback = lookback
+        self.horizon = horizon
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k):
+        rows = self.index[k] if isinstance(k, int) else self.index[torch.as_tensor(k)]
+        single = rows.ndim == 1
+        rows = rows.reshape(-1, 2)
+        x = gather(self.inputs, rows, 0, self.lookback)  # (B, L, F_in)
+        y = gather(self.targets, rows, self.lookback, self.horizon)  # (B, H, n_targets)
+        series = rows[:, 0]
+        if single:
+            return x[0], y[0], series[0]
+        return x, y, series
+
+
+class PanelDataModule(pl.LightningDataModule):
+    """Train/val/test/predict loaders over one input array; batches are gathered in one indexing
+    operation rather than collated item by item (the loader is never the bottleneck)."""
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        indices: dict[str, np.ndarray],
+        lookback: int,
+        horizon: int,
+        batch_size: int = 256,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.inputs = torch.from_numpy(inputs)  # (N, T, F_in)
+        self.targets = torch.from_numpy(np.nan_to_num(targets))  # (N, T, n_targets)
+        self.indices = indices
+        self.lookback, self.horizon = lookback, horizon
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def dataset(self, split: str) -> WindowDataset:
+        return WindowDataset(
+            self.inputs, self.targets, self.indices[split], self.lookback, self.horizon
+        )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self.dataset(split)
+        base = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+        return DataLoader(
+            ds,
+            sampler=BatchSampler(base, self.batch_size, drop_last=False),
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

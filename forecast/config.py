@@ -31,7 +31,7 @@ class DataConfig:
     na_values: list[Any] = field(default_factory=list)
     # Values outside [low, high] are physically implausible: treated as missing and reported.
     valid_range: dict[str, list[float]] = field(default_factory=dict)
-    calendar_features: bool = True  # hour-of-day / day-of-year as sin/cos inputs
+    calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs
     mask_features: bool = False  # observed-mask of each feature as an extra input
     split: SplitConfig = field(default_factory=SplitConfig)
     batch_size: int = 256
@@ -50,6 +50,8 @@ class ModelConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     head: str = "last"
+    instance_norm: bool = False
+    linear_skip: bool = False
     lr: float = 3e-3
     weight_decay: float = 0.0
 

@@ -25,6 +25,11 @@ class RegLSTM(nn.Module):
         bidirectional: bool = False,
         cell: str = "lstm",
         head: str = "last",
+        instance_norm: bool = False,
+        target_positions: list[int] | None = None,
+        norm_features: int | None = None,
+        linear_skip: bool = False,
+        lookback: int | None = None,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -32,6 +37,11 @@ class RegLSTM(nn.Module):
         if head not in HEADS:
             raise ValueError(f"model.head='{head}' is unknown; choose one of {list(HEADS)}")
         self.horizon, self.n_targets, self.head = horizon, n_targets, head
+        self.instance_norm = instance_norm
+        # which input columns hold the targets, and how many leading columns are data features
+        # (calendar and mask columns after them are left as they are)
+        self.target_positions = list(target_positions or range(n_targets))
+        self.norm_features = norm_features or n_features
         self.rnn = CELLS[cell](
             input_size=n_features,
             hidden_size=hidden_size,
@@ -44,6 +54,12 @@ class RegLSTM(nn.Module):
         width = self.directions * hidden_size
         self.attention = nn.Linear(width, 1) if head == "attention" else None
         self.out = nn.Linear(width, horizon * n_targets)
+        # LSTNet-style highway: a linear map of the whole window added to the recurrent forecast
+        self.skip = None
+        if linear_skip:
+            if not lookback:
+                raise ValueError("model.linear_skip needs the lookback")
+            self.skip = nn.Linear(lookback * n_features, horizon * n_targets)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F_in) -> summary (B, D*hidden) of the states that have read the lookback."""
@@ -61,7 +77,20 @@ class RegLSTM(nn.Module):
         weights = torch.softmax(self.attention(output), dim=1)  # (B, L, 1)
         return (weights * output).sum(dim=1)
 
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.out(self.encode(x))  # (B, H*n_targets)
+        if self.skip is not None:
+            y = y + self.skip(x.flatten(1))
+        return y.view(-1, self.horizon, self.n_targets)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, F_in) -> y_hat (B, H, n_targets)."""
-        summary = self.encode(x)  # (B, D*hidden)
-        return self.out(summary).view(-1, self.horizon, self.n_targets)
+        if not self.instance_norm:
+            return self._predict(x)
+        k = self.norm_features
+        loc = x[:, :, :k].mean(dim=1, keepdim=True)  # (B, 1, k)
+        scale = x[:, :, :k].std(dim=1, keepdim=True) + 1e-3  # (B, 1, k)
+        x = torch.cat([(x[:, :, :k] - loc) / scale, x[:, :, k:]], dim=2)
+        y = self._predict(x)  # (B, H, n_targets)
+        t = self.target_positions
+        return y * scale[:, :, t] + loc[:, :, t]

@@ -38,7 +38,8 @@ class Panel:
 
 def infer_freq(df: pd.DataFrame) -> pd.Timedelta:
     """The most common step between consecutive times within a series."""
-    steps = df.groupby(SERIES, sort=False)[TIME].diff().dropna()
+    ordered = df.sort_values([SERIES, TIME], kind="stable")  # rows may come in any order
+    steps = ordered.groupby(SERIES, sort=False)[TIME].diff().dropna()
     steps = steps[steps > pd.Timedelta(0)]
     if steps.empty:
         raise ValueError("cannot infer data.freq: every series has a single time step")
@@ -106,6 +107,8 @@ def _log_gaps(ids: np.ndarray, observed: np.ndarray, features: Sequence[str]) ->
 
 def split_points(n_steps: int, fractions: Sequence[float]) -> tuple[int, int]:
     """(train_end, val_end) time indices for train/val/test fractions of the time axis."""
+    if len(fractions) != 3:
+        raise ValueError(f"data.split={list(fractions)} needs three fractions: train, val, test")
     train, val, test = fractions
     if min(fractions) < 0 or abs(train + val + test - 1.0) > 1e-6 or train <= 0:
         raise ValueError(
@@ -169,29 +172,40 @@ def fill_causal(values: np.ndarray, before_first: float = 0.0) -> np.ndarray:
     return np.where(last >= 0, filled, before_first).astype(values.dtype)
 
 
-def calendar(times: pd.DatetimeIndex) -> tuple[np.ndarray, list[str]]:
-    """(T, C) sin/cos of hour of day (sub-daily data) and day of year; known for any time."""
+CALENDAR = ("hour", "day_of_year")
+
+
+def calendar(times: pd.DatetimeIndex, parts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """(T, C) sin/cos columns of the hour of day and/or the day of year; known for any time.
+
+    The day of year only helps when training has seen the test period's season (several years).
+    """
+    unknown = [p for p in parts if p not in CALENDAR]
+    if unknown:
+        raise ValueError(f"data.calendar: {unknown} unknown; choose from {list(CALENDAR)}")
     cols, names = [], []
-    step = times[1] - times[0] if len(times) > 1 else pd.Timedelta(days=1)
-    if step < pd.Timedelta(days=1):
+    if "hour" in parts:
         hour = times.hour + times.minute / 60
         cols += [np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)]
         names += ["hour_sin", "hour_cos"]
-    doy = times.dayofyear - 1
-    cols += [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)]
-    names += ["doy_sin", "doy_cos"]
+    if "day_of_year" in parts:
+        doy = times.dayofyear - 1
+        cols += [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)]
+        names += ["doy_sin", "doy_cos"]
+    if not cols:
+        return np.zeros((len(times), 0), np.float32), []
     return np.stack(cols, axis=1).astype(np.float32), names
 
 
 def model_inputs(
-    panel: Panel, scaler: Scaler, with_calendar: bool, with_mask: bool
+    panel: Panel, scaler: Scaler, calendar_parts: Sequence[str] = (), with_mask: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """The network's input array (N, T, F_in): scaled, causally filled features [+ calendar]
     [+ observed mask], and the names of its columns."""
     parts = [fill_causal(scaler.transform(panel.values))]
     names = list(panel.features)
-    if with_calendar:
-        cal, cal_names = calendar(panel.times)
+    if calendar_parts:
+        cal, cal_names = calendar(panel.times, calendar_parts)
         parts.append(np.broadcast_to(cal, (panel.n_series, *cal.shape)))
         names += cal_names
     if with_mask:

@@ -56,7 +56,7 @@ def prepare(
     horizon: int,
     targets: str | Sequence[str],
     split: Sequence[float] = (0.7, 0.1, 0.2),
-    calendar_features: bool = True,
+    calendar: Sequence[str] = ("hour", "day_of_year"),
     mask_features: bool = False,
     stride: int = 1,
 ) -> Prepared:
@@ -67,7 +67,7 @@ def prepare(
     bounds = {"train": (0, train_end), "val": (train_end, val_end),
               "test": (val_end, panel.n_steps)}
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
-    inputs, names = model_inputs(panel, scaler, calendar_features, mask_features)
+    inputs, names = model_inputs(panel, scaler, calendar, mask_features)
     target_observed = panel.observed[:, :, target_cols]
     indices, dropped = {}, {}
     for name, (start, end) in bounds.items():
@@ -98,9 +98,12 @@ def datamodule(prep: Prepared, batch_size: int = 256, num_workers: int = 0) -> P
 
 def net_kwargs(prep: Prepared, model: dict) -> dict:
     """RegLSTM arguments: the data's shapes plus the model options."""
-    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head")
-    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon,
-            "n_targets": len(prep.targets), **{k: model[k] for k in keys if k in model}}
+    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head",
+            "instance_norm", "linear_skip")
+    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon, "lookback": prep.lookback,
+            "n_targets": len(prep.targets), "target_positions": prep.target_cols,
+            "norm_features": len(prep.panel.features),
+            **{k: model[k] for k in keys if k in model}}
 
 
 def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_path=None):

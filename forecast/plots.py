@@ -27,7 +27,7 @@ def forecasts_vs_actuals(
         one = df[df["series"] == name]
         end = one["origin"].min() + pd.Timedelta(days=days)
         one = one[one["origin"] < end]
-        actual = one.drop_duplicates("time").sort_values("time")
+        actual = _break_gaps(one.drop_duplicates("time").sort_values("time"))
         ax.plot(actual["time"], actual["actual"], color="black", lw=1.2, label="actual")
         origins = np.sort(one["origin"].unique())[::every]
         for i, origin in enumerate(origins):
@@ -44,6 +44,17 @@ def forecasts_vs_actuals(
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def _break_gaps(actual: pd.DataFrame) -> pd.DataFrame:
+    """Insert a NaN row into each gap longer than the usual step, so lines are not drawn across
+    missing data."""
+    steps = actual["time"].diff()
+    gaps = steps > steps.median()
+    if not gaps.any():
+        return actual
+    holes = actual.loc[gaps, ["time"]].assign(time=lambda d: d["time"] - steps[gaps] / 2)
+    return pd.concat([actual, holes]).sort_values("time")
 
 
 def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "") -> Figure:

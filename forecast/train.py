@@ -53,7 +53,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     panel = load_panel(cfg.data, cfg.seed)
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     prep = pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
-                            cfg.data.calendar_features, cfg.data.mask_features)
+                            cfg.data.calendar, cfg.data.mask_features)
     dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],

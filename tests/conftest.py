@@ -1,0 +1,63 @@
+"""Shared fixtures: a small synthetic long DataFrame whose values encode their position.
+
+Series "C", "A", "B" (rows in that order, so sorting is visible) over N_STEPS hourly steps from
+START. With k the position of the series in sorted order (A=0, B=1, C=2) and t the step:
+    a = 1000 * k + t        b = -(k + t / 1000)
+so every value tells which (series, time, feature) cell it must land in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.panel import to_panel
+
+START = pd.Timestamp("2021-03-01 00:00", tz="UTC")
+N_STEPS = 300
+IDS = ("C", "A", "B")  # row order in the frame; the panel sorts them
+
+
+def _code_a(k, t):
+    return 1000.0 * k + t
+
+
+def _code_b(k, t):
+    return -(k + t / 1000.0)
+
+
+@pytest.fixture
+def make_long():
+    """Factory: long DataFrame [series, time, a, b] with the encoding above."""
+
+    def make(ids=IDS, n_steps=N_STEPS, start=START, freq="h") -> pd.DataFrame:
+        times = pd.date_range(start, periods=n_steps, freq=freq)
+        t = np.arange(n_steps, dtype=np.float64)
+        order = sorted(ids)
+        frames = [
+            pd.DataFrame({"series": name, "time": times,
+                          "a": _code_a(order.index(name), t), "b": _code_b(order.index(name), t)})
+            for name in ids
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    return make
+
+
+@pytest.fixture
+def long_df(make_long) -> pd.DataFrame:
+    return make_long()
+
+
+@pytest.fixture
+def expected() -> np.ndarray:
+    """(N, T, F) values the panel built from `long_df` must hold, series in sorted order."""
+    k = np.arange(len(IDS), dtype=np.float64)[:, None]
+    t = np.arange(N_STEPS, dtype=np.float64)[None, :]
+    return np.stack([_code_a(k, t), _code_b(k, t)], axis=2).astype(np.float32)
+
+
+@pytest.fixture
+def panel(long_df):
+    return to_panel(long_df, freq="h")

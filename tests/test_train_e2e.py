@@ -1,0 +1,107 @@
+"""The real `forecast-train` console script on the default data, `fast` trainer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
+BASELINES = ("persistence", "seasonal_naive", "climatology", "ridge")
+HORIZON = 24  # conf/train.yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd, timeout=600):
+    return subprocess.run([str(FORECAST_TRAIN), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    assert FORECAST_TRAIN.is_file(), f"{FORECAST_TRAIN} missing: pip install -e ."
+    base = tmp_path_factory.mktemp("e2e")
+    run_dir = base / "run"
+    proc = _run(["trainer=fast", f"hydra.run.dir={run_dir}"], cwd=base)
+    assert proc.returncode == 0, f"forecast-train failed:\n{proc.stdout[-3000:]}\n" \
+                                 f"{proc.stderr[-5000:]}"
+    return run_dir, proc
+
+
+def _check_scores(scores, ids):
+    for key in ("mae", "rmse"):
+        assert isinstance(scores[key], float) and scores[key] >= 0
+        assert len(scores["by_lead"][key]) == HORIZON
+    assert set(scores["by_series"]) == set(ids)
+
+
+def test_metrics_json(fast_run):
+    run_dir, _ = fast_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ids = ["EWR", "JFK", "LGA"]
+    _check_scores(metrics["model"], ids)
+    assert set(BASELINES) <= set(metrics["baselines"])
+    for name in BASELINES:
+        _check_scores(metrics["baselines"][name], ids)
+    windows = metrics["windows"]
+    assert {"train", "val", "test", "dropped"} <= set(windows)
+    assert all(isinstance(windows[k], int) for k in ("train", "val", "test", "dropped"))
+    assert windows["train"] > windows["test"] > 0 and windows["val"] > 0
+    assert windows["dropped"] > 0  # the NYC data has gaps in temp
+
+
+def test_forecasts_parquet(fast_run):
+    run_dir, _ = fast_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    table = pd.read_parquet(run_dir / "forecasts.parquet")
+    assert {"series", "origin", "lead", "target", "actual", "forecast"} <= set(table.columns)
+    assert sorted(table["series"].unique()) == ["EWR", "JFK", "LGA"]
+    assert sorted(table["lead"].unique()) == list(range(1, HORIZON + 1))
+    assert set(table["target"]) == {"temp"}
+    assert len(table) == metrics["windows"]["test"] * HORIZON
+    assert table["forecast"].notna().all() and table["actual"].notna().all()
+    # the table's errors are the ones metrics.json reports for the model
+    mae = (table["forecast"] - table["actual"]).abs().mean()
+    assert mae == pytest.approx(metrics["model"]["mae"], rel=1e-4)
+
+
+def test_checkpoints_plots_and_config(fast_run):
+    run_dir, _ = fast_run
+    for name in ("best.ckpt", "last.ckpt"):
+        assert (run_dir / "checkpoints" / name).stat().st_size > 0
+    pngs = sorted((run_dir / "plots").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_stdout_shows_table_and_run_folder(fast_run):
+    run_dir, proc = fast_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    want = {"model": metrics["model"]["mae"],
+            **{name: metrics["baselines"][name]["mae"] for name in BASELINES}}
+    header = next(line for line in proc.stdout.splitlines() if "MAE" in line)
+    assert "forecaster" in header and "RMSE" in header
+    printed = {}  # rows look like "  ridge   3.854   5.356 ...", the best one marked "*"
+    for line in proc.stdout.splitlines():
+        parts = line.replace("*", " ").split()
+        if len(parts) >= 3 and parts[0] in want:
+            printed[parts[0]] = float(parts[1])
+    assert set(printed) == set(want), proc.stdout
+    for name, mae in want.items():
+        assert printed[name] == pytest.approx(mae, abs=1e-3), name
+    assert f"Run folder: {run_dir}" in proc.stdout
+
+
+def test_unknown_config_key_fails(tmp_path):
+    proc = _run(["trainer=fast", "model.hiden_size=3", f"hydra.run.dir={tmp_path / 'run'}"],
+                cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert "hiden_size" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -1,0 +1,195 @@
+"""The split rule (a window belongs to the split holding its target span), counts, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import N_STEPS
+
+from forecast.panel import split_points, to_panel
+from forecast.pipeline import datamodule, prepare
+from forecast.windows import window_index
+
+L, H = 10, 5
+N, T = 2, 100
+FRACTIONS = (0.6, 0.2, 0.2)
+
+
+def _splits(observed, lookback=L, horizon=H, fractions=FRACTIONS):
+    train_end, val_end = split_points(observed.shape[1], fractions)
+    bounds = {"train": (0, train_end), "val": (train_end, val_end),
+              "test": (val_end, observed.shape[1])}
+    out = {name: window_index(observed, lookback, horizon, lo, hi) for name, (lo, hi) in
+           bounds.items()}
+    return bounds, out
+
+
+def test_window_index_counts_and_target_spans_inside_bounds():
+    bounds, out = _splits(np.ones((N, T), bool))
+    assert bounds == {"train": (0, 60), "val": (60, 80), "test": (80, 100)}
+    # train: starts 0..60-L-H; val/test: starts (lo-L)..(hi-L-H), per series
+    expected = {"train": 60 - L - H + 1, "val": 20 - H + 1, "test": 20 - H + 1}
+    for name, (index, dropped) in out.items():
+        lo, hi = bounds[name]
+        assert index.dtype == np.int64 and index.shape == (N * expected[name], 2)
+        assert dropped == 0
+        assert sorted(set(index[:, 0].tolist())) == [0, 1]
+        target_start, target_end = index[:, 1] + L, index[:, 1] + L + H
+        assert target_start.min() == max(lo, L) and target_end.max() == hi  # train: no step < 0
+        assert (target_start >= lo).all() and (target_end <= hi).all()
+        assert len({tuple(r) for r in index.tolist()}) == len(index)  # no window twice
+
+
+def test_target_spans_of_splits_are_disjoint_and_complete():
+    bounds, out = _splits(np.ones((N, T), bool))
+    seen = {}
+    for name, (index, _) in out.items():
+        for s, start in index.tolist():
+            for t in range(start + L, start + L + H):
+                seen.setdefault((s, t), set()).add(name)
+    assert all(len(names) == 1 for names in seen.values())  # no target in two splits
+    # every window whose target span fits in one split is in that split and no other
+    windows = {name: {tuple(r) for r in index.tolist()} for name, (index, _) in out.items()}
+    for s in range(N):
+        for start in range(T - L - H + 1):
+            homes = [n for n, (lo, hi) in bounds.items() if lo <= start + L and start + L + H <= hi]
+            holders = [n for n in windows if (s, start) in windows[n]]
+            assert holders == homes
+
+
+def test_val_and_test_inputs_reach_back_into_the_previous_split():
+    bounds, out = _splits(np.ones((N, T), bool))
+    val, test = out["val"][0], out["test"][0]
+    assert val[:, 1].min() == bounds["val"][0] - L < bounds["val"][0]
+    assert test[:, 1].min() == bounds["test"][0] - L < bounds["test"][0]
+
+
+def test_windows_with_a_missing_target_are_dropped_and_counted():
+    observed = np.ones((N, T), bool)
+    observed[1, 70] = False  # inside the val span
+    bounds, out = _splits(observed)
+    full = _splits(np.ones((N, T), bool))[1]
+    index, dropped = out["val"]
+    # series 1 loses the windows whose target span [s+L, s+L+H) covers step 70: s in 56..60
+    assert dropped == H
+    lost = {tuple(r) for r in full["val"][0].tolist()} - {tuple(r) for r in index.tolist()}
+    assert lost == {(1, s) for s in range(70 - L - H + 1, 70 - L + 1)}
+    # the other splits are unaffected
+    for name in ("train", "test"):
+        np.testing.assert_array_equal(out[name][0], full[name][0])
+        assert out[name][1] == 0
+
+
+def test_missing_input_step_does_not_drop_a_window():
+    observed = np.ones((N, T), bool)
+    observed[0, 0:L] = False  # only inputs of the first train window
+    index, dropped = window_index(observed, L, H, 0, 60)
+    assert dropped == 0
+    assert (0, 0) in {tuple(r) for r in index.tolist()}
+
+
+def test_any_missing_target_column_drops_the_window():
+    observed = np.ones((N, T, 2), bool)
+    observed[0, 20, 1] = False  # second target only
+    index, dropped = window_index(observed, L, H, 0, 60)
+    assert dropped == H
+    starts0 = set(index[index[:, 0] == 0, 1].tolist())
+    assert starts0.isdisjoint(range(20 - L - H + 1, 20 - L + 1))
+
+
+def test_stride_and_too_short_span():
+    index, _ = window_index(np.ones((1, T), bool), L, H, 0, 60, stride=5)
+    np.testing.assert_array_equal(index[:, 1], np.arange(0, 60 - L - H + 1, 5))
+    empty, dropped = window_index(np.ones((1, T), bool), L, H, 0, L + H - 1)
+    assert empty.shape == (0, 2) and dropped == 0
+
+
+@pytest.mark.parametrize(("lookback", "horizon"), [(0, 5), (10, 0), (-1, 3)])
+def test_lookback_and_horizon_must_be_positive(lookback, horizon):
+    with pytest.raises(ValueError, match="must both be >= 1"):
+        window_index(np.ones((N, T), bool), lookback, horizon, 0, 60)
+
+
+# --- through prepare() on the synthetic panel ---------------------------------------------------
+
+PL, PH = 24, 6  # lookback, horizon for the fixture panel (300 steps: 210 / 30 / 60)
+
+
+@pytest.fixture
+def prep(panel):
+    return prepare(panel, PL, PH, ["a"], (0.7, 0.1, 0.2))
+
+
+def test_prepare_window_counts_match_hand_count(prep):
+    assert prep.bounds == {"train": (0, 210), "val": (210, 240), "test": (240, N_STEPS)}
+    counts = {k: len(v) for k, v in prep.indices.items()}
+    assert counts == {"train": 3 * (210 - PL - PH + 1), "val": 3 * (30 - PH + 1),
+                      "test": 3 * (60 - PH + 1)}
+    assert prep.dropped == {"train": 0, "val": 0, "test": 0}
+
+
+def test_prepare_drops_windows_with_nan_targets_only(long_df):
+    df = long_df.copy()
+    t = ((df["time"] - df["time"].min()) / np.timedelta64(1, "h")).astype(int)
+    df.loc[(df["series"] == "B") & (t == 250), "a"] = np.nan  # a target step in test
+    df.loc[(df["series"] == "C") & (t == 100), "b"] = np.nan  # not a target: nothing dropped
+    prep = prepare(to_panel(df, "h"), PL, PH, ["a"], (0.7, 0.1, 0.2))
+    assert prep.dropped == {"train": 0, "val": 0, "test": PH}
+    assert len(prep.indices["test"]) == 3 * (60 - PH + 1) - PH
+    test_b = prep.indices["test"][prep.indices["test"][:, 0] == 1, 1] + PL
+    assert not ((test_b <= 250) & (250 < test_b + PH)).any()
+    assert np.isfinite(prep.inputs).all()  # inputs are filled, the mask does not leak NaN
+
+
+def test_batches_have_the_documented_shapes(prep):
+    dm = datamodule(prep, batch_size=16)
+    f_in = prep.inputs.shape[-1]
+    assert prep.input_names[:2] == ["a", "b"] and len(prep.input_names) == f_in
+    x, y, series = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, PL, f_in) and x.dtype == torch.float32
+    assert y.shape == (16, PH, 1) and y.dtype == torch.float32
+    assert series.shape == (16,) and series.dtype == torch.int64
+    sizes = {split: [len(b[0]) for b in loader] for split, loader in
+             [("train", dm.train_dataloader()), ("val", dm.val_dataloader()),
+              ("test", dm.test_dataloader())]}
+    for split, got in sizes.items():
+        assert sum(got) == len(prep.indices[split])
+        assert all(s == 16 for s in got[:-1]) and 0 < got[-1] <= 16
+
+
+def test_train_loader_visits_every_window_once(prep):
+    dm = datamodule(prep, batch_size=50)
+    # the first input column is the scaled feature `a`, which encodes (series, step)
+    firsts = torch.cat([x[:, 0, 0] for x, _, _ in dm.train_dataloader()]).numpy()
+    index = prep.indices["train"]
+    want = prep.inputs[index[:, 0], index[:, 1], 0]
+    np.testing.assert_array_equal(np.sort(firsts), np.sort(want))
+
+
+def test_batch_items_are_the_right_slices(prep, expected):
+    dm = datamodule(prep, batch_size=32)
+    index = prep.indices["test"]
+    seen = 0
+    for x, y, series in dm.test_dataloader():  # sequential: batches follow the index
+        for i in range(len(x)):
+            s, start = index[seen + i]
+            assert series[i].item() == s
+            np.testing.assert_array_equal(x[i].numpy(), prep.inputs[s, start:start + PL])
+            np.testing.assert_array_equal(y[i].numpy(),
+                                          prep.target_values[s, start + PL:start + PL + PH])
+            # and in data units they are the fixture's values of feature `a` at those steps
+            units = prep.scaler.inverse(y[i].numpy(), prep.target_cols)[:, 0]
+            np.testing.assert_allclose(units, expected[s, start + PL:start + PL + PH, 0],
+                                       rtol=0, atol=1e-3)
+        seen += len(x)
+    assert seen == len(index)
+
+
+def test_single_item_access(prep):
+    ds = datamodule(prep).dataset("val")
+    s, start = prep.indices["val"][7]
+    x, y, series = ds[7]
+    assert x.shape == (PL, prep.inputs.shape[-1]) and y.shape == (PH, 1)
+    assert series.item() == s
+    np.testing.assert_array_equal(x.numpy(), prep.inputs[s, start:start + PL])

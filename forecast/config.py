@@ -50,7 +50,10 @@ class ModelConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     head: str = "last"
+    decoder: str = "direct"  # direct | autoregressive
+    embedding_dim: int = 0  # > 0: learned embedding of the series identity on every step
     instance_norm: bool = False
+    quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
     lr: float = 3e-3
     weight_decay: float = 0.0

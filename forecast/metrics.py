@@ -82,3 +82,30 @@ def summary(
         sub = _scores(actual[..., j : j + 1], forecast[..., j : j + 1], series, sub_scale)
         result["by_target"][name] = {k: float(v) for k, v in sub.items()}
     return result
+
+
+def pinball(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> float:
+    """Mean quantile loss; actual (K, H, n_targets), forecast (K, H, n_targets, Q)."""
+    q = np.asarray(quantiles, dtype=float)
+    error = actual[..., None] - forecast
+    return float(np.mean(np.maximum(q * error, (q - 1) * error)))
+
+
+def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Share of actual values inside [low, high]."""
+    return float(np.mean((actual >= low) & (actual <= high)))
+
+
+def interval_scores(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> dict:
+    """Pinball loss, and coverage and mean width of the outermost interval (lowest to highest
+    quantile), with the coverage it should have."""
+    order = np.argsort(quantiles)
+    lo, hi = order[0], order[-1]
+    low, high = forecast[..., lo], forecast[..., hi]
+    return {
+        "pinball": pinball(actual, forecast, quantiles),
+        "interval": [float(quantiles[lo]), float(quantiles[hi])],
+        "coverage": coverage(actual, low, high),
+        "nominal_coverage": float(quantiles[hi] - quantiles[lo]),
+        "width": float(np.mean(high - low)),
+    }

@@ -6,13 +6,19 @@ import math
 
 import pytorch_lightning as pl
 import torch
-from torch import nn
 
 from forecast.nets import RegLSTM
 
 
+def pinball(y: torch.Tensor, y_hat: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
+    """Mean quantile (pinball) loss; y (B, H, n_targets), y_hat (B, H, n_targets, Q)."""
+    q = torch.as_tensor(quantiles, dtype=y_hat.dtype, device=y_hat.device)  # (Q,)
+    error = y[..., None] - y_hat  # (B, H, n_targets, Q)
+    return torch.maximum(q * error, (q - 1) * error).mean()
+
+
 class Forecaster(pl.LightningModule):
-    """Trains RegLSTM with MSE on scaled targets.
+    """Trains RegLSTM on scaled targets: MSE, or the pinball loss when the net has quantiles.
 
     Batches are x (B, L, F_in), y (B, H, n_targets), series ids (B,).
     """
@@ -21,22 +27,29 @@ class Forecaster(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
-        self.loss = nn.MSELoss()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, H, n_targets)
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x, series)  # (B, H, n_targets[, Q])
+
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.net.quantiles:
+            return pinball(y, y_hat, self.net.quantiles)
+        return torch.nn.functional.mse_loss(y_hat, y)
 
     def _step(self, batch, split: str) -> torch.Tensor:
-        x, y, _ = batch
-        loss = self.loss(self(x), y)
+        x, y, series = batch
+        loss = self.loss(self(x, series), y)
+        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
+                 prog_bar=split != "test", batch_size=x.shape[0])
+        if split == "train" and self.net.aux_loss is not None:
+            # the autoregressive decoder also learns the next step of every input on the lookback
+            self.log("train/next_step_loss", self.net.aux_loss, batch_size=x.shape[0])
+            loss = loss + self.net.aux_loss
         if split == "train" and not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"train/loss became {loss.item()} at step {self.global_step}; "
                 "lower model.lr or check the data for extreme values"
             )
-        on_step = split == "train"
-        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True,
-                 prog_bar=split != "test", batch_size=x.shape[0])
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -49,7 +62,7 @@ class Forecaster(pl.LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> torch.Tensor:
-        return self(batch[0])
+        return self(batch[0], batch[2])
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(

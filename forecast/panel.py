@@ -189,7 +189,7 @@ def calendar(times: pd.DatetimeIndex, parts: Sequence[str]) -> tuple[np.ndarray,
         cols += [np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)]
         names += ["hour_sin", "hour_cos"]
     if "day_of_year" in parts:
-        doy = times.dayofyear - 1
+        doy = times.day_of_year - 1
         cols += [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)]
         names += ["doy_sin", "doy_cos"]
     if not cols:
@@ -243,5 +243,5 @@ def season_phase(times: pd.DatetimeIndex) -> np.ndarray:
     if step < pd.Timedelta(days=1):
         return np.asarray((times - times.normalize()) // step, dtype=np.int64)
     if step == pd.Timedelta(days=1):
-        return np.asarray(times.dayofyear - 1, dtype=np.int64)
+        return np.asarray(times.day_of_year - 1, dtype=np.int64)
     return np.asarray(times.month - 1, dtype=np.int64)

@@ -91,6 +91,24 @@ def prepare(
     )
 
 
+def data_description(prep: Prepared) -> dict:
+    """What forecast-predict needs besides the weights: the fitted scaler and the data's shape
+    (saved as <run>/checkpoints/data.json; plain JSON, no pickle)."""
+    panel = prep.panel
+    return {
+        "scaler": prep.scaler.to_dict(),
+        "features": list(panel.features),
+        "input_names": list(prep.input_names),
+        "targets": list(prep.targets),
+        "ids": [str(i) for i in panel.ids],
+        "freq": panel.freq,
+        "first_time": str(panel.times[0]),
+        "last_time": str(panel.times[-1]),
+        "lookback": prep.lookback,
+        "horizon": prep.horizon,
+    }
+
+
 def datamodule(prep: Prepared, batch_size: int = 256, num_workers: int = 0) -> PanelDataModule:
     return PanelDataModule(prep.inputs, prep.target_values, prep.indices, prep.lookback,
                            prep.horizon, batch_size, num_workers)
@@ -98,10 +116,11 @@ def datamodule(prep: Prepared, batch_size: int = 256, num_workers: int = 0) -> P
 
 def net_kwargs(prep: Prepared, model: dict) -> dict:
     """RegLSTM arguments: the data's shapes plus the model options."""
-    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head",
-            "instance_norm", "linear_skip")
-    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon, "lookback": prep.lookback,
-            "n_targets": len(prep.targets), "target_positions": prep.target_cols,
+    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head", "decoder",
+            "embedding_dim", "instance_norm", "quantiles", "linear_skip")
+    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon,
+            "lookback": prep.lookback, "n_targets": len(prep.targets),
+            "n_series": prep.panel.n_series, "target_positions": prep.target_cols,
             "norm_features": len(prep.panel.features),
             **{k: model[k] for k in keys if k in model}}
 
@@ -135,20 +154,40 @@ def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: 
     return out
 
 
+def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
+    """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
+    if scaled.ndim == 4:  # quantiles last: scale each quantile like the point forecast
+        moved = np.moveaxis(scaled, -1, 0)  # (Q, K, H, n_targets)
+        return np.moveaxis(prep.scaler.inverse(moved, prep.target_cols), 0, -1)
+    return prep.scaler.inverse(scaled, prep.target_cols)
+
+
+def point(forecast: np.ndarray, quantiles: Sequence[float] | None) -> np.ndarray:
+    """The point forecast (K, H, n_targets): the median when there are quantiles."""
+    return forecast[..., list(quantiles).index(0.5)] if quantiles else forecast
+
+
 def evaluate(
-    prep: Prepared, model_scaled: np.ndarray, baseline: dict, season: int, space: str = "original"
+    prep: Prepared,
+    model_scaled: np.ndarray,
+    baseline: dict,
+    season: int,
+    space: str = "original",
+    quantiles: Sequence[float] | None = None,
 ) -> dict:
     """metrics.json's "model" and "baselines" parts, scored on the test windows."""
     if space not in ("original", "scaled"):
         raise ValueError(f"evaluate.space='{space}' must be 'original' or 'scaled'")
     index = prep.indices["test"]
     actual = gather(prep.panel.values[:, :, prep.target_cols], index, prep.lookback, prep.horizon)
-    forecasts = {"model": prep.scaler.inverse(model_scaled, prep.target_cols), **baseline}
+    model_units = to_units(prep, model_scaled)
+    forecasts = {"model": point(model_units, quantiles), **baseline}
     train_history = prep.history[:, : prep.bounds["train"][1]]
     if space == "scaled":
         to_scaled = lambda a: prep.scaler.transform(a, prep.target_cols)  # noqa: E731
         actual, train_history = to_scaled(actual), to_scaled(train_history)
         forecasts = {k: to_scaled(v) for k, v in forecasts.items()}
+        model_units = model_scaled
     scale = mt.seasonal_scale(train_history, season)
     series, ids = index[:, 0], prep.panel.ids
     scores = {k: mt.summary(actual, f, series, ids, prep.targets, scale)
@@ -156,21 +195,26 @@ def evaluate(
     if "persistence" in forecasts:
         for k, f in forecasts.items():
             scores[k]["skill"] = mt.skill(actual, f, forecasts["persistence"])
+    if quantiles:
+        scores["model"].update(mt.interval_scores(actual, model_units, quantiles))
     model = scores.pop("model")
     return {"model": model, "baselines": scores, "space": space}
 
 
-def forecast_table(prep: Prepared, model_scaled: np.ndarray) -> pd.DataFrame:
+def forecast_table(
+    prep: Prepared, model_scaled: np.ndarray, quantiles: Sequence[float] | None = None
+) -> pd.DataFrame:
     """Long table: series, origin (time of the last input step), lead, time, target, actual,
-    forecast, one row per test window, lead and target."""
+    forecast [, q0.1, ...], one row per test window, lead and target."""
     index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
-    forecast_units = prep.scaler.inverse(model_scaled, prep.target_cols)  # (K, H, nt)
+    units = to_units(prep, model_scaled)
+    forecast_units = point(units, quantiles)  # (K, H, nt)
     actual = gather(prep.panel.values[:, :, prep.target_cols], index, lookback, horizon)
     k, h, nt = forecast_units.shape
     times = prep.panel.times
     steps = index[:, 1:2] + lookback + np.arange(h)  # (K, H)
     rep = lambda a: np.repeat(a.reshape(k * h), nt)  # noqa: E731  (K, H) -> K*H*nt rows
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "series": rep(np.repeat(prep.panel.ids[index[:, 0]], h)),
         "origin": times[rep(np.repeat(index[:, 1] + lookback - 1, h))],
         "lead": rep(np.tile(np.arange(1, h + 1), k)),
@@ -179,6 +223,9 @@ def forecast_table(prep: Prepared, model_scaled: np.ndarray) -> pd.DataFrame:
         "actual": actual.reshape(-1),
         "forecast": forecast_units.reshape(-1),
     })
+    for j, q in enumerate(quantiles or []):
+        table[f"q{q:g}"] = units[..., j].reshape(-1)
+    return table
 
 
 def summary_table(metrics: dict, unit: str = "") -> str:

@@ -29,13 +29,14 @@ def forecasts_vs_actuals(
         one = one[one["origin"] < end]
         actual = _break_gaps(one.drop_duplicates("time").sort_values("time"))
         ax.plot(actual["time"], actual["actual"], color="black", lw=1.2, label="actual")
+        band = sorted((c for c in one.columns if c.startswith("q")), key=lambda c: float(c[1:]))
         origins = np.sort(one["origin"].unique())[::every]
         for i, origin in enumerate(origins):
             path = one[one["origin"] == origin].sort_values("lead")
             ax.plot(path["time"], path["forecast"], color="tab:red", lw=1.0, alpha=0.8,
                     label="forecast" if i == 0 else None)
-            if "q_low" in path and "q_high" in path:
-                ax.fill_between(path["time"], path["q_low"], path["q_high"], color="tab:red",
+            if band:  # the outermost quantiles as a shaded interval
+                ax.fill_between(path["time"], path[band[0]], path[band[-1]], color="tab:red",
                                 alpha=0.15, lw=0)
         ax.set_title(f"{name}: {target}, forecasts from one origin every {every} steps",
                      fontsize=9, loc="left")
@@ -93,3 +94,59 @@ def learning_curves(history: pd.DataFrame) -> Figure:
 def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+GATES = ("forget", "input", "output")
+
+
+def gate_distributions(gates: dict[str, np.ndarray], bins: int = 50) -> Figure:
+    """Histograms of the LSTM's sigmoid gates over all test windows, one panel per gate, mean
+    marked. `gates` maps "forget", "input", "output" to values in [0, 1] of any shape, e.g.
+    (n_windows, L, H) from `ManualLSTM.gates`; other keys ("candidate") are ignored."""
+    names = [name for name in GATES if name in gates]
+    if not names:
+        raise ValueError(f"gates has keys {sorted(gates)}; expected some of {list(GATES)} "
+                         "(set ManualLSTM.record_gates = True before the forward pass)")
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, name in zip(axes[0], names, strict=True):
+        values = np.asarray(gates[name], dtype=np.float64).ravel()
+        # np.histogram + stairs instead of ax.hist: test sets give tens of millions of values
+        counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+        ax.stairs(counts / max(values.size, 1), edges, fill=True, alpha=0.6)
+        mean = values.mean()
+        ax.axvline(mean, color="black", ls="--", lw=1.2, label=f"mean {mean:.2f}")
+        # saturated gates (near 0 or 1) act as switches; the share says how binary a gate is
+        saturated = np.mean((values < 0.05) | (values > 0.95))
+        ax.set_title(f"{name} gate ({saturated:.0%} saturated)", fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("activation")
+        ax.legend(fontsize=8, loc="upper center")
+    axes[0, 0].set_ylabel("share of values")
+    fig.tight_layout()
+    return fig
+
+
+def history_and_forecast(history: pd.DataFrame, forecast: pd.DataFrame, target: str) -> Figure:
+    """One panel per series: the recent history ([series, time, target, actual]) and the forecast
+    past its end ([series, time, target, forecast]), split by a line at the last observed time."""
+    hist = history[history["target"] == target]
+    ahead = forecast[forecast["target"] == target]
+    ids = list(pd.unique(ahead["series"]))
+    fig, axes = plt.subplots(len(ids), 1, figsize=(11, 2.6 * len(ids)), squeeze=False,
+                             sharex=True)
+    for ax, name in zip(axes[:, 0], ids, strict=True):
+        past = _break_gaps(hist[hist["series"] == name].sort_values("time"))
+        future = ahead[ahead["series"] == name].sort_values("time")
+        ax.plot(past["time"], past["actual"], color="black", lw=1.2, label="history")
+        ax.plot(future["time"], future["forecast"], color="tab:red", lw=1.5, marker="o", ms=2,
+                label="forecast")
+        if len(past):
+            ax.axvline(past["time"].max(), color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{name}: {target}, forecast of {len(future)} steps", fontsize=9, loc="left")
+        ax.set_ylabel(target)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

@@ -61,6 +61,8 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     seconds["prepare"], clock = time.perf_counter() - clock, time.perf_counter()
 
     trainer = build_trainer(cfg, run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    pipeline.write_json(pipeline.data_description(prep), run_dir / "checkpoints" / "data.json")
     trainer.fit(module, datamodule=dm)
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
@@ -69,8 +71,10 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
     season = cfg.evaluate.season or season_length(panel.times)
     baseline = pipeline.baseline_forecasts(prep, cfg.evaluate.baselines, season, cfg.seed)
-    metrics = pipeline.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space)
-    forecasts = pipeline.forecast_table(prep, model_scaled)
+    quantiles = model["quantiles"]
+    metrics = pipeline.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
+                                quantiles)
+    forecasts = pipeline.forecast_table(prep, model_scaled, quantiles)
     seconds["evaluate"], clock = time.perf_counter() - clock, time.perf_counter()
 
     write_plots(run_dir, forecasts, metrics, prep.targets, cfg.evaluate.plot_days)

@@ -131,6 +131,26 @@ def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_
     return torch.cat(batches).numpy()
 
 
+def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int = 2000) -> dict:
+    """Gate values of a ManualLSTM over (up to max_windows evenly spread) test windows:
+    {"forget", "input", "output"} -> (K, L, hidden) arrays; empty for other cells."""
+    rnn = module.net.rnn
+    if not hasattr(rnn, "record_gates"):
+        return {}
+    ds = dm.dataset("test")
+    pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).astype(np.int64)
+    x, _, series = ds[pick.tolist()]
+    rnn.record_gates, was_training = True, module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(x, series)
+        return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
+    finally:
+        rnn.record_gates = False
+        module.train(was_training)
+
+
 def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
     """Each baseline's forecasts (K, H, n_targets) of the test windows, in data units."""
     unknown = [n for n in names if n not in bl.NAMES]
@@ -226,6 +246,21 @@ def forecast_table(
     for j, q in enumerate(quantiles or []):
         table[f"q{q:g}"] = units[..., j].reshape(-1)
     return table
+
+
+def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
+    """metrics.json as flat tables: summary (one row per forecaster), by_lead, by_series and
+    by_target (one row per forecaster and lead / series / target)."""
+    rows = {"model": metrics["model"], **metrics["baselines"]}
+    scalar = lambda m: {k: v for k, v in m.items() if isinstance(v, float | int)}  # noqa: E731
+    tables = {"summary": pd.DataFrame([{"forecaster": n, **scalar(m)} for n, m in rows.items()])}
+    lead = [pd.DataFrame({"forecaster": n, "lead": np.arange(1, len(m["by_lead"]["mae"]) + 1),
+                          **m["by_lead"]}) for n, m in rows.items()]
+    tables["by_lead"] = pd.concat(lead, ignore_index=True)
+    for part, column in (("by_series", "series"), ("by_target", "target")):
+        tables[part] = pd.DataFrame([{"forecaster": n, column: key, **scores}
+                                     for n, m in rows.items() for key, scores in m[part].items()])
+    return tables
 
 
 def summary_table(metrics: dict, unit: str = "") -> str:

@@ -74,6 +74,45 @@ def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: st
     return fig
 
 
+def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae") -> Figure:
+    """Grouped bars: one group per series, one bar per forecaster.
+    by_series: forecaster -> series -> {metric: value}."""
+    names = list(by_series)
+    ids = list(next(iter(by_series.values())))
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ids) * len(names) / 2), 4))
+    for j, name in enumerate(names):
+        values = [by_series[name][i][metric] for i in ids]
+        ax.bar(np.arange(len(ids)) + j * width, values, width, label=name,
+               edgecolor="black" if name == "model" else None)
+    ax.set_xticks(np.arange(len(ids)) + width * (len(names) - 1) / 2, ids)
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"Test {metric.upper()} by series")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24)) -> Figure:
+    """Distribution of forecast - actual per target, for a few lead times."""
+    targets = list(pd.unique(forecasts["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        one = forecasts[forecasts["target"] == target]
+        error = one["forecast"] - one["actual"]
+        for lead in [lead for lead in leads if lead <= one["lead"].max()]:
+            e = error[one["lead"] == lead]
+            ax.hist(e, bins=60, histtype="step", density=True,
+                    label=f"lead {lead}: mean {e.mean():+.2f}, sd {e.std():.2f}")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"Residuals (forecast - actual), {target}", fontsize=10)
+        ax.set_xlabel("error")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(history: pd.DataFrame) -> Figure:
     """Train and validation loss per epoch from Lightning's CSV log (metrics.csv)."""
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -129,7 +168,8 @@ def gate_distributions(gates: dict[str, np.ndarray], bins: int = 50) -> Figure:
 
 def history_and_forecast(history: pd.DataFrame, forecast: pd.DataFrame, target: str) -> Figure:
     """One panel per series: the recent history ([series, time, target, actual]) and the forecast
-    past its end ([series, time, target, forecast]), split by a line at the last observed time."""
+    past its end ([series, time, target, forecast [, q0.1, ...]], the outermost quantiles shaded),
+    split by a line at the last observed time."""
     hist = history[history["target"] == target]
     ahead = forecast[forecast["target"] == target]
     ids = list(pd.unique(ahead["series"]))
@@ -141,6 +181,10 @@ def history_and_forecast(history: pd.DataFrame, forecast: pd.DataFrame, target: 
         ax.plot(past["time"], past["actual"], color="black", lw=1.2, label="history")
         ax.plot(future["time"], future["forecast"], color="tab:red", lw=1.5, marker="o", ms=2,
                 label="forecast")
+        band = sorted((c for c in future.columns if c.startswith("q")), key=lambda c: float(c[1:]))
+        if band:  # the outermost quantiles as a shaded interval
+            ax.fill_between(future["time"], future[band[0]], future[band[-1]], color="tab:red",
+                            alpha=0.15, lw=0, label=f"{band[0]}-{band[-1]}")
         if len(past):
             ax.axvline(past["time"].max(), color="grey", lw=0.8, ls="--")
         ax.set_title(f"{name}: {target}, forecast of {len(future)} steps", fontsize=9, loc="left")

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import config, datasets, pipeline, plots
+from forecast import config, datasets, pipeline, plots, report
 from forecast.module import Forecaster
 from forecast.panel import season_length, to_panel
 
@@ -78,6 +78,9 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     seconds["evaluate"], clock = time.perf_counter() - clock, time.perf_counter()
 
     write_plots(run_dir, forecasts, metrics, prep.targets, cfg.evaluate.plot_days)
+    gates = pipeline.gate_activations(module, dm)
+    if gates:
+        plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
     seconds["plots"] = time.perf_counter() - clock
     best_val = float(trainer.checkpoint_callback.best_model_score or float("nan"))
     metrics.update({
@@ -88,6 +91,12 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     })
     pipeline.write_json(metrics, run_dir / "metrics.json")
     forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
+    tables = write_tables(run_dir, metrics)
+    title = f"{cfg.model.name} on {cfg.data.name}: {prep.targets}, lookback {cfg.lookback}, " \
+            f"horizon {cfg.horizon}"
+    page = report.run_page(title, pipeline.summary_table(metrics), pipeline.verdict(metrics),
+                           tables, sorted((run_dir / "plots").glob("*.png")))
+    (run_dir / "report.html").write_text(page)
     print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
           f"of {prep.targets} ({metrics['space']} units):")
     print(pipeline.summary_table(metrics))
@@ -102,12 +111,24 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
     for target in targets:
         fig = plots.forecasts_vs_actuals(forecasts, target, days=days)
         plots.save(fig, out / f"forecasts_{target}.png")
-    by_lead = {"model": metrics["model"]["by_lead"]["mae"],
-               **{k: m["by_lead"]["mae"] for k, m in metrics["baselines"].items()}}
+    everyone = {"model": metrics["model"], **metrics["baselines"]}
+    by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
     plots.save(plots.error_by_lead(by_lead, "mae"), out / "mae_by_lead.png")
+    by_series = {k: m["by_series"] for k, m in everyone.items()}
+    plots.save(plots.error_by_series(by_series, "mae"), out / "mae_by_series.png")
+    plots.save(plots.residuals(forecasts), out / "residuals.png")
     history = run_dir / "logs" / "metrics.csv"
     if history.is_file():
         plots.save(plots.learning_curves(pd.read_csv(history)), out / "learning_curves.png")
+
+
+def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
+    out = run_dir / "tables"
+    out.mkdir(exist_ok=True)
+    tables = pipeline.metric_tables(metrics)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    return tables
 
 
 @hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="train")

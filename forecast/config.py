@@ -21,14 +21,22 @@ class SplitConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "nyc_weather"  # nyc_weather | csv | synthetic
-    path: str | None = None
+    name: str = "nyc_weather"  # nyc_weather | city_weather | csv | synthetic
+    path: str | None = None  # data=csv: a CSV/Parquet file, a folder of them, or a glob
     series_col: str | None = "series"
     time_col: str = "time"
     features: list[str] | None = None  # None: every numeric column
     freq: str | None = None  # pandas offset alias; inferred when null
     tz: str | None = "UTC"
     na_values: list[Any] = field(default_factory=list)
+    # Messy files (see README, "Your own data"); every repair is logged with its count.
+    duplicates: str = "mean"  # rows sharing (series, time): mean | first | last | error
+    time_parts: list[str] | None = None  # e.g. [year, month, day, hour] -> the time column
+    direction_cols: list[str] = field(default_factory=list)  # angles -> sin/cos (besides the
+    # columns named *wind_dir* / *direction*, which are found by name)
+    trace_cols: list[str] | None = None  # 'T' (trace) -> 0.0; null: the source's default
+    max_categories: int = 10  # text columns with at most this many values -> one-hot
+    thousands: str | None = None  # thousands separator in numbers stored as text, e.g. ","
     # Values outside [low, high] are physically implausible: treated as missing and reported.
     valid_range: dict[str, list[float]] = field(default_factory=dict)
     calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs
@@ -44,12 +52,12 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "lstm"
-    cell: str = "lstm"  # lstm | gru | rnn
+    cell: str = "lstm"  # lstm | gru | rnn | manual_lstm
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
     bidirectional: bool = False
-    head: str = "last"
+    head: str = "last"  # last | mean | max | attention
     decoder: str = "direct"  # direct | autoregressive
     embedding_dim: int = 0  # > 0: learned embedding of the series identity on every step
     instance_norm: bool = False
@@ -66,6 +74,7 @@ class EvaluateConfig:
         default_factory=lambda: ["persistence", "seasonal_naive", "climatology", "ridge"]
     )
     season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
+    folds: int = 1  # > 1: rolling-origin backtest over the end of the data
     plot_days: int = 14
 
 

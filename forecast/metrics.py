@@ -50,6 +50,7 @@ def skill(actual, forecast, reference) -> float:
 def _scores(actual, forecast, series, scale, axis=None) -> dict:
     out = {
         "mae": mae(actual, forecast, axis),
+        "mse": mse(actual, forecast, axis),
         "rmse": rmse(actual, forecast, axis),
         "smape": smape(actual, forecast, axis),
     }

@@ -308,8 +308,10 @@ class ManualLSTM(nn.Module):
         xp = torch.stack(projections, dim=1)  # (L, D, B, 4H)
         w_hh = torch.stack(recurrent)  # (D, H, 4H)
         steps, records = [], []
-        for t in range(x.shape[0]):
-            z = torch.baddbmm(xp[t], h, w_hh)  # (D, B, 4H)
+        # unbind, not xp[t]: the backward of L separate index ops would scatter each step's
+        # gradient into its own zeroed (L, D, B, 4H) buffer and sum them, O(L^2) work
+        for xp_t in xp.unbind(0):
+            z = torch.baddbmm(xp_t, h, w_hh)  # (D, B, 4H)
             i, f, g, o = z.split(hidden, dim=-1)  # each (D, B, H)
             i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
             c = torch.addcmul(f * c, i, g)

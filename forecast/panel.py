@@ -39,11 +39,26 @@ class Panel:
 def infer_freq(df: pd.DataFrame) -> pd.Timedelta:
     """The most common step between consecutive times within a series."""
     ordered = df.sort_values([SERIES, TIME], kind="stable")  # rows may come in any order
-    steps = ordered.groupby(SERIES, sort=False)[TIME].diff().dropna()
-    steps = steps[steps > pd.Timedelta(0)]
+    steps = ordered.groupby(SERIES, sort=False)[TIME].diff()
+    keep = steps > pd.Timedelta(0)
+    steps, owner = steps[keep], ordered.loc[keep, SERIES]
     if steps.empty:
         raise ValueError("cannot infer data.freq: every series has a single time step")
+    _check_one_step(steps.groupby(owner).agg(lambda s: s.mode().iloc[0]))
     return steps.mode().iloc[0]
+
+
+def _check_one_step(by_series: pd.Series) -> None:
+    """Series whose most common steps differ (hourly beside half-hourly) are refused: the
+    coarser ones would silently become half missing on the finer grid."""
+    if by_series.nunique() <= 1:
+        return
+    examples = {str(s): pd.tseries.frequencies.to_offset(step).freqstr
+                for s, step in by_series.drop_duplicates().head(4).items()}
+    raise ValueError(
+        f"mixed frequencies: the series step at different rates, e.g. {examples}; resample the "
+        "file to one frequency, or set data.freq to lay every series on that grid"
+    )
 
 
 def _to_offset(freq: str | None, df: pd.DataFrame) -> tuple[pd.Timedelta, str]:

@@ -59,13 +59,19 @@ def prepare(
     calendar: Sequence[str] = ("hour", "day_of_year"),
     mask_features: bool = False,
     stride: int = 1,
+    ends: tuple[int, int, int] | None = None,
 ) -> Prepared:
-    """Split the panel in time, fit the scaler on the train span, and index the windows."""
+    """Split the panel in time, fit the scaler on the train span, and index the windows.
+
+    `ends` = (train_end, val_end, test_end) time indices override the `split` fractions
+    (a backtest fold); steps after test_end are not used at all.
+    """
     targets = resolve_targets(targets, panel.features)
     target_cols = [panel.features.index(t) for t in targets]
-    train_end, val_end = split_points(panel.n_steps, split)
-    bounds = {"train": (0, train_end), "val": (train_end, val_end),
-              "test": (val_end, panel.n_steps)}
+    if ends is None:
+        ends = (*split_points(panel.n_steps, split), panel.n_steps)
+    train_end, val_end, test_end = ends
+    bounds = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, test_end)}
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
     inputs, names = model_inputs(panel, scaler, calendar, mask_features)
     target_observed = panel.observed[:, :, target_cols]
@@ -89,6 +95,53 @@ def prepare(
         history=fill_causal(target_raw, before_first=np.nan), bounds=bounds, indices=indices,
         dropped=dropped, lookback=lookback, horizon=horizon,
     )
+
+
+def fold_ends(n_steps: int, split: Sequence[float], folds: int) -> list[tuple[int, int, int]]:
+    """Rolling-origin backtest: the test span (the last `split[2]` of the time axis) is cut into
+    `folds` consecutive blocks; fold i tests on block i, validates on the `split[1]` share just
+    before it and trains on everything earlier (expanding window). -> [(train_end, val_end,
+    test_end)] per fold."""
+    if folds < 2:
+        raise ValueError(f"evaluate.folds={folds}: a backtest needs at least 2 folds")
+    _, val_end = split_points(n_steps, split)
+    val_len = val_end - split_points(n_steps, split)[0]
+    block = (n_steps - val_end) // folds
+    ends = []
+    for i in range(folds):
+        test_start = val_end + i * block
+        test_end = n_steps if i == folds - 1 else test_start + block
+        ends.append((test_start - val_len, test_start, test_end))
+    return ends
+
+
+def _mean_of(parts: list[dict], with_std: bool) -> dict:
+    out = {}
+    for key, value in parts[0].items():
+        values = [p[key] for p in parts]
+        if isinstance(value, dict):
+            out[key] = _mean_of(values, with_std=False)
+        elif isinstance(value, list) and value and isinstance(value[0], float | int):
+            out[key] = np.mean(np.asarray(values, dtype=float), axis=0).tolist()
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            out[key] = float(np.mean(values))
+            if with_std:
+                out[f"{key}_std"] = float(np.std(values))
+        else:
+            out[key] = value
+    return out
+
+
+def aggregate_folds(fold_metrics: list[dict]) -> dict:
+    """Mean over folds of every score (breakdowns too), with `<score>_std` beside each overall
+    score of the model and of each baseline."""
+    names = fold_metrics[0]["baselines"]
+    return {
+        "model": _mean_of([m["model"] for m in fold_metrics], with_std=True),
+        "baselines": {n: _mean_of([m["baselines"][n] for m in fold_metrics], with_std=True)
+                      for n in names},
+        "space": fold_metrics[0]["space"],
+    }
 
 
 def data_description(prep: Prepared) -> dict:
@@ -142,9 +195,10 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
     x, _, series = ds[pick.tolist()]
     rnn.record_gates, was_training = True, module.training
     module.eval()
+    net = module.net
     try:
-        with torch.no_grad():
-            module(x, series)
+        with torch.no_grad():  # the encoder pass over the lookback only, not a decoder rollout
+            rnn(net._embed(net._normalise(x)[0] if net.instance_norm else x, series))
         return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
     finally:
         rnn.record_gates = False
@@ -267,10 +321,13 @@ def summary_table(metrics: dict, unit: str = "") -> str:
     """Plain-text table of the model against the baselines, best MAE first marked."""
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     best = min(rows, key=lambda r: r[1]["mae"])[0]
-    lines = [f"{'':2}{'forecaster':<16}{'MAE':>9}{'RMSE':>9}{'MASE':>8}{'skill':>8}  {unit}"]
+    folds = "mae_std" in metrics["model"]
+    head = f"{'':2}{'forecaster':<16}{'MAE':>9}" + (f"{'+-':>8}" if folds else "")
+    lines = [head + f"{'RMSE':>9}{'MASE':>8}{'skill':>8}  {unit}"]
     for name, m in rows:
         mark = "*" if name == best else " "
-        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{m['rmse']:>9.3f}"
+        std = f"{m['mae_std']:>8.3f}" if folds else ""
+        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{std}{m['rmse']:>9.3f}"
                      f"{m.get('mase', float('nan')):>8.3f}{m.get('skill', float('nan')):>8.3f}")
     return "\n".join(lines)
 

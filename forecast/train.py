@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
@@ -22,12 +23,20 @@ log = logging.getLogger(__name__)
 config.register()
 
 
-def load_panel(data: DictConfig, seed: int):
+def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
+    """The data.* options -> Panel. With `targets` and `min_steps` (lookback + horizon) the
+    targets are checked to be numeric and non-empty, and every series long enough."""
+    def plain(value):  # ListConfig / DictConfig -> list / dict; None stays None
+        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
     df = datasets.load(
         name=data.name, path=data.path, series_col=data.series_col, time_col=data.time_col,
-        features=data.features, tz=data.tz, na_values=data.na_values,
-        valid_range=OmegaConf.to_container(data.valid_range), n_series=data.n_series,
-        n_steps=data.n_steps, seed=seed,
+        features=plain(data.features), tz=data.tz, na_values=plain(data.na_values),
+        valid_range=plain(data.valid_range), n_series=data.n_series,
+        n_steps=data.n_steps, seed=seed, duplicates=data.duplicates,
+        time_parts=plain(data.time_parts), direction_cols=plain(data.direction_cols),
+        trace_cols=plain(data.trace_cols), max_categories=data.max_categories,
+        thousands=data.thousands, targets=plain(targets), min_steps=min_steps,
     )
     return to_panel(df, data.freq)
 
@@ -45,64 +54,122 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> float:
-    """One run into `run_dir`; returns the best validation loss (scaled MSE)."""
-    seconds, clock = {}, time.perf_counter()
+    """One run into `run_dir` (a backtest when evaluate.folds > 1); returns the best validation
+    loss (scaled), the sweep objective."""
+    clock = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    pl.seed_everything(cfg.seed, workers=True)
     panel = load_panel(cfg.data, cfg.seed)
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
-    prep = pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
-                            cfg.data.calendar, cfg.data.mask_features)
+    if cfg.evaluate.folds > 1:
+        return backtest(cfg, panel, split, run_dir)
+    prep = prepare(cfg, panel, split)
+    load_seconds = time.perf_counter() - clock
+    metrics, forecasts, extra = fit_and_evaluate(cfg, prep, run_dir)
+    metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
+    write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
+    print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
+          f"of {prep.targets} ({metrics['space']} units):")
+    finish(metrics, run_dir)
+    return metrics["val_loss"]
+
+
+def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
+    return pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
+                            cfg.data.calendar, cfg.data.mask_features, ends=ends)
+
+
+def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
+    """Fit a fresh model on prep's train windows, forecast its test windows from the best
+    checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
+    seconds, clock = {}, time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True)
     dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],
                         weight_decay=model["weight_decay"])
-    seconds["prepare"], clock = time.perf_counter() - clock, time.perf_counter()
-
-    trainer = build_trainer(cfg, run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    pipeline.write_json(pipeline.data_description(prep), run_dir / "checkpoints" / "data.json")
+    trainer = build_trainer(cfg, out_dir)
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    pipeline.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
     trainer.fit(module, datamodule=dm)
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
-    season = cfg.evaluate.season or season_length(panel.times)
+    season = cfg.evaluate.season or season_length(prep.panel.times)
     baseline = pipeline.baseline_forecasts(prep, cfg.evaluate.baselines, season, cfg.seed)
-    quantiles = model["quantiles"]
     metrics = pipeline.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
-                                quantiles)
-    forecasts = pipeline.forecast_table(prep, model_scaled, quantiles)
-    seconds["evaluate"], clock = time.perf_counter() - clock, time.perf_counter()
-
-    write_plots(run_dir, forecasts, metrics, prep.targets, cfg.evaluate.plot_days)
+                                model["quantiles"])
+    forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
     gates = pipeline.gate_activations(module, dm)
-    if gates:
-        plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
-    seconds["plots"] = time.perf_counter() - clock
-    best_val = float(trainer.checkpoint_callback.best_model_score or float("nan"))
+    seconds["evaluate"] = time.perf_counter() - clock
     metrics.update({
         "windows": {**{k: len(v) for k, v in prep.indices.items()},
                     "dropped": sum(prep.dropped.values()), "dropped_by_split": prep.dropped},
-        "val_loss": best_val, "epochs": trainer.current_epoch, "seconds": seconds,
+        "val_loss": float(trainer.checkpoint_callback.best_model_score or float("nan")),
+        "epochs": trainer.current_epoch, "seconds": seconds,
         "lookback": cfg.lookback, "horizon": cfg.horizon, "targets": prep.targets,
     })
+    return metrics, forecasts, gates
+
+
+def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
+    """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
+    training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
+    fold_metrics, tables = [], []
+    for i, ends in enumerate(pipeline.fold_ends(panel.n_steps, split, cfg.evaluate.folds)):
+        log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
+                 i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])
+        prep = prepare(cfg, panel, split, ends)
+        metrics, forecasts, _ = fit_and_evaluate(cfg, prep, run_dir / "folds" / str(i))
+        metrics["ends"] = list(ends)
+        metrics["test_start"] = str(panel.times[ends[1]])
+        pipeline.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
+        fold_metrics.append(metrics)
+        tables.append(forecasts.assign(fold=i))
+    summary = pipeline.aggregate_folds(fold_metrics)
+    summary["folds"] = [{"ends": m["ends"], "test_start": m["test_start"],
+                         "model": _scalars(m["model"]),
+                         "baselines": {n: _scalars(b) for n, b in m["baselines"].items()}}
+                        for m in fold_metrics]
+    summary["val_loss"] = float(np.mean([m["val_loss"] for m in fold_metrics]))
+    summary["windows"] = {k: [m["windows"][k] for m in fold_metrics]
+                          for k in ("train", "val", "test", "dropped")}
+    summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
+    write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
+              fold_metrics[0]["targets"], {})
+    print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores "
+          f"({summary['space']} units):")
+    finish(summary, run_dir)
+    return summary["val_loss"]
+
+
+def _scalars(scores: dict) -> dict:
+    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
+
+
+def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
+    """metrics.json, forecasts.parquet, tables/, plots/ and report.html of a run."""
+    clock = time.perf_counter()
+    write_plots(run_dir, forecasts, metrics, targets, cfg.evaluate.plot_days)
+    if gates:
+        plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
+    metrics["seconds"]["plots"] = time.perf_counter() - clock
     pipeline.write_json(metrics, run_dir / "metrics.json")
     forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
     tables = write_tables(run_dir, metrics)
-    title = f"{cfg.model.name} on {cfg.data.name}: {prep.targets}, lookback {cfg.lookback}, " \
+    title = f"{cfg.model.name} on {cfg.data.name}: {targets}, lookback {cfg.lookback}, " \
             f"horizon {cfg.horizon}"
     page = report.run_page(title, pipeline.summary_table(metrics), pipeline.verdict(metrics),
                            tables, sorted((run_dir / "plots").glob("*.png")))
     (run_dir / "report.html").write_text(page)
-    print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-          f"of {prep.targets} ({metrics['space']} units):")
+
+
+def finish(metrics: dict, run_dir: Path) -> None:
     print(pipeline.summary_table(metrics))
     print(pipeline.verdict(metrics))
     print(f"Run folder: {run_dir}")
-    return best_val
 
 
 def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, days: int):

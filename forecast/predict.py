@@ -1,0 +1,369 @@
+"""`forecast-predict run=<run folder>`: forecast the `horizon` steps after the end of the data.
+
+Reads what a forecast-train run left behind (.hydra/config.yaml, checkpoints/best.ckpt or
+last.ckpt, checkpoints/data.json), rebuilds the model inputs exactly as training did from the
+run's data or from a new file (data.path=...), and forecasts past its last timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from forecast import datasets, plots
+from forecast.module import Forecaster
+from forecast.panel import Panel, Scaler, infer_freq, model_inputs, to_panel
+from forecast.pipeline import point
+
+log = logging.getLogger(__name__)
+
+CONFIG = ".hydra/config.yaml"
+DESCRIPTION = "checkpoints/data.json"
+DESCRIPTION_KEYS = ("scaler", "features", "input_names", "targets", "ids", "freq", "lookback",
+                    "horizon")
+COLUMNS = ["series", "time", "target", "forecast"]
+
+
+@dataclass
+class TrainedRun:
+    path: Path
+    data: dict  # the run's resolved `data` config
+    seed: int
+    description: dict  # checkpoints/data.json: scaler, features, input_names, targets, ids, ...
+    checkpoint: Path
+    module: Forecaster
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
+    """Everything forecasting needs from a run folder; names the path and what is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"run folder '{run_dir}' does not exist; pass run=<a forecast-train output folder>, "
+            "e.g. run=outputs/2024-05-01/12-00-00"
+        )
+    ckpt = find_checkpoint(run_dir, checkpoint)
+    missing = [name for name in (CONFIG, DESCRIPTION) if not (run_dir / name).is_file()]
+    if ckpt is None:
+        missing.append("checkpoints/best.ckpt or checkpoints/last.ckpt"
+                       if checkpoint == "best" else f"checkpoints/{checkpoint}.ckpt")
+    if missing:
+        raise FileNotFoundError(
+            f"run folder '{run_dir}' is incomplete: missing {', '.join(missing)}. Point run= at "
+            "the folder of a finished forecast-train run (the one holding .hydra/ and checkpoints/)"
+        )
+    config = OmegaConf.load(run_dir / CONFIG)
+    description = read_description(run_dir / DESCRIPTION)
+    module = load_module(ckpt)
+    check_module(module, description, ckpt)
+    return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
+                      int(config.get("seed", 0)), description, ckpt, module)
+
+
+def find_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path | None:
+    """best.ckpt, falling back to last.ckpt (a run stopped before validating has no best)."""
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint='{checkpoint}' must be 'best' or 'last'")
+    names = ["best.ckpt", "last.ckpt"] if checkpoint == "best" else ["last.ckpt"]
+    for name in names:
+        path = run_dir / "checkpoints" / name
+        if path.is_file():
+            if name != f"{checkpoint}.ckpt":
+                log.warning("no %s.ckpt in %s; using %s", checkpoint, path.parent, name)
+            return path
+    return None
+
+
+def read_description(path: Path) -> dict:
+    try:
+        description = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"'{path}' is not valid JSON ({err}); re-run forecast-train") from None
+    missing = [k for k in DESCRIPTION_KEYS if k not in description]
+    if missing:
+        raise ValueError(f"'{path}' lacks the key(s) {missing}; re-run forecast-train")
+    return description
+
+
+def load_module(path: Path) -> Forecaster:
+    """The Forecaster of a checkpoint, read with weights_only=True: tensors and plain values only,
+    so a checkpoint from elsewhere cannot run code when it is loaded."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(
+            f"cannot load checkpoint '{path}' as weights only ({str(err).splitlines()[0]}); "
+            "it must be a forecast-train checkpoint"
+        ) from None
+    if "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"checkpoint '{path}' has no hyper_parameters/state_dict")
+    module = Forecaster(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval()
+
+
+def check_module(module: Forecaster, description: dict, ckpt: Path) -> None:
+    """The checkpoint and data.json must come from the same run (same shapes)."""
+    net = module.hparams["net"]
+    want = {"n_features": len(description["input_names"]), "horizon": description["horizon"],
+            "n_targets": len(description["targets"])}
+    if net.get("embedding_dim"):
+        want["n_series"] = len(description["ids"])
+    wrong = {k: (net.get(k), v) for k, v in want.items() if net.get(k) != v}
+    if wrong:
+        raise ValueError(
+            f"checkpoint '{ckpt}' does not match {DESCRIPTION} (checkpoint vs data.json: {wrong}); "
+            "the run folder mixes files of different runs"
+        )
+
+
+def data_settings(run_data: dict, overrides: dict | None = None) -> dict:
+    """The run's data settings with the user's overrides; a new file (path) is read as csv."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(run_data))
+    if unknown:
+        raise ValueError(f"data.{unknown[0]}: not a data setting of the run; "
+                         f"choose from {sorted(run_data)}")
+    data = {**run_data, **overrides}
+    if overrides.get("path"):
+        data["name"] = "csv"
+        if run_data.get("name") == "nyc_weather":
+            # a new file gets the same plausibility bounds the training data had
+            data["valid_range"] = {**datasets.NYC_VALID_RANGE, **(run_data["valid_range"] or {})}
+    return data
+
+
+def load_frame(data: dict, features: Sequence[str], seed: int = 0) -> pd.DataFrame:
+    """Long DataFrame [series, time, *features] in the run's feature order."""
+    features = list(features)
+    if data["name"] == "csv":
+        _check_file_columns(data["path"], data["series_col"], data["time_col"], features)
+    df = datasets.load(
+        name=data["name"], path=data.get("path"), series_col=data["series_col"],
+        time_col=data["time_col"], features=features, tz=data["tz"],
+        na_values=data["na_values"], valid_range=data["valid_range"],
+        n_series=data["n_series"], n_steps=data["n_steps"], seed=seed,
+    )
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise ValueError(f"data '{data['name']}' lacks the run's feature(s) {missing}")
+    # the scaler and the network read features by position: keep the training order
+    return df[[datasets.SERIES, datasets.TIME, *features]]
+
+
+def _check_file_columns(path: str, series_col: str | None, time_col: str,
+                        features: list[str]) -> None:
+    """Read only the header, to name every missing column before loading the whole file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path: file '{path}' does not exist")
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        columns = list(pq.read_schema(path).names)
+    else:
+        try:
+            columns = list(pd.read_csv(path, nrows=0).columns)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"data.path: file '{path}' is empty") from None
+    needed = [time_col] + ([series_col] if series_col else []) + features
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise ValueError(
+            f"data.path: file '{path}' lacks column(s) {missing} that the run was trained on; "
+            f"it needs {needed} and has {columns}"
+        )
+
+
+def build_panel(df: pd.DataFrame, description: dict, source: str) -> Panel:
+    """The panel on the run's time grid; refuses a different frequency or set of series."""
+    freq = description["freq"]
+    found = infer_freq(df)
+    if found != freq_step(freq):
+        alias = pd.tseries.frequencies.to_offset(found).freqstr
+        raise ValueError(
+            f"{source}: the data's time step is '{alias}' but the run was trained on '{freq}' "
+            f"steps (frequency expected '{freq}', found '{alias}'); resample the file to '{freq}'"
+        )
+    panel = to_panel(df, freq)
+    _check_series([str(i) for i in panel.ids], description["ids"], source)
+    lookback = description["lookback"]
+    if panel.n_steps < lookback:
+        raise ValueError(f"{source}: {panel.n_steps} time steps, fewer than the run's "
+                         f"lookback={lookback}; give at least {lookback} steps")
+    return panel
+
+
+def _check_series(found: list[str], expected: list[str], source: str) -> None:
+    unknown = [s for s in found if s not in expected]
+    missing = [s for s in expected if s not in found]
+    if unknown or missing:
+        raise ValueError(
+            f"{source}: the series differ from the run's {expected}: unknown series {unknown}, "
+            f"missing series {missing}; forecast with a file holding the run's series"
+        )
+
+
+def freq_step(freq: str) -> pd.Timedelta:
+    """The fixed step of a pandas offset alias, as to_panel lays out the grid."""
+    return pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+
+
+def future_times(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
+    """last + k * freq for k = 1..horizon, in last's timezone."""
+    return pd.DatetimeIndex(last + freq_step(freq) * np.arange(1, horizon + 1))
+
+
+def last_window(panel: Panel, description: dict, calendar: Sequence[str] = (),
+                mask_features: bool = False) -> np.ndarray:
+    """Scaled model inputs (N, L, F_in) of the last `lookback` steps, built as in training."""
+    scaler = Scaler.from_dict(description["scaler"])
+    if scaler.features != list(panel.features):
+        raise ValueError(f"features {panel.features} differ from the scaler's {scaler.features}")
+    inputs, names = model_inputs(panel, scaler, list(calendar or ()), mask_features)
+    if names != description["input_names"]:
+        raise ValueError(
+            f"model inputs {names} differ from the run's {description['input_names']}; "
+            "keep the run's data.calendar and data.mask_features"
+        )
+    return inputs[:, -description["lookback"]:]  # (N, L, F_in)
+
+
+def forecast_ahead(module: Forecaster, panel: Panel, description: dict,
+                   calendar: Sequence[str] = (), mask_features: bool = False) -> pd.DataFrame:
+    """Table [series, time, target, forecast [, q0.1, ...]] (data units) of the horizon after
+    the panel's last time: one row per series, step and target; the forecast is the median when
+    the model has quantiles."""
+    _warn_stale(panel, description["targets"])
+    x = torch.from_numpy(np.ascontiguousarray(last_window(panel, description, calendar,
+                                                          mask_features)))  # (N, L, F_in)
+    # a series embedding is indexed by the series' position in the training panel
+    series = torch.tensor([description["ids"].index(str(i)) for i in panel.ids])  # (N,)
+    with torch.inference_mode():
+        scaled = module.eval()(x, series).numpy()  # (N, H, n_targets[, Q])
+    targets = description["targets"]
+    units = to_units(scaled, Scaler.from_dict(description["scaler"]),
+                     [panel.features.index(t) for t in targets])
+    quantiles = list(module.net.quantiles)
+    columns = {"forecast": point(units, quantiles)}
+    columns.update({f"q{q:g}": units[..., j] for j, q in enumerate(quantiles)})
+    times = future_times(panel.times[-1], panel.freq, description["horizon"])
+    return _long_table(panel.ids, times, targets, columns)
+
+
+def to_units(scaled: np.ndarray, scaler: Scaler, columns: Sequence[int]) -> np.ndarray:
+    """Scaled forecasts (N, H, n_targets[, Q]) -> data units; each quantile like the point."""
+    if scaled.ndim == 4:
+        moved = np.moveaxis(scaled, -1, 0)  # (Q, N, H, n_targets)
+        return np.moveaxis(scaler.inverse(moved, columns), 0, -1)
+    return scaler.inverse(scaled, columns)
+
+
+def _warn_stale(panel: Panel, targets: Sequence[str]) -> None:
+    """Series whose targets stop before the common last time are forecast from carried-forward
+    inputs; say so rather than hide it."""
+    columns = [panel.features.index(t) for t in targets]
+    seen = panel.observed[:, :, columns].any(axis=2)  # (N, T)
+    for name, row in zip(panel.ids, seen, strict=True):
+        gap = int(np.argmax(row[::-1])) if row.any() else panel.n_steps
+        if gap:
+            log.warning("series '%s': no %s in the last %d step(s) before %s; its inputs are "
+                        "carried forward", name, list(targets), gap, panel.times[-1])
+
+
+def history_table(panel: Panel, targets: Sequence[str], steps: int) -> pd.DataFrame:
+    """Table [series, time, target, actual] of the last `steps` observed values of the targets."""
+    columns = [panel.features.index(t) for t in targets]
+    values = panel.values[:, -steps:, columns]  # (N, S, n_targets)
+    table = _long_table(panel.ids, panel.times[-steps:], list(targets), {"actual": values})
+    return table.dropna(subset=["actual"]).reset_index(drop=True)
+
+
+def _long_table(ids, times: pd.DatetimeIndex, targets: list[str],
+                columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """(N, H, n_targets) arrays -> long table, rows ordered series, time, target."""
+    n, h, nt = next(iter(columns.values())).shape
+    return pd.DataFrame({
+        "series": np.repeat(np.asarray(ids).astype(str), h * nt),
+        "time": np.tile(np.repeat(times, nt), n),
+        "target": np.tile(np.asarray(targets), n * h),
+        **{name: values.reshape(-1) for name, values in columns.items()},
+    })
+
+
+def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
+                 plot_days: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(forecast table, recent-history table) for a loaded run and its data or a new file."""
+    data = data_settings(run.data, data_overrides)
+    description = run.description
+    source = f"data.path '{data['path']}'" if data["name"] == "csv" else f"data '{data['name']}'"
+    df = load_frame(data, description["features"], run.seed)
+    panel = build_panel(df, description, source)
+    table = forecast_ahead(run.module, panel, description, data["calendar"],
+                           data["mask_features"])
+    per_day = max(1, pd.Timedelta(days=1) // freq_step(panel.freq))
+    steps = min(panel.n_steps, max(description["lookback"], plot_days * per_day))
+    return table, history_table(panel, description["targets"], steps)
+
+
+def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """forecast.csv, forecast.parquet and plots/forecast_<target>.png in out_dir."""
+    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "forecast.csv", out_dir / "forecast.parquet"]
+    table.to_csv(paths[0], index=False)
+    table.to_parquet(paths[1], index=False)
+    for target in pd.unique(table["target"]):
+        path = out_dir / "plots" / f"forecast_{target}.png"
+        plots.save(plots.history_and_forecast(history, table, target), path)
+        paths.append(path)
+    return paths
+
+
+def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
+    if OmegaConf.is_missing(cfg, "run"):
+        raise ValueError("which run? give its folder: forecast-predict run=outputs/<date>/<time>")
+    trained = load_run(cfg.run, cfg.checkpoint)
+    log.info("run %s, checkpoint %s", trained.path, trained.checkpoint.name)
+    overrides = OmegaConf.to_container(cfg.data, resolve=True)
+    table, history = forecast_run(trained, overrides, cfg.plot_days)
+    paths = write_outputs(table, history, out_dir)
+    print(summary(table, trained, paths))
+    return table
+
+
+def summary(table: pd.DataFrame, trained: TrainedRun, paths: list[Path]) -> str:
+    times = table["time"]
+    lines = [
+        f"Forecast of {list(pd.unique(table['target']))} for {table['series'].nunique()} series,"
+        f" {times.nunique()} steps from {times.min()} to {times.max()}"
+        f" (run {trained.path}, {trained.checkpoint.name}):",
+        table.head(6).to_string(index=False),
+        "Files: " + ", ".join(str(p) for p in paths),
+    ]
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ValueError, FileNotFoundError) as err:
+        # a wrong run folder or file is the user's to fix: one message, no traceback
+        log.error("forecast-predict: %s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -622,8 +622,13 @@ def _log_text_numbers(values: pd.Series, numbers: pd.Series, name: str, source: 
 
 
 def is_direction(name: str, direction_cols: Sequence[str] = ()) -> bool:
-    """An angle column: listed in data.direction_cols, or named like *wind_dir* / *direction*."""
-    return name in direction_cols or any(h in name.lower() for h in DIRECTION_HINTS)
+    """An angle column: listed in data.direction_cols, or named like *wind_dir* / *direction*
+    (but not an already encoded `<name>_sin` / `<name>_cos` column)."""
+    if name in direction_cols:
+        return True
+    lower = name.lower()
+    encoded = lower.endswith(("_sin", "_cos"))
+    return not encoded and any(h in lower for h in DIRECTION_HINTS)
 
 
 def encode_direction(values: pd.Series, name: str, source: str) -> pd.DataFrame:
@@ -653,8 +658,8 @@ def encode_direction(values: pd.Series, name: str, source: str) -> pd.DataFrame:
 def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
                 source: str) -> pd.DataFrame:
     """Text categories (R,) -> one-hot `<name>_<category>` (R, K) when K <= max_categories and
-    the values repeat; otherwise the column is dropped (R, 0), or refused when asked for by name."""
-    text = _text(values)
+    some value repeats; otherwise the column is dropped (R, 0), or refused when asked for."""
+    text = _text(values).str.lower()  # 'Rain' and 'rain' are one category
     categories = sorted(text.dropna().unique())
     if role == "target":
         raise ValueError(
@@ -664,9 +669,9 @@ def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
     if len(categories) > max_categories:
         return _unusable(name, f"is text with {len(categories)} distinct values (more than "
                                f"data.max_categories={max_categories})", role, source)
-    if 2 * len(categories) > int(text.notna().sum()):  # values rarely repeat: notes, not classes
+    if len(categories) == int(text.notna().sum()):  # no value repeats: notes, not classes
         return _unusable(name, f"is free text ({len(categories)} distinct values in "
-                               f"{int(text.notna().sum())} cells)", role, source)
+                               f"{len(categories)} cells)", role, source)
     names = _category_names(name, categories)
     out = pd.DataFrame({col: text.eq(cat).astype("float64").where(text.notna())
                         for col, cat in zip(names, categories, strict=True)}, index=values.index)
@@ -809,10 +814,10 @@ def check_lengths(df: pd.DataFrame, min_steps: int, source: str) -> None:
     if min_steps <= 0:
         return
     steps = df.groupby(SERIES)[TIME].nunique()
-    short = steps[steps < min_steps]
-    if not short.empty:
+    short = {str(k): int(v) for k, v in steps[steps < min_steps].items()}
+    if short:
         raise ValueError(
-            f"{source}: series {dict(short.astype(int))} have fewer time steps than lookback + "
+            f"{source}: series {short} have fewer time steps than lookback + "
             f"horizon = {min_steps}; remove them from the data, or shorten lookback/horizon"
         )
 

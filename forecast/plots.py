@@ -113,6 +113,32 @@ def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24)) -> F
     return fig
 
 
+def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Figure:
+    """Left: validation loss and test MAE per config (error bars: std over seeds), best first.
+    Right: test MAE by lead for the best few configs. board: the leaderboard's ok rows."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.4 * len(board) + 3.5))
+    y = np.arange(len(board))[::-1]
+    left.errorbar(board["test_mae"], y, xerr=board.get("test_mae_std"), fmt="o", capsize=3,
+                  label="test MAE")
+    left.set_yticks(y, [c[:48] for c in board["config"]], fontsize=8)
+    left.set_xlabel("test MAE (mean over seeds)")
+    if "persistence_mae" in board:
+        left.axvline(board["persistence_mae"].mean(), color="grey", ls=":", label="persistence")
+    if "ridge_mae" in board:
+        left.axvline(board["ridge_mae"].mean(), color="tab:green", ls="--", label="ridge")
+    left.legend(fontsize=8)
+    left.set_title("Runs, best validation loss at the top", fontsize=10)
+    for name, values in by_lead.items():
+        right.plot(np.arange(1, len(values) + 1), values, label=name[:40])
+    right.set_xlabel("lead (steps ahead)")
+    right.set_ylabel("test MAE")
+    right.set_title("Best runs by lead time", fontsize=10)
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(history: pd.DataFrame) -> Figure:
     """Train and validation loss per epoch from Lightning's CSV log (metrics.csv)."""
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -7,6 +7,7 @@ run's data or from a new file (data.path=...), and forecasts past its last times
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import pickle
@@ -30,7 +31,6 @@ from forecast.pipeline import point
 log = logging.getLogger(__name__)
 
 CONFIG = ".hydra/config.yaml"
-DESCRIPTION = "checkpoints/data.json"
 DESCRIPTION_KEYS = ("scaler", "features", "input_names", "targets", "ids", "freq", "lookback",
                     "horizon")
 COLUMNS = ["series", "time", "target", "forecast"]
@@ -54,34 +54,48 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
             f"run folder '{run_dir}' does not exist; pass run=<a forecast-train output folder>, "
             "e.g. run=outputs/2024-05-01/12-00-00"
         )
-    ckpt = find_checkpoint(run_dir, checkpoint)
-    missing = [name for name in (CONFIG, DESCRIPTION) if not (run_dir / name).is_file()]
+    folder = checkpoint_dir(run_dir)
+    ckpt = find_checkpoint(folder, checkpoint)
+    description = folder / "data.json"
+    missing = [str(p.relative_to(run_dir)) for p in (run_dir / CONFIG, description)
+               if not p.is_file()]
     if ckpt is None:
-        missing.append("checkpoints/best.ckpt or checkpoints/last.ckpt"
-                       if checkpoint == "best" else f"checkpoints/{checkpoint}.ckpt")
+        names = ["best.ckpt", "last.ckpt"] if checkpoint == "best" else [f"{checkpoint}.ckpt"]
+        missing.append(" or ".join(str((folder / n).relative_to(run_dir)) for n in names))
     if missing:
         raise FileNotFoundError(
             f"run folder '{run_dir}' is incomplete: missing {', '.join(missing)}. Point run= at "
             "the folder of a finished forecast-train run (the one holding .hydra/ and checkpoints/)"
         )
     config = OmegaConf.load(run_dir / CONFIG)
-    description = read_description(run_dir / DESCRIPTION)
+    description = read_description(description)
     module = load_module(ckpt)
     check_module(module, description, ckpt)
     return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
                       int(config.get("seed", 0)), description, ckpt, module)
 
 
-def find_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path | None:
+def checkpoint_dir(run_dir: Path) -> Path:
+    """<run>/checkpoints; for a backtest run (evaluate.folds > 1) the last fold's, whose model
+    has trained on the most data."""
+    folds = [p for p in (run_dir / "folds").glob("*/checkpoints") if p.parent.name.isdigit()]
+    if (run_dir / "checkpoints").is_dir() or not folds:
+        return run_dir / "checkpoints"
+    last = max(folds, key=lambda p: int(p.parent.name))
+    log.info("backtest run: forecasting with the model of its last fold, %s", last)
+    return last
+
+
+def find_checkpoint(folder: Path, checkpoint: str = "best") -> Path | None:
     """best.ckpt, falling back to last.ckpt (a run stopped before validating has no best)."""
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint='{checkpoint}' must be 'best' or 'last'")
     names = ["best.ckpt", "last.ckpt"] if checkpoint == "best" else ["last.ckpt"]
     for name in names:
-        path = run_dir / "checkpoints" / name
+        path = folder / name
         if path.is_file():
             if name != f"{checkpoint}.ckpt":
-                log.warning("no %s.ckpt in %s; using %s", checkpoint, path.parent, name)
+                log.warning("no %s.ckpt in %s; using %s", checkpoint, folder, name)
             return path
     return None
 
@@ -124,7 +138,7 @@ def check_module(module: Forecaster, description: dict, ckpt: Path) -> None:
     wrong = {k: (net.get(k), v) for k, v in want.items() if net.get(k) != v}
     if wrong:
         raise ValueError(
-            f"checkpoint '{ckpt}' does not match {DESCRIPTION} (checkpoint vs data.json: {wrong}); "
+            f"checkpoint '{ckpt}' does not match its data.json (checkpoint vs data.json: {wrong}); "
             "the run folder mixes files of different runs"
         )
 
@@ -145,46 +159,30 @@ def data_settings(run_data: dict, overrides: dict | None = None) -> dict:
     return data
 
 
-def load_frame(data: dict, features: Sequence[str], seed: int = 0) -> pd.DataFrame:
-    """Long DataFrame [series, time, *features] in the run's feature order."""
+def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
+               seed: int = 0) -> pd.DataFrame:
+    """Long DataFrame [series, time, *features] in the run's feature order, read by the very
+    loader and options training used."""
     features = list(features)
-    if data["name"] == "csv":
-        _check_file_columns(data["path"], data["series_col"], data["time_col"], features)
-    df = datasets.load(
-        name=data["name"], path=data.get("path"), series_col=data["series_col"],
-        time_col=data["time_col"], features=features, tz=data["tz"],
-        na_values=data["na_values"], valid_range=data["valid_range"],
-        n_series=data["n_series"], n_steps=data["n_steps"], seed=seed,
-    )
+    # every data.* option that datasets.load knows is passed on, so file options added there
+    # later (cleaning, time parts, ...) reach forecast-predict without a change here
+    accepted = inspect.signature(datasets.load).parameters
+    kwargs = {k: v for k, v in data.items() if k in accepted}
+    kwargs.update(features=features, seed=seed)
+    if "targets" in accepted:
+        kwargs["targets"] = list(targets) or None
+    try:
+        df = datasets.load(**kwargs)
+    except ValueError as err:
+        if data["name"] != "csv":
+            raise
+        raise ValueError(f"{err} (forecast-predict: the new data must hold the run's features "
+                         f"{features})") from None
     missing = [f for f in features if f not in df.columns]
     if missing:
         raise ValueError(f"data '{data['name']}' lacks the run's feature(s) {missing}")
     # the scaler and the network read features by position: keep the training order
     return df[[datasets.SERIES, datasets.TIME, *features]]
-
-
-def _check_file_columns(path: str, series_col: str | None, time_col: str,
-                        features: list[str]) -> None:
-    """Read only the header, to name every missing column before loading the whole file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data.path: file '{path}' does not exist")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        import pyarrow.parquet as pq
-
-        columns = list(pq.read_schema(path).names)
-    else:
-        try:
-            columns = list(pd.read_csv(path, nrows=0).columns)
-        except pd.errors.EmptyDataError:
-            raise ValueError(f"data.path: file '{path}' is empty") from None
-    needed = [time_col] + ([series_col] if series_col else []) + features
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise ValueError(
-            f"data.path: file '{path}' lacks column(s) {missing} that the run was trained on; "
-            f"it needs {needed} and has {columns}"
-        )
 
 
 def build_panel(df: pd.DataFrame, description: dict, source: str) -> Panel:
@@ -309,7 +307,7 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
     data = data_settings(run.data, data_overrides)
     description = run.description
     source = f"data.path '{data['path']}'" if data["name"] == "csv" else f"data '{data['name']}'"
-    df = load_frame(data, description["features"], run.seed)
+    df = load_frame(data, description["features"], description["targets"], run.seed)
     panel = build_panel(df, description, source)
     table = forecast_ahead(run.module, panel, description, data["calendar"],
                            data["mask_features"])

@@ -1,13 +1,22 @@
-"""HTML pages that show a run (and, with `forecast-report`, a sweep) in one file."""
+"""Pages that show a run, and `forecast-report`: the leaderboard of a sweep, in one file each."""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
+import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -49,3 +58,171 @@ def run_page(
              "<h2>Tables</h2>", *(_table(n, t) for n, t in tables.items()),
              "</body></html>"]
     return "\n".join(parts)
+
+
+# ---- sweeps: one leaderboard for the jobs of a multirun folder ----------------------------------
+
+_SEED = re.compile(r"^seed=")
+
+
+def collect(sweep_dir: Path) -> pd.DataFrame:
+    """One row per job folder of a sweep (found by its .hydra/overrides.yaml): its overrides,
+    validation and test scores, skill, time, epochs; failed jobs get status 'failed' and error."""
+    rows = []
+    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
+        job = overrides_file.parent.parent
+        overrides = [str(o) for o in (yaml.safe_load(overrides_file.read_text()) or [])]
+        row = {"overrides": " ".join(overrides) or "(defaults)",
+               "group": " ".join(o for o in overrides if not _SEED.match(o)) or "(defaults)",
+               "folder": str(job.relative_to(sweep_dir))}
+        row.update(_job_scores(job))
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"'{sweep_dir}' holds no job folders (no */.hydra/overrides.yaml); "
+                         "give the folder of a `forecast-train -m` sweep")
+    if len(rows) > 1:  # overrides every job shares say nothing about the differences
+        common = set.intersection(*(set(r["group"].split()) for r in rows))
+        for r in rows:
+            for key in ("group", "overrides"):
+                r[key] = " ".join(o for o in r[key].split() if o not in common) or "(same)"
+    return pd.DataFrame(rows)
+
+
+def _job_scores(job: Path) -> dict:
+    path = job / "metrics.json"
+    if not path.is_file():
+        error = job / "error.txt"
+        reason = error.read_text().strip() if error.is_file() else "no metrics.json (unfinished?)"
+        return {"status": "failed", "error": reason.splitlines()[-1][:200]}
+    m = json.loads(path.read_text())
+    model, base = m["model"], m["baselines"]
+    out = {"status": "ok", "val_loss": m.get("val_loss"), "test_mae": model["mae"],
+           "test_rmse": model["rmse"], "skill": model.get("skill"),
+           "fit_seconds": m.get("seconds", {}).get("fit"), "epochs": m.get("epochs")}
+    for name in ("persistence", "ridge"):
+        if name in base:
+            out[f"{name}_mae"] = base[name]["mae"]
+    out["by_lead_mae"] = model["by_lead"]["mae"]
+    return out
+
+
+def leaderboard(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Jobs that differ only by `seed` become one row (mean and std over seeds), sorted by the
+    validation loss, best first and marked; failed jobs are listed last."""
+    ok = jobs[jobs["status"] == "ok"]
+    numeric = [c for c in ("val_loss", "test_mae", "test_rmse", "skill", "persistence_mae",
+                           "ridge_mae", "fit_seconds", "epochs") if c in ok]
+    rows = []
+    for group, part in ok.groupby("group", sort=False):
+        row = {"rank": 0, "best": "", "config": group, "runs": len(part)}
+        for col in numeric:
+            values = part[col].astype(float)
+            row[col] = values.mean()
+            if col in ("val_loss", "test_mae", "skill") and len(part) > 1:
+                row[f"{col}_std"] = values.std(ddof=0)
+        row["folders"] = " ".join(part["folder"])
+        rows.append(row)
+    board = pd.DataFrame(rows)
+    if len(board):
+        board = board.sort_values("val_loss", na_position="last").reset_index(drop=True)
+        board["rank"] = np.arange(1, len(board) + 1)
+        board.loc[0, "best"] = "*"
+    failed = jobs[jobs["status"] == "failed"]
+    if len(failed):
+        board = pd.concat([board, pd.DataFrame({
+            "rank": None, "best": "failed", "config": failed["overrides"], "runs": 1,
+            "folders": failed["folder"], "error": failed["error"]})], ignore_index=True)
+    return board
+
+
+def to_markdown(board: pd.DataFrame) -> str:
+    cols = [c for c in board.columns if c != "folders"]
+    fmt = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else (  # noqa: E731
+        f"{v:.4g}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for _, r in board.iterrows()]
+    return "\n".join(lines)
+
+
+def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
+    """leaderboard.csv/.md/.html and leaderboard.png in the sweep folder; returns the board."""
+    from forecast import plots
+
+    sweep_dir = Path(sweep_dir)
+    jobs = collect(sweep_dir)
+    board = leaderboard(jobs)
+    board.to_csv(sweep_dir / "leaderboard.csv", index=False)
+    (sweep_dir / "leaderboard.md").write_text(to_markdown(board) + "\n")
+    ok = board[board["best"] != "failed"]
+    image = sweep_dir / "leaderboard.png"
+    if len(ok):
+        leads = {g: np.mean(np.stack(jobs.loc[(jobs["group"] == g) & (jobs["status"] == "ok"),
+                                              "by_lead_mae"].tolist()), axis=0)
+                 for g in ok["config"].head(top)}
+        plots.save(plots.sweep_comparison(ok, leads), image)
+    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {sweep_dir.name}"
+            f"</title><style>{_STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"
+            "</h1>", board.to_html(index=False, float_format="%.4g", border=0)]
+    if image.is_file():
+        page.append(_image(image))
+    (sweep_dir / "leaderboard.html").write_text("\n".join(page) + "</body></html>")
+    return board
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`forecast-report <sweep folder>`: write and print the leaderboard of a sweep."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="forecast-report", description=main.__doc__)
+    parser.add_argument("sweep", type=Path, help="a folder written by `forecast-train -m`")
+    parser.add_argument("--top", type=int, default=5, help="runs drawn in the lead-time plot")
+    args = parser.parse_args(argv)
+    if not args.sweep.is_dir():
+        print(f"forecast-report: '{args.sweep}' is not a folder", file=sys.stderr)
+        return 2
+    try:
+        board = write_leaderboard(args.sweep, args.top)
+    except ValueError as error:
+        print(f"forecast-report: {error}", file=sys.stderr)
+        return 2
+    print(to_markdown(board))
+    print(f"\nLeaderboard written to {args.sweep}/leaderboard.{{csv,md,html,png}}")
+    return 0
+
+
+class LeaderboardCallback(Callback):
+    """Hydra callback: creates the sweep folder up front, records a failed job's error in its
+    folder and refreshes the sweep's leaderboard after every job, so it exists even when a
+    failing job ends the multirun."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # the Optuna study's SQLite file lives in the sweep folder, opened before any job runs
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value
+            out = Path(config.hydra.runtime.output_dir)
+            (out / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+        self._refresh(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        board = self._refresh(Path(config.hydra.sweep.dir))
+        if board is not None:
+            print(to_markdown(board))
+            print(f"Leaderboard: {config.hydra.sweep.dir}/leaderboard.html")
+
+    @staticmethod
+    def _refresh(sweep_dir: Path) -> pd.DataFrame | None:
+        try:
+            return write_leaderboard(sweep_dir)
+        except Exception as error:  # a broken report must not take the sweep down with it
+            logging.getLogger(__name__).warning("leaderboard not written: %s", error)
+            return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,9 +60,8 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     """One run into `run_dir` (a backtest when evaluate.folds > 1); returns the best validation
     loss (scaled), the sweep objective."""
     clock = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    panel = load_panel(cfg.data, cfg.seed)
+    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                       min_steps=cfg.lookback + cfg.horizon)
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds > 1:
         return backtest(cfg, panel, split, run_dir)
@@ -198,9 +200,33 @@ def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def job_threads(cfg: DictConfig) -> int | None:
+    """torch threads for this job: `threads` if set; under the joblib launcher the cores shared
+    out between the parallel jobs (so they do not oversubscribe the CPU); else torch's default."""
+    if cfg.threads:
+        return int(cfg.threads)
+    hydra_cfg = HydraConfig.get()
+    launcher = str(hydra_cfg.launcher.get("_target_"))
+    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in launcher:
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
+    n_jobs = cores if n_jobs < 0 else n_jobs
+    return max(1, cores // n_jobs)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    threads = job_threads(cfg)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep records the failed job and goes on
+        log.error("%s", error)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

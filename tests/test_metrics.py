@@ -66,7 +66,7 @@ def test_summary_layout_and_values():
     out = mt.summary(actual, forecast, series, ids, ["temp", "dewp"], scale)
 
     assert out["mae"] == pytest.approx(np.mean(np.abs(forecast - actual)))
-    assert set(out["by_lead"]) == {"mae", "rmse", "smape", "mase"}
+    assert set(out["by_lead"]) == {"mae", "mse", "rmse", "smape", "mase"}
     assert all(len(v) == h for v in out["by_lead"].values())
     np.testing.assert_allclose(out["by_lead"]["mae"],
                                np.abs(forecast - actual).mean(axis=(0, 2)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 @dataclass
@@ -22,7 +23,7 @@ class SplitConfig:
 @dataclass
 class DataConfig:
     name: str = "nyc_weather"  # nyc_weather | city_weather | csv | synthetic
-    path: str | None = None  # data=csv: a CSV/Parquet file, a folder of them, or a glob
+    path: str | None = MISSING  # data=csv: a CSV/Parquet file, a folder of them, or a glob
     series_col: str | None = "series"
     time_col: str = "time"
     features: list[str] | None = None  # None: every numeric column
@@ -90,6 +91,9 @@ class TrainConfig:
     targets: Any = field(default_factory=lambda: ["temp"])  # list of columns, or "all"
     seed: int = 0
     early_stopping_patience: int = 5
+    # continue an interrupted run: true (this run folder's checkpoints/last.ckpt; pass
+    # hydra.run.dir=<its folder>) or the path of a checkpoint
+    resume: Any = None
     threads: int | None = None  # torch intra-op threads; None: torch's default
 
 

@@ -39,8 +39,9 @@ class Forecaster(pl.LightningModule):
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y, series = batch
         loss = self.loss(self(x, series), y)
+        # sync_dist: under DDP every rank must see the same val/loss for checkpoints and stopping
         self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
-                 prog_bar=split != "test", batch_size=x.shape[0])
+                 prog_bar=split != "test", batch_size=x.shape[0], sync_dist=split != "train")
         if split == "train" and self.net.aux_loss is not None:
             # the autoregressive decoder also learns the next step of every input on the lookback
             self.log("train/next_step_loss", self.net.aux_loss, batch_size=x.shape[0])

@@ -51,7 +51,7 @@ class RegLSTM(nn.Module):
     ):
         super().__init__()
         check_options(cell, head, decoder, bidirectional, num_layers, dropout, quantiles,
-                      linear_skip, embedding_dim, n_series)
+                      linear_skip, embedding_dim, n_series, instance_norm, lookback)
         self.horizon, self.n_targets, self.head, self.decoder = horizon, n_targets, head, decoder
         self.instance_norm = instance_norm
         self.quantiles = list(quantiles or [])
@@ -147,7 +147,7 @@ class RegLSTM(nn.Module):
 
 
 def check_options(cell, head, decoder, bidirectional, num_layers, dropout, quantiles,
-                  linear_skip, embedding_dim, n_series) -> None:
+                  linear_skip, embedding_dim, n_series, instance_norm=False, lookback=None) -> None:
     """Refuse combinations that cannot work, at start-up, with the option names and the fix."""
     if cell not in CELLS:
         raise ValueError(f"model.cell='{cell}' is unknown; choose one of {sorted(CELLS)}")
@@ -168,6 +168,11 @@ def check_options(cell, head, decoder, bidirectional, num_layers, dropout, quant
     if quantiles and (0.5 not in quantiles or not all(0 < q < 1 for q in quantiles)):
         raise ValueError(f"model.quantiles={list(quantiles)} must lie in (0, 1) and include 0.5 "
                          "(the median is the point forecast)")
+    if linear_skip and not lookback:
+        raise ValueError("model.linear_skip needs the lookback (the width of the linear map)")
+    if instance_norm and lookback is not None and lookback < 2:
+        raise ValueError(f"model.instance_norm needs lookback >= 2 (a window's spread); "
+                         f"got lookback={lookback}")
     if embedding_dim and n_series < 1:
         raise ValueError("model.embedding_dim > 0 needs the number of series")
     if dropout and num_layers == 1:

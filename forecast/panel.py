@@ -6,6 +6,7 @@ model's input array. pandas ends here: everything downstream sees numpy arrays.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ class Panel:
     @property
     def n_steps(self) -> int:
         return self.values.shape[1]
+
+
+def fingerprint(panel: Panel) -> str:
+    """sha256 of the panel's values, ids, times and feature names: equal fingerprints mean the
+    run saw the same data."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(panel.values).tobytes())
+    for part in (panel.ids, panel.features, panel.times.astype(str), [panel.freq]):
+        h.update("\x1f".join(map(str, part)).encode())
+    return h.hexdigest()
 
 
 def infer_freq(df: pd.DataFrame) -> pd.Timedelta:

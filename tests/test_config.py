@@ -26,6 +26,8 @@ from forecast.pipeline import datamodule, net_kwargs, prepare
 GROUPS = ("data", "model", "trainer", "logger")
 OPTIONAL_GROUPS = ("experiment", "hparams_search")  # `+group=option`, # @package _global_
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _options(group: str) -> list[str]:
     folder = importlib.resources.files("forecast.conf") / group
@@ -33,15 +35,6 @@ def _options(group: str) -> list[str]:
 
 
 GROUP_OPTIONS = [(g, o) for g in GROUPS for o in _options(g)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and keeps the timing stable on busy CIs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -25,19 +25,11 @@ Q = [0.1, 0.5, 0.9]
 ALL_CELLS = ("lstm", "gru", "rnn", "manual_lstm")
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:.*does not have many workers"),
     pytest.mark.filterwarnings("ignore:.*`self.log\\(\\)` but the `self.trainer`"),
     pytest.mark.filterwarnings("ignore:.*LeafSpec"),
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and keeps the timing stable on busy CIs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _net(**options) -> RegLSTM:

@@ -97,7 +97,9 @@ def prepare(
     )
 
 
-def fold_ends(n_steps: int, split: Sequence[float], folds: int) -> list[tuple[int, int, int]]:
+def fold_ends(
+    n_steps: int, split: Sequence[float], folds: int, horizon: int = 1
+) -> list[tuple[int, int, int]]:
     """Rolling-origin backtest: the test span (the last `split[2]` of the time axis) is cut into
     `folds` consecutive blocks; fold i tests on block i, validates on the `split[1]` share just
     before it and trains on everything earlier (expanding window). -> [(train_end, val_end,
@@ -107,6 +109,11 @@ def fold_ends(n_steps: int, split: Sequence[float], folds: int) -> list[tuple[in
     _, val_end = split_points(n_steps, split)
     val_len = val_end - split_points(n_steps, split)[0]
     block = (n_steps - val_end) // folds
+    if block < horizon:
+        raise ValueError(
+            f"evaluate.folds={folds}: test blocks of {block} steps are shorter than "
+            f"horizon={horizon}; use at most {(n_steps - val_end) // horizon} folds"
+        )
     ends = []
     for i in range(folds):
         test_start = val_end + i * block
@@ -117,8 +124,10 @@ def fold_ends(n_steps: int, split: Sequence[float], folds: int) -> list[tuple[in
 
 def _mean_of(parts: list[dict], with_std: bool) -> dict:
     out = {}
-    for key, value in parts[0].items():
-        values = [p[key] for p in parts]
+    keys = list(dict.fromkeys(k for p in parts for k in p))  # a series may miss in some folds
+    for key in keys:
+        values = [p[key] for p in parts if key in p]
+        value = values[0]
         if isinstance(value, dict):
             out[key] = _mean_of(values, with_std=False)
         elif isinstance(value, list) and value and isinstance(value[0], float | int):

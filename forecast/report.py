@@ -72,19 +72,19 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job = overrides_file.parent.parent
         overrides = [str(o) for o in (yaml.safe_load(overrides_file.read_text()) or [])]
-        row = {"overrides": " ".join(overrides) or "(defaults)",
-               "group": " ".join(o for o in overrides if not _SEED.match(o)) or "(defaults)",
-               "folder": str(job.relative_to(sweep_dir))}
+        row = {"overrides": overrides, "folder": str(job.relative_to(sweep_dir))}
         row.update(_job_scores(job))
         rows.append(row)
     if not rows:
         raise ValueError(f"'{sweep_dir}' holds no job folders (no */.hydra/overrides.yaml); "
                          "give the folder of a `forecast-train -m` sweep")
-    if len(rows) > 1:  # overrides every job shares say nothing about the differences
-        common = set.intersection(*(set(r["group"].split()) for r in rows))
-        for r in rows:
-            for key in ("group", "overrides"):
-                r[key] = " ".join(o for o in r[key].split() if o not in common) or "(same)"
+    # overrides every job shares say nothing about the differences (whole overrides: values may
+    # hold spaces, e.g. data.split={train: 0.6, ...})
+    common = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
+    for r in rows:
+        own = [o for o in r["overrides"] if o not in common]
+        r["group"] = " ".join(o for o in own if not _SEED.match(o)) or "(same)"
+        r["overrides"] = " ".join(own) or "(same)"
     return pd.DataFrame(rows)
 
 
@@ -93,7 +93,8 @@ def _job_scores(job: Path) -> dict:
     if not path.is_file():
         error = job / "error.txt"
         reason = error.read_text().strip() if error.is_file() else "no metrics.json (unfinished?)"
-        return {"status": "failed", "error": reason.splitlines()[-1][:200]}
+        lines = reason.splitlines()
+        return {"status": "failed", "error": lines[0][:200] if lines else "error.txt is empty"}
     m = json.loads(path.read_text())
     model, base = m["model"], m["baselines"]
     out = {"status": "ok", "val_loss": m.get("val_loss"), "test_mae": model["mae"],

@@ -68,6 +68,8 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     pipeline.write_json(provenance(panel), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
+    if cfg.evaluate.folds < 1:
+        raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")
     if cfg.evaluate.folds > 1:
         return backtest(cfg, panel, split, run_dir)
     prep = prepare(cfg, panel, split)
@@ -175,7 +177,8 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
     fold_metrics, tables = [], []
-    for i, ends in enumerate(pipeline.fold_ends(panel.n_steps, split, cfg.evaluate.folds)):
+    for i, ends in enumerate(pipeline.fold_ends(panel.n_steps, split, cfg.evaluate.folds,
+                                                     cfg.horizon)):
         log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
                  i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])
         prep = prepare(cfg, panel, split, ends)

@@ -76,6 +76,7 @@ class EvaluateConfig:
     )
     season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
     folds: int = 1  # > 1: rolling-origin backtest over the end of the data
+    stride: int = 1  # steps between the origins of test windows (training always uses 1)
     plot_days: int = 14
 
 

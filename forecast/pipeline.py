@@ -64,7 +64,8 @@ def prepare(
     """Split the panel in time, fit the scaler on the train span, and index the windows.
 
     `ends` = (train_end, val_end, test_end) time indices override the `split` fractions
-    (a backtest fold); steps after test_end are not used at all.
+    (a backtest fold); steps after test_end are not used at all. `stride` spaces the origins of
+    the test windows only (train and validation windows always start every step).
     """
     targets = resolve_targets(targets, panel.features)
     target_cols = [panel.features.index(t) for t in targets]
@@ -78,7 +79,7 @@ def prepare(
     indices, dropped = {}, {}
     for name, (start, end) in bounds.items():
         indices[name], dropped[name] = window_index(
-            target_observed, lookback, horizon, start, end, stride
+            target_observed, lookback, horizon, start, end, stride if name == "test" else 1
         )
         if name in ("train", "test") and len(indices[name]) == 0:
             raise ValueError(

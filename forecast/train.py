@@ -87,8 +87,11 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
 
 
 def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
+    if cfg.evaluate.stride < 1:
+        raise ValueError(f"evaluate.stride={cfg.evaluate.stride} must be >= 1")
     return pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
-                            cfg.data.calendar, cfg.data.mask_features, ends=ends)
+                            cfg.data.calendar, cfg.data.mask_features,
+                            stride=cfg.evaluate.stride, ends=ends)
 
 
 def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):

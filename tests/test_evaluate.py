@@ -460,3 +460,13 @@ def test_ltsf_experiment_on_a_multivariate_csv(tmp_path):
     assert "(scaled units)" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "forecaster" in line)
     assert "MSE" in header.split() and "RMSE" not in header.split()
+
+
+def test_stride_spaces_test_windows_only(panel):
+    dense = pipeline.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2))
+    sparse = pipeline.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2), stride=5)
+    np.testing.assert_array_equal(dense.indices["train"], sparse.indices["train"])
+    np.testing.assert_array_equal(dense.indices["val"], sparse.indices["val"])
+    starts = sparse.indices["test"][sparse.indices["test"][:, 0] == 0, 1]
+    assert set(np.diff(starts)) == {5}
+    assert set(starts) <= set(dense.indices["test"][dense.indices["test"][:, 0] == 0, 1])

@@ -119,8 +119,8 @@ def leaderboard(jobs: pd.DataFrame) -> pd.DataFrame:
         for col in numeric:
             values = part[col].astype(float)
             row[col] = values.mean()
-            if col in ("val_loss", "test_mae", "skill") and len(part) > 1:
-                row[f"{col}_std"] = values.std(ddof=0)
+            if col in ("val_loss", "test_mae", "skill"):  # std beside its mean
+                row[f"{col}_std"] = values.std(ddof=0) if len(part) > 1 else np.nan
         row["folders"] = " ".join(part["folder"])
         rows.append(row)
     board = pd.DataFrame(rows)

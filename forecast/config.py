@@ -91,7 +91,7 @@ class TrainConfig:
     horizon: int = 24
     targets: Any = field(default_factory=lambda: ["temp"])  # list of columns, or "all"
     seed: int = 0
-    early_stopping_patience: int = 5
+    early_stopping_patience: int = 3
     # continue an interrupted run: true (this run folder's checkpoints/last.ckpt; pass
     # hydra.run.dir=<its folder>) or the path of a checkpoint
     resume: Any = None

@@ -190,12 +190,13 @@ def fill_causal(values: np.ndarray, before_first: float = 0.0) -> np.ndarray:
 
     Steps before a series' first observation get `before_first` (0 = the train mean once scaled).
     """
-    n, t, f = values.shape
-    seen = ~np.isnan(values)
-    last = np.where(seen, np.arange(t)[None, :, None], -1)
-    last = np.maximum.accumulate(last, axis=1)
-    filled = np.take_along_axis(values, np.maximum(last, 0), axis=1)
-    return np.where(last >= 0, filled, before_first).astype(values.dtype)
+    t = values.shape[1]
+    # int32 positions and in-place updates keep the peak near 2x the input, not 5x
+    last = np.where(np.isnan(values), np.int32(-1), np.arange(t, dtype=np.int32)[None, :, None])
+    np.maximum.accumulate(last, axis=1, out=last)
+    filled = np.take_along_axis(values, np.maximum(last, 0, out=np.empty_like(last)), axis=1)
+    filled[last < 0] = before_first
+    return filled.astype(values.dtype, copy=False)
 
 
 CALENDAR = ("hour", "day_of_year")

@@ -1,0 +1,45 @@
+"""`python -m forecast.bench --quick`: the smoke version runs and writes every section.
+
+Not a timed test: it checks that numbers come out, not how large they are.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_quick_bench_writes_every_section(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "forecast.bench", "--quick", "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training" in proc.stdout and "DataLoader" in proc.stdout  # the printed table
+
+    results = json.loads(out.read_text())
+    assert {"machine", "training", "loader", "loader_vs_model", "memory", "lookback_growth",
+            "targets", "load_start", "load_end"} <= set(results)
+    assert set(results["training"]) == {"lstm", "bilstm_2layer"}
+    for r in results["training"].values():
+        for key in ("full_steps_per_s", "bare_steps_per_s", "ratio", "full_median_step_ms",
+                    "bare_median_step_ms", "timed_steps"):
+            assert _positive(r[key]), (key, r[key])
+    assert _positive(results["loader"]["windows_per_s"])
+    assert all(_positive(r["ratio"]) for r in results["loader_vs_model"].values())
+    assert len(results["memory"]) == 2
+    for case in results["memory"]:
+        for key in ("raw_mb", "panel_mb", "index_mb", "peak_rss_mb", "rss_after_imports_mb"):
+            assert _positive(case[key]), (key, case[key])
+        assert case["peak_rss_mb"] >= case["rss_after_imports_mb"]
+    # the window index never grows with the lookback (windows are indexes, not copies)
+    assert all(g["index_mb_change"] <= 0 for g in results["lookback_growth"].values())
+    assert all(isinstance(v["holds"], bool) for v in results["targets"].values())

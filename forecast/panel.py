@@ -177,6 +177,14 @@ class Scaler:
         idx = slice(None) if columns is None else list(columns)
         return (values * self.scale[idx] + self.mean[idx]).astype(np.float32)
 
+    def inverse_forecast(self, values: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+        """Scaled forecasts (K, H, n_targets), or (K, H, n_targets, Q) with quantiles last ->
+        data units; each quantile is scaled like the point forecast."""
+        if values.ndim == 4:
+            moved = np.moveaxis(values, -1, 0)  # (Q, K, H, n_targets)
+            return np.moveaxis(self.inverse(moved, columns), 0, -1)
+        return self.inverse(values, columns)
+
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "features": self.features}
 

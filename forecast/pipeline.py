@@ -242,10 +242,7 @@ def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: 
 
 def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
     """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
-    if scaled.ndim == 4:  # quantiles last: scale each quantile like the point forecast
-        moved = np.moveaxis(scaled, -1, 0)  # (Q, K, H, n_targets)
-        return np.moveaxis(prep.scaler.inverse(moved, prep.target_cols), 0, -1)
-    return prep.scaler.inverse(scaled, prep.target_cols)
+    return prep.scaler.inverse_forecast(scaled, prep.target_cols)
 
 
 def point(forecast: np.ndarray, quantiles: Sequence[float] | None) -> np.ndarray:
@@ -314,12 +311,17 @@ def forecast_table(
     return table
 
 
+def scalars(scores: dict) -> dict:
+    """The overall scores of one forecaster, without its breakdowns (by_lead, by_series, ...)."""
+    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
+
+
 def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
     """metrics.json as flat tables: summary (one row per forecaster), by_lead, by_series and
     by_target (one row per forecaster and lead / series / target)."""
     rows = {"model": metrics["model"], **metrics["baselines"]}
-    scalar = lambda m: {k: v for k, v in m.items() if isinstance(v, float | int)}  # noqa: E731
-    tables = {"summary": pd.DataFrame([{"forecaster": n, **scalar(m)} for n, m in rows.items()])}
+    tables = {"summary": pd.DataFrame([{"forecaster": n, **scalars(m)}
+                                       for n, m in rows.items()])}
     lead = [pd.DataFrame({"forecaster": n, "lead": np.arange(1, len(m["by_lead"]["mae"]) + 1),
                           **m["by_lead"]}) for n, m in rows.items()]
     tables["by_lead"] = pd.concat(lead, ignore_index=True)

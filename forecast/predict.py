@@ -252,21 +252,13 @@ def forecast_ahead(module: Forecaster, panel: Panel, description: dict,
     with torch.inference_mode():
         scaled = module.eval()(x, series).numpy()  # (N, H, n_targets[, Q])
     targets = description["targets"]
-    units = to_units(scaled, Scaler.from_dict(description["scaler"]),
-                     [panel.features.index(t) for t in targets])
+    units = Scaler.from_dict(description["scaler"]).inverse_forecast(
+        scaled, [panel.features.index(t) for t in targets])
     quantiles = list(module.net.quantiles)
     columns = {"forecast": point(units, quantiles)}
     columns.update({f"q{q:g}": units[..., j] for j, q in enumerate(quantiles)})
     times = future_times(panel.times[-1], panel.freq, description["horizon"])
     return _long_table(panel.ids, times, targets, columns)
-
-
-def to_units(scaled: np.ndarray, scaler: Scaler, columns: Sequence[int]) -> np.ndarray:
-    """Scaled forecasts (N, H, n_targets[, Q]) -> data units; each quantile like the point."""
-    if scaled.ndim == 4:
-        moved = np.moveaxis(scaled, -1, 0)  # (Q, N, H, n_targets)
-        return np.moveaxis(scaler.inverse(moved, columns), 0, -1)
-    return scaler.inverse(scaled, columns)
 
 
 def _warn_stale(panel: Panel, targets: Sequence[str]) -> None:

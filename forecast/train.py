@@ -193,8 +193,9 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
         tables.append(forecasts.assign(fold=i))
     summary = pipeline.aggregate_folds(fold_metrics)
     summary["folds"] = [{"ends": m["ends"], "test_start": m["test_start"],
-                         "model": _scalars(m["model"]),
-                         "baselines": {n: _scalars(b) for n, b in m["baselines"].items()}}
+                         "model": pipeline.scalars(m["model"]),
+                         "baselines": {n: pipeline.scalars(b)
+                                       for n, b in m["baselines"].items()}}
                         for m in fold_metrics]
     summary["val_loss"] = float(np.mean([m["val_loss"] for m in fold_metrics]))
     summary["windows"] = {k: [m["windows"][k] for m in fold_metrics]
@@ -206,10 +207,6 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
           f"({summary['space']} units):")
     finish(summary, run_dir)
     return summary["val_loss"]
-
-
-def _scalars(scores: dict) -> dict:
-    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
 
 
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):

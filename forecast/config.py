@@ -64,6 +64,7 @@ class ModelConfig:
     instance_norm: bool = False
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
+    residual: bool = False
     lr: float = 3e-3
     weight_decay: float = 0.0
 

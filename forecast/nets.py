@@ -45,6 +45,7 @@ class RegLSTM(nn.Module):
         instance_norm: bool = False,
         quantiles: list[float] | None = None,
         linear_skip: bool = False,
+        residual: bool = False,
         lookback: int | None = None,
         target_positions: list[int] | None = None,
         norm_features: int | None = None,
@@ -53,7 +54,7 @@ class RegLSTM(nn.Module):
         check_options(cell, head, decoder, bidirectional, num_layers, dropout, quantiles,
                       linear_skip, embedding_dim, n_series, instance_norm, lookback)
         self.horizon, self.n_targets, self.head, self.decoder = horizon, n_targets, head, decoder
-        self.instance_norm = instance_norm
+        self.instance_norm, self.residual = instance_norm, residual
         self.quantiles = list(quantiles or [])
         # input columns holding the targets, and how many leading columns are data features
         # (calendar and mask columns after them are not normalised per window)
@@ -131,17 +132,22 @@ class RegLSTM(nn.Module):
         y = y.view(x.shape[0], self.horizon, self.n_targets, -1)  # (B, H, n_targets, Q)
         if self.skip is not None:
             y = y + self.skip(x.flatten(1)).view(x.shape[0], self.horizon, self.n_targets, 1)
+        if self.residual:  # every lead (and quantile) is a change from the last observed value
+            y = y + x[:, -1, self.target_positions][:, None, :, None]
         return y if self.quantiles else y[..., 0]
 
     def _rollout(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
         output, state = self.rnn(self._embed(x, series))  # (B, L, hidden)
         steps = self.step_out(output)  # (B, L, F_in): step t predicts input step t+1
+        if self.residual:  # ... as a change from step t
+            steps = steps + x
         if self.training:
             self.aux_loss = nn.functional.mse_loss(steps[:, :-1], x[:, 1:])
         preds = [steps[:, -1]]
         for _ in range(self.horizon - 1):
             out, state = self.rnn(self._embed(preds[-1][:, None], series), state)  # (B, 1, hidden)
-            preds.append(self.step_out(out[:, -1]))
+            step = self.step_out(out[:, -1])  # (B, F_in)
+            preds.append(step + preds[-1] if self.residual else step)
         path = torch.stack(preds, dim=1)  # (B, H, F_in)
         return path[:, :, self.target_positions]
 

@@ -182,7 +182,7 @@ def datamodule(
 def net_kwargs(prep: Prepared, model: dict) -> dict:
     """RegLSTM arguments: the data's shapes plus the model options."""
     keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head", "decoder",
-            "embedding_dim", "instance_norm", "quantiles", "linear_skip")
+            "embedding_dim", "instance_norm", "quantiles", "linear_skip", "residual")
     return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon,
             "lookback": prep.lookback, "n_targets": len(prep.targets),
             "n_series": prep.panel.n_series, "target_positions": prep.target_cols,

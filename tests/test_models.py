@@ -136,6 +136,38 @@ def test_linear_skip_shape_and_effect(quantiles):
     assert not torch.allclose(net(x), y)
 
 
+@pytest.mark.parametrize("options", [{}, {"quantiles": Q}, {"instance_norm": True}],
+                         ids=["direct", "q", "instance_norm"])
+def test_residual_forecasts_changes_from_the_last_value(options):
+    """With the head silenced, a residual net repeats each target's last input value at every
+    lead (and quantile); without `residual` it forecasts zero (the window's mean under
+    instance_norm)."""
+    x = _x()
+    last = x[:, -1, [1, 0]][:, None, :].expand(B, H, NT)  # targets are input columns 1 and 0
+    zero = x[:, :, [1, 0]].mean(1, keepdim=True) if options.get("instance_norm") else 0 * last
+    for residual in (True, False):
+        net = _net(residual=residual, **options)
+        with torch.no_grad():
+            net.out.weight.zero_()
+            net.out.bias.zero_()
+            y = net(x)
+        expected = (last if residual else zero).expand(B, H, NT)
+        if "quantiles" in options:
+            expected = expected[..., None].expand(B, H, NT, len(Q))
+        torch.testing.assert_close(y, expected, rtol=0, atol=1e-5)
+
+
+def test_residual_autoregressive_steps_from_the_last_step():
+    """Silenced step head + residual: the rollout carries the last input step forward."""
+    x = _x()
+    net = _net(decoder="autoregressive", residual=True)
+    with torch.no_grad():
+        net.step_out.weight.zero_()
+        net.step_out.bias.zero_()
+        y = net(x)
+    torch.testing.assert_close(y, x[:, -1, [1, 0]][:, None, :].expand(B, H, NT))
+
+
 @pytest.mark.parametrize("cell", ALL_CELLS)
 @pytest.mark.parametrize(("bidirectional", "num_layers"), [(False, 1), (True, 2), (False, 3)])
 def test_shape_every_cell_bidirectional_multilayer(cell, bidirectional, num_layers):
@@ -217,11 +249,13 @@ CAUSAL = {
     "instance_norm": {"instance_norm": True},
     "quantiles": {"quantiles": Q},
     "linear_skip": {"linear_skip": True},
+    "residual": {"residual": True},
+    "residual-autoregressive": {"decoder": "autoregressive", "residual": True},
     "everything-direct": {"bidirectional": True, "num_layers": 2, "head": "attention",
                           "embedding_dim": 2, "instance_norm": True, "quantiles": Q,
-                          "linear_skip": True},
+                          "linear_skip": True, "residual": True},
     "everything-autoregressive": {"decoder": "autoregressive", "embedding_dim": 2,
-                                  "instance_norm": True},
+                                  "instance_norm": True, "residual": True},
 }
 
 

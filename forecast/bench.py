@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forecast import pipeline, predict, train
 from forecast.datasets import SERIES, TIME
-from forecast.module import Forecaster
+from forecast.module import LOSSES, Forecaster
 from forecast.nets import RegLSTM
 from forecast.panel import to_panel
 
@@ -150,8 +150,7 @@ def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
     pl.seed_everything(cfg.seed, workers=True)
     dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],
-                        weight_decay=model["weight_decay"])
+    module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
     clock = _StepClock(total)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = train.build_trainer(cfg, Path(run_dir))
@@ -165,17 +164,19 @@ def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
 
 def bare_loop_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> list[float]:
     """End times of `total` steps of a plain loop: the same RegLSTM, batch size and shuffled train
-    windows, gathered into tensors before timing; Adam, MSE, clip_grad_norm_ as the trainer."""
+    windows, gathered into tensors before timing; Adam, the loss and clip_grad_norm_ as the
+    trainer."""
     torch.manual_seed(cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     net = RegLSTM(**pipeline.net_kwargs(prep, model)).train()
     opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
     batches = _prebuilt_batches(prep, cfg.data.batch_size, total)
     clip = cfg.trainer.get("gradient_clip_val") or math.inf
+    loss_fn = LOSSES[model.get("loss", "mse")]
     times = []
     for x, y, series in batches:
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(net(x, series), y)
+        loss = loss_fn(net(x, series), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
         opt.step()

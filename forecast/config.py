@@ -65,6 +65,7 @@ class ModelConfig:
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
     residual: bool = False
+    loss: str = "mse"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
 

@@ -17,16 +17,34 @@ def pinball(y: torch.Tensor, y_hat: torch.Tensor, quantiles: list[float]) -> tor
     return torch.maximum(q * error, (q - 1) * error).mean()
 
 
+# point losses on scaled targets; "mae" trains for the median, the score the runs report first
+LOSSES = {
+    "mse": torch.nn.functional.mse_loss,
+    "mae": torch.nn.functional.l1_loss,
+    "huber": torch.nn.functional.huber_loss,  # quadratic within one standard deviation
+}
+
+
 class Forecaster(pl.LightningModule):
-    """Trains RegLSTM on scaled targets: MSE, or the pinball loss when the net has quantiles.
+    """Trains RegLSTM on scaled targets with `loss` (mse | mae | huber), or the pinball loss when
+    the net has quantiles.
 
     Batches are x (B, L, F_in), y (B, H, n_targets), series ids (B,).
     """
 
-    def __init__(self, net: dict, lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, net: dict, lr: float = 3e-3, weight_decay: float = 0.0,
+                 loss: str = "mse"):
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss='{loss}' is unknown; choose one of {list(LOSSES)}")
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
+
+    @classmethod
+    def from_options(cls, net: dict, model: dict) -> Forecaster:
+        """From RegLSTM's kwargs and the `model` config (its lr, weight_decay and loss)."""
+        return cls(net, lr=model["lr"], weight_decay=model["weight_decay"],
+                   loss=model.get("loss", "mse"))
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)  # (B, H, n_targets[, Q])
@@ -34,7 +52,7 @@ class Forecaster(pl.LightningModule):
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.net.quantiles:
             return pinball(y, y_hat, self.net.quantiles)
-        return torch.nn.functional.mse_loss(y_hat, y)
+        return LOSSES[self.hparams.loss](y_hat, y)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y, series = batch

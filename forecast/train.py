@@ -101,8 +101,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     pl.seed_everything(cfg.seed, workers=True)
     dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    module = Forecaster(pipeline.net_kwargs(prep, model), lr=model["lr"],
-                        weight_decay=model["weight_decay"])
+    module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
     trainer = build_trainer(cfg, out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     pipeline.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")

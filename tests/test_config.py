@@ -159,7 +159,7 @@ _EXTRAS = [
     ("model.bidirectional=true", "model.num_layers=2", "model.dropout=0.2"),
     ("model.embedding_dim=2", "model.quantiles=[0.1,0.5,0.9]", "model.linear_skip=true"),
     ("model.instance_norm=true", "model.lr=0.01", "model.weight_decay=0.001"),
-    ("model.bidirectional=false",),
+    ("model.bidirectional=false", "model.residual=true", "model.loss=huber"),
 ]
 _ROWS = max(len(CELLS), len(HEADS), len(_EXTRAS))
 MODEL_OVERRIDES = [
@@ -170,7 +170,7 @@ MODEL_OVERRIDES = [
     ("model.decoder=autoregressive", f"model.cell={cell}", "model.instance_norm=true",
      "model.embedding_dim=2", "model.num_layers=2")
     for cell in ("lstm", "gru")
-]
+] + [("model.decoder=autoregressive", "model.residual=true", "model.loss=mae")]
 
 L, H = 12, 4
 
@@ -183,8 +183,7 @@ def small_prep(panel):
 def _forward(prep, model: DictConfig) -> tuple[Forecaster, torch.Tensor]:
     options = OmegaConf.to_container(model, resolve=True)
     torch.manual_seed(0)
-    module = Forecaster(net_kwargs(prep, options), lr=options["lr"],
-                        weight_decay=options["weight_decay"]).eval()
+    module = Forecaster.from_options(net_kwargs(prep, options), options).eval()
     batch = datamodule(prep).dataset("test")[[0, 1, 2, 3, 4]]
     with torch.no_grad():
         return module, module.predict_step(batch, 0)
@@ -195,7 +194,8 @@ def test_every_model_file_builds_a_forecaster(hydra_ctx, small_prep, option):
     model = _compose(f"model={option}").model
     options = OmegaConf.to_container(model)
     # every model option reaches the net (or the Forecaster): none is silently dropped
-    unused = set(options) - {"name", "lr", "weight_decay"} - set(net_kwargs(small_prep, options))
+    unused = set(options) - {"name", "lr", "weight_decay", "loss"} - set(net_kwargs(small_prep,
+                                                                                 options))
     assert not unused
     module, y = _forward(small_prep, model)
     net = module.net
@@ -203,7 +203,7 @@ def test_every_model_file_builds_a_forecaster(hydra_ctx, small_prep, option):
     assert net.rnn.hidden_size == model.hidden_size and net.rnn.num_layers == model.num_layers
     assert net.directions == (2 if model.bidirectional else 1)
     assert net.head == model.head and net.decoder == model.decoder
-    assert module.hparams.lr == model.lr
+    assert module.hparams.lr == model.lr and module.hparams.loss == model.loss
     shape = (5, H, 1) + ((len(model.quantiles),) if model.quantiles else ())
     assert y.shape == shape and torch.isfinite(y).all()
 

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from forecast.inputs import ModelInputs
 from forecast.module import Forecaster, pinball
 from forecast.nets import CELLS, DECODERS, HEADS, RegLSTM
 from forecast.panel import to_panel
@@ -275,6 +276,11 @@ def _test_forecasts(module: Forecaster, prep) -> torch.Tensor:
         return module.predict_step(ds[list(range(len(ds)))], 0)
 
 
+def _with_inputs(prep, inputs: np.ndarray):
+    """prep with the whole (N, T, F_in) input array replaced."""
+    return dataclasses.replace(prep, model_inputs=ModelInputs.from_array(inputs, prep.input_names))
+
+
 def _perturb_panel_after(long_df: pd.DataFrame, time) -> pd.DataFrame:
     """Every value after `time` changed; some of the non-target `b` blanked."""
     df = long_df.copy()
@@ -301,7 +307,7 @@ def test_forecast_reads_nothing_after_its_origin(long_df, panel, options):
     inputs = prep.inputs.copy()
     rng = np.random.default_rng(1)
     inputs[:, o + 1:] = rng.normal(5.0, 10.0, size=inputs[:, o + 1:].shape)
-    changed = _test_forecasts(module, dataclasses.replace(prep, inputs=inputs))
+    changed = _test_forecasts(module, _with_inputs(prep, inputs))
     assert torch.equal(changed[k], base[k])
     assert torch.equal(changed[before_or_at], base[before_or_at])
     assert not torch.equal(changed[~before_or_at], base[~before_or_at])  # the change arrived
@@ -318,7 +324,7 @@ def test_forecast_reads_nothing_after_its_origin(long_df, panel, options):
     # 3) the origin itself does move the forecast (so the checks above can fail) ...
     inputs = prep.inputs.copy()
     inputs[n, o, :NORM] += 3.0
-    changed = _test_forecasts(module, dataclasses.replace(prep, inputs=inputs))
+    changed = _test_forecasts(module, _with_inputs(prep, inputs))
     assert not torch.equal(changed[k], base[k])
     assert torch.equal(changed[before_or_at & ~_is(index, n, s)],
                        base[before_or_at & ~_is(index, n, s)])
@@ -486,6 +492,31 @@ def test_training_step_adds_the_aux_loss():
     forecast_loss = nn.functional.mse_loss(module(x), y)
     torch.testing.assert_close(loss, forecast_loss + aux)
     assert aux > 0 and loss > forecast_loss
+
+
+# ---------------------------------------------------------------------------------------- losses
+
+
+def test_point_losses_by_hand():
+    y = torch.tensor([1.0, -2.0, 0.0, 3.0]).view(4, 1, 1)  # (B, H, n_targets)
+    y_hat = torch.tensor([0.0, 0.0, 0.5, 0.0]).view(4, 1, 1)  # errors 1, -2, -0.5, 3
+    net = {"n_features": F, "horizon": 1, "n_targets": 1}
+    expected = {"mse": (1 + 4 + 0.25 + 9) / 4, "mae": (1 + 2 + 0.5 + 3) / 4,
+                # quadratic (e^2 / 2) within 1, linear (|e| - 1/2) beyond
+                "huber": (0.5 + 1.5 + 0.125 + 2.5) / 4}
+    for loss, value in expected.items():
+        assert Forecaster(net, loss=loss).loss(y_hat, y).item() == pytest.approx(value)
+    with pytest.raises(ValueError, match="model.loss='l3'.*mse"):
+        Forecaster(net, loss="l3")
+
+
+def test_from_options_takes_lr_weight_decay_and_loss():
+    net = {"n_features": F, "horizon": 1, "n_targets": 1}
+    module = Forecaster.from_options(net, {"lr": 0.01, "weight_decay": 0.5, "loss": "mae"})
+    assert (module.hparams.lr, module.hparams.weight_decay, module.hparams.loss) == (0.01, 0.5,
+                                                                                    "mae")
+    optimiser = module.configure_optimizers()["optimizer"]
+    assert optimiser.defaults["lr"] == 0.01 and optimiser.defaults["weight_decay"] == 0.5
 
 
 # ------------------------------------------------------------------------------------ quantiles

@@ -64,8 +64,8 @@ class ModelConfig:
     instance_norm: bool = False
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
-    residual: bool = False
-    loss: str = "mse"  # mse | mae | huber (ignored with quantiles: pinball)
+    residual: bool = True  # forecast changes from the last observed target value
+    loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
 

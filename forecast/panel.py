@@ -1,7 +1,7 @@
-"""Long DataFrame -> Panel: a regular (N, T, F) array with its observed mask, ids and times.
+"""Long DataFrame -> Panel: a regular (N, T, F) array (NaN where missing), ids and times.
 
 Also the chronological split, the Scaler fitted on the train span only, causal filling and the
-model's input array. pandas ends here: everything downstream sees numpy arrays.
+model's inputs. pandas ends here: everything downstream sees numpy arrays.
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ import numpy as np
 import pandas as pd
 
 from forecast.datasets import SERIES, TIME
+from forecast.inputs import ModelInputs
+from forecast.mapped import is_mapped, release, scratch, series_blocks
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Panel:
-    values: np.ndarray  # (N, T, F) float32, NaN where not observed
-    observed: np.ndarray  # (N, T, F) bool
+    values: np.ndarray  # (N, T, F) float32, NaN where not observed; may be an np.memmap
     ids: np.ndarray  # (N,) series names
     times: pd.DatetimeIndex  # (T,) regular grid
     features: list[str]  # (F,)
     freq: str
+    scratch: str | None = None  # folder for arrays derived from a mapped panel; None: memory
 
     @property
     def n_series(self) -> int:
@@ -36,12 +38,29 @@ class Panel:
     def n_steps(self) -> int:
         return self.values.shape[1]
 
+    @property
+    def observed(self) -> np.ndarray:
+        """(N, T, F) bool, computed on each call from the NaNs of `values` (not stored: a
+        quarter of the raw panel). Loops over large panels use `observed_steps`."""
+        return ~np.isnan(self.values)
+
+
+def observed_steps(values: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """(N, T) bool: every one of `columns` observed at that step; a block of series at a time."""
+    out = np.empty(values.shape[:2], dtype=bool)
+    for block in series_blocks(values):
+        out[block] = ~np.isnan(values[block][:, :, list(columns)]).any(axis=2)
+        release(values)
+    return out
+
 
 def fingerprint(panel: Panel) -> str:
     """sha256 of the panel's values, ids, times and feature names: equal fingerprints mean the
     run saw the same data."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(panel.values).tobytes())
+    for block in series_blocks(panel.values):  # the same digest as hashing all bytes at once
+        h.update(np.ascontiguousarray(panel.values[block]))
+        release(panel.values)
     for part in (panel.ids, panel.features, panel.times.astype(str), [panel.freq]):
         h.update("\x1f".join(map(str, part)).encode())
     return h.hexdigest()
@@ -117,15 +136,14 @@ def to_panel(df: pd.DataFrame, freq: str | None = None) -> Panel:
     time_pos = np.round(offsets.to_numpy()).astype(np.int64)
     values = np.full((len(ids), len(times), len(features)), np.nan, dtype=np.float32)
     values[series_pos, time_pos] = df[features].to_numpy(dtype=np.float32)
-    observed = ~np.isnan(values)
-    _log_gaps(ids, observed, features)
-    return Panel(values, observed, ids, times, features, alias)
+    log_gaps(ids, (~np.isnan(values)).sum(axis=1), len(times), features)
+    return Panel(values, ids, times, features, alias)
 
 
-def _log_gaps(ids: np.ndarray, observed: np.ndarray, features: Sequence[str]) -> None:
-    n_steps = observed.shape[1]
+def log_gaps(ids: np.ndarray, counts: np.ndarray, n_steps: int, features: Sequence[str]) -> None:
+    """Log each series' missing steps per feature; counts (N, F): observed steps."""
     for i, name in enumerate(ids):
-        missing = n_steps - observed[i].sum(axis=0)
+        missing = n_steps - counts[i]
         if missing.any():
             detail = ", ".join(f"{f}: {m}" for f, m in zip(features, missing, strict=True) if m)
             log.info("series '%s' (%d steps) has gaps: %s", name, n_steps, detail)
@@ -156,18 +174,33 @@ class Scaler:
 
     @classmethod
     def fit(cls, values: np.ndarray, features: Sequence[str]) -> Scaler:
-        """Fit on values (N, T_train, F): callers pass the train span only."""
+        """Fit on values (N, T_train, F): callers pass the train span only. A memory-mapped
+        panel is read a block of series at a time (`fit_blocks`)."""
         from sklearn.preprocessing import StandardScaler
 
+        if is_mapped(values):
+            return cls.fit_blocks(values, features)
         flat = values.reshape(-1, values.shape[-1]).astype(np.float64)
-        empty = [f for f, ok in zip(features, (~np.isnan(flat)).any(axis=0), strict=True) if not ok]
-        if empty:
-            raise ValueError(
-                f"feature(s) {empty} have no observed value in the train span; drop them with "
-                "data.features or move the split"
-            )
+        _check_observed((~np.isnan(flat)).sum(axis=0), features)
         sk = StandardScaler().fit(flat)
         return cls(sk.mean_, sk.scale_, features)
+
+    @classmethod
+    def fit_blocks(cls, values: np.ndarray, features: Sequence[str]) -> Scaler:
+        """StandardScaler's two-pass mean and variance, summed row by row in panel order over
+        blocks of series. numpy sums the rows of a (R, F >= 2) array in that same order, so the
+        result equals `fit` bit for bit; with one feature numpy sums pairwise, and the two agree
+        to rounding."""
+        count = sum((~np.isnan(values[b])).sum(axis=(0, 1)) for b in series_blocks(values))
+        _check_observed(count, features)
+        mean = _row_sum(values, lambda rows: rows) / count
+        deviation = _row_sum(values, lambda rows: rows - mean)
+        squares = _row_sum(values, lambda rows: (rows - mean) ** 2)
+        var = (squares - deviation**2 / count) / count
+        # sklearn's rule for constant features: scale 1 rather than a division by ~0
+        eps = np.finfo(np.float64).eps
+        constant = var <= count * eps * var + (count * mean * eps) ** 2
+        return cls(mean, np.where(constant, 1.0, np.sqrt(var)), features)
 
     def transform(self, values: np.ndarray, columns: Sequence[int] | None = None) -> np.ndarray:
         idx = slice(None) if columns is None else list(columns)
@@ -191,6 +224,26 @@ class Scaler:
     @classmethod
     def from_dict(cls, d: dict) -> Scaler:
         return cls(d["mean"], d["scale"], d["features"])
+
+
+def _check_observed(count: np.ndarray, features: Sequence[str]) -> None:
+    empty = [f for f, n in zip(features, count, strict=True) if not n]
+    if empty:
+        raise ValueError(
+            f"feature(s) {empty} have no observed value in the train span; drop them with "
+            "data.features or move the split"
+        )
+
+
+def _row_sum(values: np.ndarray, term) -> np.ndarray:
+    """Sum over the (series, step) rows of term(rows) (R, F) float64, NaN counted as 0, in the
+    order of a single np.sum over all rows; a block of series at a time."""
+    total = np.zeros(values.shape[-1])
+    for block in series_blocks(values):
+        rows = term(values[block].reshape(-1, values.shape[-1]).astype(np.float64))
+        total = np.sum(np.vstack([total[None], np.nan_to_num(rows, nan=0.0)]), axis=0)
+        release(values)
+    return total
 
 
 def fill_causal(values: np.ndarray, before_first: float = 0.0) -> np.ndarray:
@@ -232,21 +285,37 @@ def calendar(times: pd.DatetimeIndex, parts: Sequence[str]) -> tuple[np.ndarray,
     return np.stack(cols, axis=1).astype(np.float32), names
 
 
+def build_inputs(
+    panel: Panel, scaler: Scaler, calendar_parts: Sequence[str] = (), with_mask: bool = False
+) -> ModelInputs:
+    """The network's inputs (N, T, F_in) as their parts: scaled, causally filled features
+    [+ calendar] [+ observed mask]. For a memory-mapped panel the features are mapped too."""
+    cal, cal_names = calendar(panel.times, calendar_parts)
+    names = list(panel.features) + cal_names
+    if with_mask:
+        names += [f"{f}_observed" for f in panel.features]
+    features = scaled_filled(panel.values, scaler, panel.scratch)
+    return ModelInputs(features, cal, names, panel.values if with_mask else None)
+
+
+def scaled_filled(values: np.ndarray, scaler: Scaler, folder: str | None = None) -> np.ndarray:
+    """fill_causal(scaler.transform(values)) (N, T, F) float32, a block of series at a time so
+    that the float64 and index temporaries stay small; in a scratch file of `folder` if given."""
+    out = (np.empty(values.shape, np.float32) if folder is None
+           else scratch(folder, values.shape, np.float32))
+    for block in series_blocks(values):
+        out[block] = fill_causal(scaler.transform(values[block]))
+        release(values, out)
+    return out
+
+
 def model_inputs(
     panel: Panel, scaler: Scaler, calendar_parts: Sequence[str] = (), with_mask: bool = False
 ) -> tuple[np.ndarray, list[str]]:
-    """The network's input array (N, T, F_in): scaled, causally filled features [+ calendar]
-    [+ observed mask], and the names of its columns."""
-    parts = [fill_causal(scaler.transform(panel.values))]
-    names = list(panel.features)
-    if calendar_parts:
-        cal, cal_names = calendar(panel.times, calendar_parts)
-        parts.append(np.broadcast_to(cal, (panel.n_series, *cal.shape)))
-        names += cal_names
-    if with_mask:
-        parts.append(panel.observed.astype(np.float32))
-        names += [f"{f}_observed" for f in panel.features]
-    return np.ascontiguousarray(np.concatenate(parts, axis=2), dtype=np.float32), names
+    """The network's whole input array (N, T, F_in) and the names of its columns, for a small
+    panel (training joins the parts window by window: `build_inputs`)."""
+    inputs = build_inputs(panel, scaler, calendar_parts, with_mask)
+    return inputs.full(), inputs.names
 
 
 def resolve_targets(targets: str | Sequence[str], features: Sequence[str]) -> list[str]:

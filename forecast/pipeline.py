@@ -17,17 +17,20 @@ import torch
 
 from forecast import baselines as bl
 from forecast import metrics as mt
+from forecast.inputs import FeatureColumns, ModelInputs
+from forecast.mapped import release, series_blocks
 from forecast.module import Forecaster
 from forecast.panel import (
     Panel,
     Scaler,
+    build_inputs,
     fill_causal,
-    model_inputs,
+    observed_steps,
     resolve_targets,
     season_phase,
     split_points,
 )
-from forecast.windows import PanelDataModule, gather, window_index
+from forecast.windows import PanelDataModule, window_index
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -35,19 +38,48 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Prepared:
+    """What a run keeps: per (series, step) only the panel's values and the scaled features."""
+
     panel: Panel
     scaler: Scaler
-    inputs: np.ndarray  # (N, T, F_in) scaled, causally filled model inputs
-    input_names: list[str]
+    model_inputs: ModelInputs  # (N, T, F_in) as parts, joined window by window
     targets: list[str]
     target_cols: list[int]  # positions of the targets among panel.features
-    target_values: np.ndarray  # (N, T, n_targets) scaled, NaN where missing
-    history: np.ndarray  # (N, T, n_targets) data units, causally filled
     bounds: dict[str, tuple[int, int]]  # split -> [start, end) of the time axis
     indices: dict[str, np.ndarray]  # split -> (K, 2) windows
     dropped: dict[str, int]
     lookback: int
     horizon: int
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.model_inputs.names
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(N, T, F_in) scaled, causally filled model inputs, built on each call: small panels."""
+        return self.model_inputs.full()
+
+    @property
+    def target_values(self) -> np.ndarray:
+        """(N, T, n_targets) scaled, NaN where missing, built on each call."""
+        return self.scaler.transform(self.panel.values[:, :, self.target_cols], self.target_cols)
+
+    @property
+    def history(self) -> np.ndarray:
+        """(N, T, n_targets) data units, causally filled, built on each call."""
+        return target_history(self.panel, self.target_cols)
+
+
+def target_history(panel: Panel, columns: list[int], end: int | None = None) -> np.ndarray:
+    """(N, end, n_targets): the target columns of steps [0, end) in data units, causally filled
+    (NaN before a series' first value); a block of series at a time."""
+    values = panel.values[:, :end]
+    out = np.empty((*values.shape[:2], len(columns)), np.float32)
+    for block in series_blocks(values):
+        out[block] = fill_causal(values[block][:, :, columns], before_first=np.nan)
+        release(values)
+    return out
 
 
 def prepare(
@@ -74,8 +106,8 @@ def prepare(
     train_end, val_end, test_end = ends
     bounds = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, test_end)}
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
-    inputs, names = model_inputs(panel, scaler, calendar, mask_features)
-    target_observed = panel.observed[:, :, target_cols]
+    inputs = build_inputs(panel, scaler, calendar, mask_features)
+    target_observed = observed_steps(panel.values, target_cols)
     indices, dropped = {}, {}
     for name, (start, end) in bounds.items():
         indices[name], dropped[name] = window_index(
@@ -89,12 +121,10 @@ def prepare(
             )
     log.info("windows: %s; dropped for missing targets: %s",
              {k: len(v) for k, v in indices.items()}, dropped)
-    target_raw = panel.values[:, :, target_cols]
     return Prepared(
-        panel=panel, scaler=scaler, inputs=inputs, input_names=names, targets=targets,
-        target_cols=target_cols, target_values=scaler.transform(target_raw, target_cols),
-        history=fill_causal(target_raw, before_first=np.nan), bounds=bounds, indices=indices,
-        dropped=dropped, lookback=lookback, horizon=horizon,
+        panel=panel, scaler=scaler, model_inputs=inputs, targets=targets,
+        target_cols=target_cols, bounds=bounds, indices=indices, dropped=dropped,
+        lookback=lookback, horizon=horizon,
     )
 
 
@@ -175,7 +205,7 @@ def data_description(prep: Prepared) -> dict:
 def datamodule(
     prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0
 ) -> PanelDataModule:
-    return PanelDataModule(prep.inputs, prep.target_values, prep.indices, prep.lookback,
+    return PanelDataModule(prep.model_inputs, prep.target_cols, prep.indices, prep.lookback,
                            prep.horizon, batch_size, num_workers, seed)
 
 
@@ -183,7 +213,7 @@ def net_kwargs(prep: Prepared, model: dict) -> dict:
     """RegLSTM arguments: the data's shapes plus the model options."""
     keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head", "decoder",
             "embedding_dim", "instance_norm", "quantiles", "linear_skip", "residual")
-    return {"n_features": prep.inputs.shape[-1], "horizon": prep.horizon,
+    return {"n_features": prep.model_inputs.shape[-1], "horizon": prep.horizon,
             "lookback": prep.lookback, "n_targets": len(prep.targets),
             "n_series": prep.panel.n_series, "target_positions": prep.target_cols,
             "norm_features": len(prep.panel.features),
@@ -224,20 +254,30 @@ def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: 
         raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(bl.NAMES)}")
     index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
     out = {}
+    if "persistence" in names or "seasonal_naive" in names:
+        history = target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
     if "persistence" in names:
-        out["persistence"] = bl.persistence(prep.history, index, lookback, horizon)
+        out["persistence"] = bl.persistence(history, index, lookback, horizon)
     if "seasonal_naive" in names:
-        out["seasonal_naive"] = bl.seasonal_naive(prep.history, index, lookback, horizon, season)
+        out["seasonal_naive"] = bl.seasonal_naive(history, index, lookback, horizon, season)
     if "climatology" in names:
         raw = prep.panel.values[:, :, prep.target_cols]
         out["climatology"] = bl.climatology(raw, season_phase(prep.panel.times),
                                             prep.bounds["train"][1], index, lookback, horizon)
     if "ridge" in names:
-        ridge = bl.RidgeBaseline().fit(prep.inputs, np.nan_to_num(prep.target_values),
+        inputs = prep.model_inputs
+        # train windows have every target observed: the scaled targets are those input columns
+        ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
                                        prep.indices["train"], lookback, horizon, seed)
-        scaled = ridge.predict(prep.inputs, index, lookback)
+        scaled = ridge.predict(inputs, index, lookback)
         out["ridge"] = prep.scaler.inverse(scaled, prep.target_cols)
     return out
+
+
+def actuals(prep: Prepared) -> np.ndarray:
+    """The test windows' target values (K, H, n_targets), data units."""
+    values = FeatureColumns(prep.panel.values, prep.target_cols)
+    return values.gather(prep.indices["test"], prep.lookback, prep.horizon)
 
 
 def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
@@ -262,10 +302,10 @@ def evaluate(
     if space not in ("original", "scaled"):
         raise ValueError(f"evaluate.space='{space}' must be 'original' or 'scaled'")
     index = prep.indices["test"]
-    actual = gather(prep.panel.values[:, :, prep.target_cols], index, prep.lookback, prep.horizon)
+    actual = actuals(prep)
     model_units = to_units(prep, model_scaled)
     forecasts = {"model": point(model_units, quantiles), **baseline}
-    train_history = prep.history[:, : prep.bounds["train"][1]]
+    train_history = target_history(prep.panel, prep.target_cols, prep.bounds["train"][1])
     if space == "scaled":
         to_scaled = lambda a: prep.scaler.transform(a, prep.target_cols)  # noqa: E731
         actual, train_history = to_scaled(actual), to_scaled(train_history)
@@ -289,10 +329,10 @@ def forecast_table(
 ) -> pd.DataFrame:
     """Long table: series, origin (time of the last input step), lead, time, target, actual,
     forecast [, q0.1, ...], one row per test window, lead and target."""
-    index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
+    index, lookback = prep.indices["test"], prep.lookback
     units = to_units(prep, model_scaled)
     forecast_units = point(units, quantiles)  # (K, H, nt)
-    actual = gather(prep.panel.values[:, :, prep.target_cols], index, lookback, horizon)
+    actual = actuals(prep)
     k, h, nt = forecast_units.shape
     times = prep.panel.times
     steps = index[:, 1:2] + lookback + np.arange(h)  # (K, H)

@@ -14,7 +14,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from forecast.inputs import FeatureColumns, ModelInputs
+
 log = logging.getLogger(__name__)
+BLOCK_SERIES = 64
 
 
 def window_index(
@@ -40,19 +43,26 @@ def window_index(
     if last < first:
         return np.zeros((0, 2), dtype=np.int64), 0
     starts = np.arange(first, last + 1, stride, dtype=np.int64)
-    # missing targets in [s+L, s+L+H) via a cumulative count of gaps
-    gaps = np.concatenate(
-        [np.zeros((n_series, 1), np.int64), np.cumsum(~target_observed, axis=1)], axis=1
-    )
-    n_missing = gaps[:, starts + lookback + horizon] - gaps[:, starts + lookback]  # (N, S)
-    keep = n_missing == 0
-    series, pos = np.nonzero(keep)
-    index = np.stack([series.astype(np.int64), starts[pos]], axis=1)
-    return index, int((~keep).sum())
+    parts, dropped = [], 0
+    # a block of series at a time: the gap counts take 8 bytes per (series, step)
+    for lo in range(0, n_series, BLOCK_SERIES):
+        block = target_observed[lo:lo + BLOCK_SERIES]
+        # missing targets in [s+L, s+L+H) via a cumulative count of gaps
+        gaps = np.concatenate(
+            [np.zeros((len(block), 1), np.int64), np.cumsum(~block, axis=1)], axis=1
+        )
+        keep = gaps[:, starts + lookback + horizon] - gaps[:, starts + lookback] == 0  # (n, S)
+        series, pos = np.nonzero(keep)
+        parts.append(np.stack([series.astype(np.int64) + lo, starts[pos]], axis=1))
+        dropped += int((~keep).sum())
+    return np.concatenate(parts), dropped
 
 
-def gather(array: np.ndarray | torch.Tensor, index, offset: int, length: int):
-    """Steps [start+offset, start+offset+length) of each window: (K, length, C) from (N, T, C)."""
+def gather(array, index, offset: int, length: int):
+    """Steps [start+offset, start+offset+length) of each window: (K, length, C) from (N, T, C)
+    (an array, a tensor, or ModelInputs / FeatureColumns, which join their parts)."""
+    if isinstance(array, ModelInputs | FeatureColumns):
+        return array.gather(index, offset, length)
     if isinstance(array, torch.Tensor):
         index = torch.as_tensor(index)
         steps = index[:, 1:2] + offset + torch.arange(length)
@@ -64,19 +74,20 @@ def gather(array: np.ndarray | torch.Tensor, index, offset: int, length: int):
 
 class WindowDataset(Dataset):
     """Windows of one split. Item k (or a list of ks, for whole batches at once):
-    x (L, F_in), y (H, n_targets), series id ()."""
+    x (L, F_in), y (H, n_targets), series id (). The targets are the scaled target columns of
+    the inputs: a window's targets are all observed, where filling changed nothing."""
 
     def __init__(
         self,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
+        inputs: ModelInputs,
+        target_cols: list[int],
         index: np.ndarray,
         lookback: int,
         horizon: int,
     ):
         self.inputs = inputs  # (N, T, F_in)
-        self.targets = targets  # (N, T, n_targets)
-        self.index = torch.as_tensor(index, dtype=torch.int64)  # (K, 2)
+        self.targets = inputs.columns(target_cols)  # (N, T, n_targets)
+        self.index = np.asarray(index, dtype=np.int64)  # (K, 2)
         self.lookback = lookback
         self.horizon = horizon
 
@@ -84,12 +95,11 @@ class WindowDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, k):
-        rows = self.index[k] if isinstance(k, int) else self.index[torch.as_tensor(k)]
-        single = rows.ndim == 1
-        rows = rows.reshape(-1, 2)
-        x = gather(self.inputs, rows, 0, self.lookback)  # (B, L, F_in)
-        y = gather(self.targets, rows, self.lookback, self.horizon)  # (B, H, n_targets)
-        series = rows[:, 0]
+        single = isinstance(k, int | np.integer)
+        rows = self.index[[k] if single else np.asarray(k, dtype=np.int64)]
+        x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback))  # (B, L, F_in)
+        y = torch.from_numpy(self.targets.gather(rows, self.lookback, self.horizon))  # (B, H, nt)
+        series = torch.from_numpy(np.ascontiguousarray(rows[:, 0]))
         if single:
             return x[0], y[0], series[0]
         return x, y, series
@@ -130,13 +140,13 @@ class EpochBatchSampler(Sampler):
 
 
 class PanelDataModule(pl.LightningDataModule):
-    """Train/val/test/predict loaders over one input array; batches are gathered in one indexing
-    operation rather than collated item by item (the loader is never the bottleneck)."""
+    """Train/val/test/predict loaders over the model inputs; batches are gathered in one indexing
+    operation per part rather than collated item by item (the loader is never the bottleneck)."""
 
     def __init__(
         self,
-        inputs: np.ndarray,
-        targets: np.ndarray,
+        inputs: ModelInputs,
+        target_cols: list[int],
         indices: dict[str, np.ndarray],
         lookback: int,
         horizon: int,
@@ -146,15 +156,15 @@ class PanelDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.seed = seed
-        self.inputs = torch.from_numpy(inputs)  # (N, T, F_in)
-        self.targets = torch.from_numpy(np.nan_to_num(targets))  # (N, T, n_targets)
+        self.inputs = inputs  # (N, T, F_in)
+        self.target_cols = list(target_cols)  # targets among the input columns
         self.indices = indices
         self.lookback, self.horizon = lookback, horizon
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def dataset(self, split: str) -> WindowDataset:
         return WindowDataset(
-            self.inputs, self.targets, self.indices[split], self.lookback, self.horizon
+            self.inputs, self.target_cols, self.indices[split], self.lookback, self.horizon
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

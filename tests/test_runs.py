@@ -98,7 +98,7 @@ def test_fingerprint_sees_any_change():
     panel = to_panel(datasets.load("synthetic", n_steps=200), "h")
     changed = panel.values.copy()
     changed[1, 150, 0] += 0.001
-    other = Panel(changed, panel.observed, panel.ids, panel.times, panel.features, panel.freq)
+    other = Panel(changed, panel.ids, panel.times, panel.features, panel.freq)
     assert fingerprint(panel) == fingerprint(panel)
     assert fingerprint(other) != fingerprint(panel)
 
@@ -121,7 +121,7 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     cutoff = prep.bounds["test"][0] + 60  # a time inside the test span
     perturbed = panel.values.copy()
     perturbed[:, cutoff:] = perturbed[:, cutoff:] * 3 + 50
-    other = Panel(perturbed, panel.observed, panel.ids, panel.times, panel.features, panel.freq)
+    other = Panel(perturbed, panel.ids, panel.times, panel.features, panel.freq)
     prep2 = pipeline.prepare(other, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
 
     np.testing.assert_array_equal(prep.scaler.mean, prep2.scaler.mean)

@@ -1,0 +1,84 @@
+"""The network's input array (N, T, F_in), kept as its parts and joined window by window.
+
+Columns, in order: the scaled, causally filled features (N, T, F); the calendar (T, C), the same
+for every series; with data.mask_features the observed mask (N, T, F), read from the NaNs of the
+panel's values. Only the features take memory per (series, step): copying the calendar into
+every series and storing the mask would add C/F and 1x of the raw panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ModelInputs:
+    features: np.ndarray  # (N, T, F) float32 scaled, causally filled; may be an np.memmap
+    calendar: np.ndarray  # (T, C) float32
+    names: list[str]  # (F_in,) = features, calendar, [mask]
+    mask_of: np.ndarray | None = None  # (N, T, F) values whose NaNs are the mask columns
+
+    @classmethod
+    def from_array(cls, inputs: np.ndarray, names: Sequence[str]) -> ModelInputs:
+        """A whole (N, T, F_in) array as inputs: every column in the per-series part."""
+        return cls(inputs, np.zeros((inputs.shape[1], 0), np.float32), list(names))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, t, f = self.features.shape
+        mask = 0 if self.mask_of is None else self.mask_of.shape[-1]
+        return n, t, f + self.calendar.shape[-1] + mask
+
+    @property
+    def nbytes_per_series(self) -> int:
+        """Bytes held per series (the calendar is shared; the mask comes from the panel)."""
+        return self.features[:1].nbytes
+
+    def gather(self, index, offset: int, length: int) -> np.ndarray:
+        """Steps [start+offset, start+offset+length) of each window (series, start) of index
+        (K, 2): (K, length, F_in), the columns joined in their order."""
+        index = np.asarray(index)
+        rows = index[:, 0:1]
+        steps = index[:, 1:2] + offset + np.arange(length)  # (K, length)
+        f, c = self.features.shape[-1], self.calendar.shape[-1]
+        out = np.empty((len(index), length, self.shape[-1]), np.float32)
+        out[..., :f] = self.features[rows, steps]
+        out[..., f:f + c] = self.calendar[steps]
+        if self.mask_of is not None:
+            out[..., f + c:] = ~np.isnan(self.mask_of[rows, steps])
+        return out
+
+    def columns(self, columns: Sequence[int]) -> FeatureColumns:
+        """Some feature columns alone (the targets, in scaled units)."""
+        return FeatureColumns(self.features, list(columns))
+
+    def full(self) -> np.ndarray:
+        """The whole (N, T, F_in) array, built now: for small panels and tests."""
+        n, t, _ = self.shape
+        parts = [np.asarray(self.features),
+                 np.broadcast_to(self.calendar, (n, *self.calendar.shape))]
+        if self.mask_of is not None:
+            parts.append(~np.isnan(self.mask_of))
+        return np.concatenate(parts, axis=2, dtype=np.float32)
+
+
+@dataclass
+class FeatureColumns:
+    """Columns of the scaled, filled features (N, T, F) gathered by window, as ModelInputs."""
+
+    features: np.ndarray  # (N, T, F)
+    cols: list[int]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, t, _ = self.features.shape
+        return n, t, len(self.cols)
+
+    def gather(self, index, offset: int, length: int) -> np.ndarray:
+        """(K, length, len(cols)) of the windows of index (K, 2)."""
+        index = np.asarray(index)
+        steps = index[:, 1:2, None] + offset + np.arange(length)[:, None]  # (K, length, 1)
+        return self.features[index[:, 0:1, None], steps, self.cols]

@@ -30,6 +30,7 @@ from forecast.panel import (
     season_phase,
     split_points,
 )
+from forecast.quantiles import point
 from forecast.windows import PanelDataModule, window_index
 
 log = logging.getLogger(__name__)
@@ -283,11 +284,6 @@ def actuals(prep: Prepared) -> np.ndarray:
 def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
     """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
     return prep.scaler.inverse_forecast(scaled, prep.target_cols)
-
-
-def point(forecast: np.ndarray, quantiles: Sequence[float] | None) -> np.ndarray:
-    """The point forecast (K, H, n_targets): the median when there are quantiles."""
-    return forecast[..., list(quantiles).index(0.5)] if quantiles else forecast
 
 
 def evaluate(

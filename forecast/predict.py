@@ -3,6 +3,9 @@
 Reads what a forecast-train run left behind (.hydra/config.yaml, checkpoints/best.ckpt or
 last.ckpt, checkpoints/data.json), rebuilds the model inputs exactly as training did from the
 run's data or from a new file (data.path=...), and forecasts past its last timestamp.
+
+The network (forecast.nets.RegLSTM) is rebuilt from the checkpoint without PyTorch Lightning,
+whose import would take most of the command's time; nothing on this path may import it.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import datasets, plots
-from forecast.module import Forecaster
+from forecast import datasets
+from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, infer_freq, model_inputs, to_panel
-from forecast.pipeline import point
+from forecast.quantiles import point
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ CONFIG = ".hydra/config.yaml"
 DESCRIPTION_KEYS = ("scaler", "features", "input_names", "targets", "ids", "freq", "lookback",
                     "horizon")
 COLUMNS = ["series", "time", "target", "forecast"]
+NET_PREFIX = "net."  # Forecaster keeps its RegLSTM as `self.net`, so its weights' keys start so
 
 
 @dataclass
@@ -43,7 +47,7 @@ class TrainedRun:
     seed: int
     description: dict  # checkpoints/data.json: scaler, features, input_names, targets, ids, ...
     checkpoint: Path
-    module: Forecaster
+    module: RegLSTM  # in eval mode
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
@@ -69,8 +73,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
         )
     config = OmegaConf.load(run_dir / CONFIG)
     description = read_description(description)
-    module = load_module(ckpt)
-    check_module(module, description, ckpt)
+    module = load_module(ckpt, description)
     return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
                       int(config.get("seed", 0)), description, ckpt, module)
 
@@ -111,9 +114,10 @@ def read_description(path: Path) -> dict:
     return description
 
 
-def load_module(path: Path) -> Forecaster:
-    """The Forecaster of a checkpoint, read with weights_only=True: tensors and plain values only,
-    so a checkpoint from elsewhere cannot run code when it is loaded."""
+def load_module(path: Path, description: dict) -> RegLSTM:
+    """The RegLSTM of a forecast-train checkpoint, in eval mode, checked against the run's
+    data.json. Read with weights_only=True: tensors and plain values only, so a checkpoint from
+    elsewhere cannot run code when it is loaded."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
@@ -121,16 +125,27 @@ def load_module(path: Path) -> Forecaster:
             f"cannot load checkpoint '{path}' as weights only ({str(err).splitlines()[0]}); "
             "it must be a forecast-train checkpoint"
         ) from None
-    if "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
+    if ("hyper_parameters" not in ckpt or "state_dict" not in ckpt
+            or "net" not in ckpt["hyper_parameters"]):
         raise ValueError(f"checkpoint '{path}' has no hyper_parameters/state_dict")
-    module = Forecaster(**ckpt["hyper_parameters"])
-    module.load_state_dict(ckpt["state_dict"])
+    kwargs = ckpt["hyper_parameters"]["net"]  # RegLSTM's arguments
+    check_module(kwargs, description, path)
+    module = RegLSTM(**kwargs)
+    # a key without the prefix is kept as it is, so that the strict load names it as unexpected
+    weights = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items()}
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        # the first line only names the class; the keys and shapes that differ follow it
+        details = " ".join(line.strip() for line in str(err).splitlines()[1:])
+        raise ValueError(f"checkpoint '{path}': the weights do not fit its hyper_parameters "
+                         f"({details})") from None
     return module.eval()
 
 
-def check_module(module: Forecaster, description: dict, ckpt: Path) -> None:
-    """The checkpoint and data.json must come from the same run (same shapes)."""
-    net = module.hparams["net"]
+def check_module(net: dict, description: dict, ckpt: Path) -> None:
+    """The checkpoint's network arguments `net` and data.json must come from the same run (same
+    shapes)."""
     want = {"n_features": len(description["input_names"]), "horizon": description["horizon"],
             "n_targets": len(description["targets"])}
     if net.get("embedding_dim"):
@@ -239,7 +254,7 @@ def last_window(panel: Panel, description: dict, calendar: Sequence[str] = (),
     return inputs[:, -description["lookback"]:]  # (N, L, F_in)
 
 
-def forecast_ahead(module: Forecaster, panel: Panel, description: dict,
+def forecast_ahead(module: RegLSTM, panel: Panel, description: dict,
                    calendar: Sequence[str] = (), mask_features: bool = False) -> pd.DataFrame:
     """Table [series, time, target, forecast [, q0.1, ...]] (data units) of the horizon after
     the panel's last time: one row per series, step and target; the forecast is the median when
@@ -254,7 +269,7 @@ def forecast_ahead(module: Forecaster, panel: Panel, description: dict,
     targets = description["targets"]
     units = Scaler.from_dict(description["scaler"]).inverse_forecast(
         scaled, [panel.features.index(t) for t in targets])
-    quantiles = list(module.net.quantiles)
+    quantiles = list(module.quantiles)
     columns = {"forecast": point(units, quantiles)}
     columns.update({f"q{q:g}": units[..., j] for j, q in enumerate(quantiles)})
     times = future_times(panel.times[-1], panel.freq, description["horizon"])
@@ -310,6 +325,9 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
 
 def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
     """forecast.csv, forecast.parquet and plots/forecast_<target>.png in out_dir."""
+    # matplotlib takes most of a second to import: only a run that gets this far pays for it
+    from forecast import plots
+
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "forecast.csv", out_dir / "forecast.parquet"]
     table.to_csv(paths[0], index=False)

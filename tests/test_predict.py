@@ -18,6 +18,7 @@ import torch
 
 from forecast import datasets, pipeline, predict
 from forecast.module import Forecaster
+from forecast.nets import RegLSTM
 from forecast.panel import to_panel
 
 BIN = Path(sys.executable).parent
@@ -112,8 +113,8 @@ def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     description = trained.description
     prep = pipeline.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     quantiles = [0.1, 0.5, 0.9]
-    model = Forecaster(pipeline.net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
-                                                  "quantiles": quantiles}))
+    model = RegLSTM(**pipeline.net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
+                                                "quantiles": quantiles}))
     panel = predict.build_panel(predict.load_frame(predict.data_settings(trained.data),
                                                    description["features"]), description, "test")
     table = predict.forecast_ahead(model, panel, description, ["hour", "day_of_year"])
@@ -159,6 +160,35 @@ def test_write_outputs(trained, tmp_path):
     assert list(csv.columns) == predict.COLUMNS and len(csv) == len(table)
 
 
+def test_the_network_is_the_checkpoints_reglstm(run_dir, trained):
+    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert isinstance(trained.module, RegLSTM) and not trained.module.training
+    weights = trained.module.state_dict()
+    assert {f"net.{k}" for k in weights} == set(ckpt["state_dict"])
+    for key, value in weights.items():
+        torch.testing.assert_close(value, ckpt["state_dict"][f"net.{key}"], rtol=0, atol=0)
+
+
+def test_predict_never_imports_lightning(run_dir, tmp_path):
+    # Lightning takes seconds to import; forecast-predict only needs the bare network, on import
+    # and through a whole forecast
+    code = f"""
+import sys
+from pathlib import Path
+from forecast import predict
+lightning = ("pytorch_lightning", "lightning", "lightning_fabric")
+loaded = lambda: sorted(m for m in sys.modules if m.split(".")[0] in lightning)
+assert not loaded(), ("on import", loaded())
+table, history = predict.forecast_run(predict.load_run({str(run_dir)!r}))
+predict.write_outputs(table, history, Path({str(tmp_path)!r}))
+assert not loaded(), ("after a forecast", loaded())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "forecast.csv").is_file()
+
+
 # (b) errors that say what is wrong -------------------------------------------------------------
 
 def test_missing_run_folder(tmp_path):
@@ -198,6 +228,49 @@ def test_backtest_run_uses_its_last_fold(run_dir, tmp_path):
     shutil.rmtree(copy / "checkpoints")
     loaded = predict.load_run(copy)
     assert loaded.checkpoint == copy / "folds" / "1" / "checkpoints" / "best.ckpt"
+
+
+def _damage_checkpoint(run_dir: Path, tmp_path: Path, change) -> Path:
+    """A copy of the run whose checkpoints went through change(ckpt)."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    for name in ("best.ckpt", "last.ckpt"):
+        path = copy / "checkpoints" / name
+        ckpt = torch.load(path, weights_only=True)
+        change(ckpt)
+        torch.save(ckpt, path)
+    return copy
+
+
+def test_checkpoint_of_another_run(run_dir, tmp_path):
+    copy = _damage_checkpoint(run_dir, tmp_path,
+                              lambda ckpt: ckpt["hyper_parameters"]["net"].update(horizon=7))
+    with pytest.raises(ValueError, match="does not match its data.json") as err:
+        predict.load_run(copy)
+    assert "'horizon': (7, 6)" in str(err.value)
+
+
+def test_checkpoint_without_network_arguments(run_dir, tmp_path):
+    copy = _damage_checkpoint(run_dir, tmp_path, lambda ckpt: ckpt["hyper_parameters"].pop("net"))
+    with pytest.raises(ValueError, match="has no hyper_parameters/state_dict"):
+        predict.load_run(copy)
+
+
+def test_checkpoint_whose_weights_do_not_fit(run_dir, tmp_path):
+    copy = _damage_checkpoint(run_dir, tmp_path,
+                              lambda ckpt: ckpt["state_dict"].pop("net.out.bias"))
+    with pytest.raises(ValueError, match="weights do not fit") as err:
+        predict.load_run(copy)
+    assert "out.bias" in str(err.value)
+
+
+def test_checkpoint_that_is_not_weights_only(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    for name in ("best.ckpt", "last.ckpt"):
+        torch.save({"hyper_parameters": {"net": object()}}, copy / "checkpoints" / name)
+    with pytest.raises(ValueError, match="as weights only"):
+        predict.load_run(copy)
 
 
 def test_new_file_with_a_missing_column(trained, data_df, tmp_path):

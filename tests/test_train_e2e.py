@@ -105,3 +105,16 @@ def test_unknown_config_key_fails(tmp_path):
     assert proc.returncode != 0
     assert "hiden_size" in proc.stdout + proc.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_the_defaults_beat_every_baseline(tmp_path):
+    """`forecast-train` exactly as shipped: the model beats persistence, seasonal naive,
+    climatology and ridge on test MAE, and the run says so."""
+    proc = _run([f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == set(BASELINES)
+    model = metrics["model"]["mae"]
+    better = {n: m["mae"] for n, m in metrics["baselines"].items() if m["mae"] <= model}
+    assert not better, f"model MAE {model:.3f} vs {better}"
+    assert "The model beats every baseline on test MAE." in proc.stdout

@@ -38,6 +38,8 @@ class DataConfig:
     trace_cols: list[str] | None = None  # 'T' (trace) -> 0.0; null: the source's default
     max_categories: int = 10  # text columns with at most this many values -> one-hot
     thousands: str | None = None  # thousands separator in numbers stored as text, e.g. ","
+    # data=csv, one long Parquet file: folder for its memory-mapped panel (read in batches)
+    memmap: str | None = None
     # Values outside [low, high] are physically implausible: treated as missing and reported.
     valid_range: dict[str, list[float]] = field(default_factory=dict)
     calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs

@@ -235,11 +235,16 @@ def _read_csv(path: Path, thousands: str | None) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    return open_parquet(path, pd.read_parquet, "give a CSV or Parquet file")
+
+
+def open_parquet(path: Path, reader, fix: str):
+    """reader(path), with the error of a file that is not Parquet naming the file and `fix`."""
     try:
-        return pd.read_parquet(path)
+        return reader(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ValueError(f"data.path: file '{path}' is not a readable Parquet file ({err}); "
-                         "give a CSV or Parquet file") from None
+                         f"{fix}") from None
 
 
 def read_tables(files: Sequence[Path], needed: Sequence[str], series_col: str | None,
@@ -813,7 +818,11 @@ def check_lengths(df: pd.DataFrame, min_steps: int, source: str) -> None:
     """Every series has at least `min_steps` time steps (lookback + horizon), else name it."""
     if min_steps <= 0:
         return
-    steps = df.groupby(SERIES)[TIME].nunique()
+    check_step_counts(df.groupby(SERIES)[TIME].nunique(), min_steps, source)
+
+
+def check_step_counts(steps: pd.Series, min_steps: int, source: str) -> None:
+    """steps: time steps per series (indexed by name); each must be >= min_steps."""
     short = {str(k): int(v) for k, v in steps[steps < min_steps].items()}
     if short:
         raise ValueError(

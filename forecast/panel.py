@@ -73,12 +73,15 @@ def infer_freq(df: pd.DataFrame) -> pd.Timedelta:
     keep = steps > pd.Timedelta(0)
     steps, owner = steps[keep], ordered.loc[keep, SERIES]
     if steps.empty:
-        raise ValueError("cannot infer data.freq: every series has a single time step")
-    _check_one_step(steps.groupby(owner).agg(lambda s: s.mode().iloc[0]))
+        raise ValueError(NO_STEP)
+    check_one_step(steps.groupby(owner).agg(lambda s: s.mode().iloc[0]))
     return steps.mode().iloc[0]
 
 
-def _check_one_step(by_series: pd.Series) -> None:
+NO_STEP = "cannot infer data.freq: every series has a single time step"
+
+
+def check_one_step(by_series: pd.Series) -> None:
     """Series whose most common steps differ (hourly beside half-hourly) are refused: the
     coarser ones would silently become half missing on the finer grid."""
     if by_series.nunique() <= 1:
@@ -93,10 +96,18 @@ def _check_one_step(by_series: pd.Series) -> None:
 
 def _to_offset(freq: str | None, df: pd.DataFrame) -> tuple[pd.Timedelta, str]:
     if freq is None:
-        step = infer_freq(df)
-        alias = pd.tseries.frequencies.to_offset(step).freqstr
-        log.info("data.freq inferred as '%s'", alias)
-        return step, alias
+        return inferred_offset(infer_freq(df))
+    return offset(freq)
+
+
+def inferred_offset(step: pd.Timedelta) -> tuple[pd.Timedelta, str]:
+    alias = pd.tseries.frequencies.to_offset(step).freqstr
+    log.info("data.freq inferred as '%s'", alias)
+    return step, alias
+
+
+def offset(freq: str) -> tuple[pd.Timedelta, str]:
+    """data.freq -> (its fixed step, its alias)."""
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
         return pd.Timedelta(offset), offset.freqstr
@@ -104,6 +115,11 @@ def _to_offset(freq: str | None, df: pd.DataFrame) -> tuple[pd.Timedelta, str]:
         raise ValueError(
             f"data.freq='{freq}' is not a fixed pandas offset alias; use e.g. 'h', '30min', 'D'"
         ) from None
+
+
+def off_grid_message(count: int, alias: str, start, examples: list) -> str:
+    return (f"{count} row(s) are not on the '{alias}' grid starting {start} (mixed "
+            f"frequencies?), e.g. {examples}. Resample the file or set data.freq.")
 
 
 def _aggregate_duplicates(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,10 +143,7 @@ def to_panel(df: pd.DataFrame, freq: str | None = None) -> Panel:
     off_grid = offsets != np.round(offsets)
     if off_grid.any():
         example = df.loc[off_grid, [SERIES, TIME]].head(3).to_dict("records")
-        raise ValueError(
-            f"{int(off_grid.sum())} row(s) are not on the '{alias}' grid starting {start} "
-            f"(mixed frequencies?), e.g. {example}. Resample the file or set data.freq."
-        )
+        raise ValueError(off_grid_message(int(off_grid.sum()), alias, start, example))
     times = pd.date_range(start, end, freq=step)
     ids, series_pos = np.unique(df[SERIES].to_numpy(), return_inverse=True)
     time_pos = np.round(offsets.to_numpy()).astype(np.int64)

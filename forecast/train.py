@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import config, datasets, pipeline, plots, report
+from forecast import config, datasets, largepanel, pipeline, plots, report
 from forecast.module import Forecaster
 from forecast.panel import fingerprint, season_length, to_panel
 
@@ -35,6 +35,8 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     def plain(value):  # ListConfig / DictConfig -> list / dict; None stays None
         return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
+    if data.get("memmap"):
+        return largepanel.load(plain(data), plain(targets), min_steps)
     df = datasets.load(
         name=data.name, path=data.path, series_col=data.series_col, time_col=data.time_col,
         features=plain(data.features), tz=data.tz, na_values=plain(data.na_values),

@@ -4,12 +4,23 @@ the parts are joined per batch into exactly the arrays the network saw before.""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from hydra import compose, initialize_config_module
 
-from forecast import mapped
-from forecast.panel import Panel, Scaler, calendar, fill_causal, scaled_filled, to_panel
+from forecast import datasets, largepanel, mapped, train
+from forecast.panel import (
+    Panel,
+    Scaler,
+    calendar,
+    fill_causal,
+    fingerprint,
+    scaled_filled,
+    to_panel,
+)
 from forecast.pipeline import datamodule, prepare
 from forecast.windows import gather
 
@@ -93,3 +104,139 @@ def test_scaled_features_in_a_scratch_file_equal_those_in_memory(gappy_panel, tm
     assert isinstance(on_disk, np.memmap) and not list(tmp_path.iterdir())  # unnamed file
     np.testing.assert_array_equal(on_disk, in_memory)
     np.testing.assert_array_equal(in_memory, fill_causal(scaler.transform(gappy_panel.values)))
+
+
+# --- data.memmap: a Parquet file streamed into a memory-mapped panel --------------------------
+
+
+def _parquet(path, n_steps=200, seed=0, shuffle=False):
+    """A long Parquet file: 3 stations, hourly, with gaps, a sentinel and wind directions."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2022-03-01", periods=n_steps, freq="h")
+    frames = [pd.DataFrame({"station": name, "time": times,
+                            "temp": 10 + 5 * np.sin(np.arange(n_steps) / 4) + rng.normal(0, 1,
+                                                                                        n_steps),
+                            "wind_dir": rng.uniform(0, 360, n_steps),
+                            "gusty": rng.random(n_steps) < 0.3})
+              for name in ("st_c", "st_a", "st_b")]
+    df = pd.concat(frames, ignore_index=True)
+    df.loc[[5, 250, 251], "temp"] = -9999.0
+    df.loc[[7, 8], "wind_dir"] = np.nan
+    df = df.drop(index=[40, 41, 42, 300])  # missing steps
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=0)
+    df.to_parquet(path, index=False)
+    return path
+
+
+def _data(path, folder, **options) -> dict:
+    base = {"name": "csv", "path": str(path), "series_col": "station", "time_col": "time",
+            "features": None, "freq": None, "tz": "UTC", "na_values": [-9999],
+            "duplicates": "mean", "time_parts": None, "direction_cols": [], "trace_cols": [],
+            "max_categories": 10, "thousands": None, "valid_range": {"temp": [-40, 60]},
+            "memmap": None if folder is None else str(folder)}
+    return {**base, **options}
+
+
+def _in_memory(data: dict):
+    keys = ("path", "series_col", "time_col", "features", "tz", "na_values", "valid_range")
+    return to_panel(datasets.load("csv", **{k: data[k] for k in keys}), data["freq"])
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_memmap_panel_equals_the_panel_in_memory(tmp_path, shuffle):
+    path = _parquet(tmp_path / "obs.parquet", shuffle=shuffle)
+    data = _data(path, tmp_path / "maps", freq="h" if shuffle else None)
+    mapped_panel, panel = largepanel.load(data, ["temp"], 30), _in_memory(data)
+    assert isinstance(mapped_panel.values, np.memmap)
+    np.testing.assert_array_equal(mapped_panel.values, panel.values)
+    assert np.isnan(panel.values).any()
+    np.testing.assert_array_equal(mapped_panel.ids, panel.ids)
+    assert mapped_panel.times.equals(panel.times) and mapped_panel.times.dtype == panel.times.dtype
+    assert (mapped_panel.features, mapped_panel.freq) == (panel.features, panel.freq)
+    assert mapped_panel.features == ["temp", "wind_dir_sin", "wind_dir_cos", "gusty"]
+    assert fingerprint(mapped_panel) == fingerprint(panel)
+
+
+def test_memmap_panel_is_reused_and_rebuilt_when_the_file_changes(tmp_path, monkeypatch):
+    path = _parquet(tmp_path / "obs.parquet")
+    data = _data(path, tmp_path / "maps")
+    first = largepanel.load(data)
+    files = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert len(files) == 2 and files[0].endswith(".f32") and files[1].endswith(".json")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("rebuilt although nothing changed")
+
+    with monkeypatch.context() as m:
+        m.setattr(largepanel, "build", no_build)
+        again = largepanel.load(data)
+    np.testing.assert_array_equal(again.values, first.values)
+
+    _parquet(path, seed=1)  # same shape and size, other values
+    changed = largepanel.load(data)
+    np.testing.assert_array_equal(changed.values, _in_memory(data).values)
+    assert not np.array_equal(changed.values, first.values, equal_nan=True)
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) != files  # the old one is gone
+    assert len(list((tmp_path / "maps").iterdir())) == 2
+
+
+def test_memmap_run_scores_as_the_run_in_memory(tmp_path):
+    path = _parquet(tmp_path / "obs.parquet", n_steps=400)
+    overrides = ["data=csv", f"data.path={path}", "data.series_col=station", "targets=[temp]",
+                 "data.na_values=[-9999]", "lookback=24", "horizon=6", "trainer=fast",
+                 "trainer.max_epochs=2", "threads=1"]
+    with initialize_config_module("forecast.conf", version_base="1.3"):
+        plain = compose("train", overrides=overrides)
+        mapped_cfg = compose("train", overrides=[*overrides, f"data.memmap={tmp_path / 'maps'}"])
+    scores = []
+    for cfg, name in ((plain, "memory"), (mapped_cfg, "mapped")):
+        train.run(cfg, tmp_path / name)
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        scores.append({k: metrics[k] for k in ("model", "baselines", "windows", "val_loss")})
+    assert scores[0] == scores[1]
+    prov = [json.loads((tmp_path / n / "provenance.json").read_text()) for n in ("memory",
+                                                                                "mapped")]
+    assert prov[0]["data_fingerprint"] == prov[1]["data_fingerprint"]
+
+
+def test_memmap_refuses_what_it_cannot_stream(tmp_path):
+    path = _parquet(tmp_path / "obs.parquet")
+    maps = tmp_path / "maps"
+    csv = tmp_path / "obs.csv"
+    pd.read_parquet(path).to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"data.memmap needs data.path to be one Parquet file.*"
+                                         r"obs.csv"):
+        largepanel.load(_data(csv, maps))
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("station,time,temp\n")
+    with pytest.raises(ValueError, match=r"fake.parquet' is not a readable Parquet file.*"
+                                         r"data.memmap needs a Parquet file"):
+        largepanel.load(_data(fake, maps))
+    with pytest.raises(ValueError, match=r"data.memmap cannot be combined with data.duplicates"):
+        largepanel.load(_data(path, maps, duplicates="last"))
+    with pytest.raises(ValueError, match=r"data.memmap cannot be combined with data.time_parts"):
+        largepanel.load(_data(path, maps, time_parts=["date", "hour"]))
+    with pytest.raises(ValueError, match=r"data.memmap cannot be combined with data.series_col"):
+        largepanel.load(_data(path, maps, series_col=None))
+    with pytest.raises(ValueError, match=r"obs.parquet: column\(s\) \['site'\] not found"):
+        largepanel.load(_data(path, maps, series_col="site"))
+    with pytest.raises(ValueError, match=r"data.features \['pressure'\] not found"):
+        largepanel.load(_data(path, maps, features=["temp", "pressure"]))
+    with pytest.raises(ValueError, match="target 'dew' is not a feature"):
+        largepanel.load(_data(path, maps), targets=["dew"])
+    with pytest.raises(ValueError, match=r"data.memmap reads a Parquet file of data=csv"):
+        largepanel.load(_data(path, maps, name="nyc_weather"))
+    assert not maps.exists()  # nothing built on the way
+
+
+def test_memmap_refuses_text_columns_and_repeated_rows(tmp_path):
+    df = pd.read_parquet(_parquet(tmp_path / "obs.parquet"))
+    df.assign(sky=np.where(df["gusty"], "cloudy", "clear")).to_parquet(tmp_path / "text.parquet")
+    with pytest.raises(ValueError, match=r"column 'sky' is (large_)?string, not numbers"):
+        largepanel.load(_data(tmp_path / "text.parquet", tmp_path / "maps"))
+    pd.concat([df, df.iloc[[3]]]).to_parquet(tmp_path / "twice.parquet")
+    with pytest.raises(ValueError, match=r"repeat the \(series, time\).*'st_c' at 2022-03-01 "
+                                         r"03:00.*data.memmap does not resolve duplicates"):
+        largepanel.load(_data(tmp_path / "twice.parquet", tmp_path / "maps", freq="h"))
+    assert not list((tmp_path / "maps").iterdir())  # the partial panel was removed

@@ -1,0 +1,253 @@
+"""data.memmap: one long-format Parquet file -> a memory-mapped Panel, built once and reused.
+
+The file is read with pyarrow in record batches (`parquet_scan`), never as a whole table; the
+(N, T, F) float32 values go to `<folder>/<file stem>-<key>.f32`, described by the `.json` beside
+it. The key hashes the file's path, size, modification time and Parquet footer with the data
+options that shape the panel: a second run maps the same file again, a changed file or option
+builds a new one (and the older panel of that file is removed).
+
+Read as in memory: numeric and boolean feature columns, angles in degrees (-> sin/cos),
+data.features, data.freq (inferred when each series' rows are in time order), data.tz, numeric
+data.na_values and data.valid_range. Refused, naming the option or column: CSV files or several
+files, data.time_parts, data.series_col=null, data.thousands, data.trace_cols,
+data.duplicates=first|last, text feature columns (categories, numbers stored as text, compass
+points) and repeated (series, time) rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from forecast import datasets
+from forecast.mapped import release, series_blocks
+from forecast.panel import Panel, log_gaps
+from forecast.parquet_scan import Cleaning, Column, Grid, scan_grid, write_values
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # of the .f32/.json pair; a change makes older panels stale
+KEY_OPTIONS = ("series_col", "time_col", "freq", "tz", "na_values", "valid_range",
+               "direction_cols")
+REFUSED = {"time_parts": "the time must be one column (data.time_col)",
+           "thousands": "numbers stored as text are not read",
+           "trace_cols": "text trace codes are not read"}
+
+
+def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: int = 0) -> Panel:
+    """The data.* options (a plain dict with data.memmap set) -> Panel whose values are an
+    np.memmap (N, T, F) in data.memmap; `targets` and `min_steps` are checked as in memory."""
+    path = parquet_file(data)
+    source, folder = str(path), Path(str(data["memmap"])).expanduser()
+    pf = datasets.open_parquet(path, pq.ParquetFile, "data.memmap needs a Parquet file")
+    columns = plan_columns(pf.schema_arrow, data, source)
+    _check_target_columns(columns, targets, source)
+    key = cache_key(path, data, columns)
+    name = f"{datasets._stem(path)}-{key[:16]}"
+    found = open_cached(folder, name, key)
+    if found is None:
+        found = build(pf, folder, name, key, columns, data, source)
+    panel, meta = found
+    datasets.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
+    counts = np.asarray(meta["observed"], dtype=np.int64).reshape(panel.n_series, -1)
+    _check_target_values(counts, panel.features, targets, source)
+    log_gaps(panel.ids, counts, panel.n_steps, panel.features)
+    return panel
+
+
+def parquet_file(data: Mapping) -> Path:
+    """The one Parquet file of data.path; the options the streamed reader cannot honour are
+    refused by name."""
+    if data.get("name") != "csv":
+        raise ValueError(f"data.memmap reads a Parquet file of data=csv, not data "
+                         f"'{data.get('name')}'; drop data.memmap")
+    refused = {k: why for k, why in REFUSED.items() if data.get(k)}
+    if data.get("series_col") is None:
+        refused["series_col"] = "null (one series per file) needs several files"
+    if data.get("duplicates") in ("first", "last"):
+        refused["duplicates"] = "repeated (series, time) rows are refused, not resolved"
+    if refused:
+        detail = "; ".join(f"data.{k}: {why}" for k, why in refused.items())
+        raise ValueError(f"data.memmap cannot be combined with {detail}. Drop data.memmap to "
+                         "read the file in memory, or drop those options")
+    files = datasets.resolve_paths(data["path"])
+    if len(files) != 1 or not files[0].name.lower().endswith(datasets.PARQUET_SUFFIXES):
+        shown = files[0] if len(files) == 1 else f"{len(files)} files"
+        raise ValueError(
+            f"data.memmap needs data.path to be one Parquet file, got '{data['path']}' "
+            f"({shown}); convert it, e.g. pandas.read_csv(...).to_parquet('x.parquet'), or "
+            "drop data.memmap"
+        )
+    return files[0]
+
+
+def cache_key(path: Path, data: Mapping, columns: list[Column]) -> str:
+    """sha256 of the file's identity (path, size, mtime, footer) and the panel's options."""
+    stat = path.stat()
+    with open(path, "rb") as handle:  # the footer lists every row group and its statistics
+        handle.seek(max(0, stat.st_size - 65_536))
+        footer = hashlib.sha256(handle.read()).hexdigest()
+    payload = {"format": FORMAT, "file": str(path.resolve()), "size": stat.st_size,
+               "mtime_ns": stat.st_mtime_ns, "footer": footer,
+               "columns": [asdict(c) for c in columns],
+               "options": {k: data.get(k) for k in KEY_OPTIONS}}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- columns ------------------------------------------------------------------------------------
+
+
+def plan_columns(schema: pa.Schema, data: Mapping, source: str) -> list[Column]:
+    """The panel's features from the file's columns, named and ordered as the in-memory loader
+    names and orders them."""
+    keys = [data["series_col"], data["time_col"]]
+    missing = [k for k in keys if k not in schema.names]
+    if missing:
+        raise ValueError(datasets._missing_key_message(source, missing, schema.names,
+                                                       data["series_col"]))
+    index = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
+             if isinstance(c, str)]
+    candidates = [n for n in schema.names if n not in keys and n not in index]
+    directions = tuple(data.get("direction_cols") or ())
+    if data.get("features") is None:
+        return [c for name in candidates if not name.startswith("Unnamed:")
+                for c in _encode(schema, name, directions, source, auto=True)]
+    picked: dict[str, Column] = {}
+    for name in data["features"]:
+        for column in _named(schema, name, candidates, directions, source):
+            picked.setdefault(column.name, column)
+    return list(picked.values())
+
+
+def _named(schema: pa.Schema, name: str, candidates: list[str], directions: tuple,
+           source: str) -> list[Column]:
+    """data.features entry -> its columns: a column's name gives all it encodes to."""
+    if name in candidates:
+        return _encode(schema, name, directions, source, auto=False)
+    stem = datasets._source_column(name, candidates)
+    made = [] if stem is None else _encode(schema, stem, directions, source, auto=False)
+    chosen = [c for c in made if c.name == name]
+    if not chosen:
+        raise ValueError(f"{source}: data.features ['{name}'] not found; the columns are "
+                         f"{schema.names}. Set data.features to column names of the file")
+    return chosen
+
+
+def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
+            auto: bool) -> list[Column]:
+    kind = schema.field(name).type
+    if pa.types.is_temporal(kind) and auto:
+        log.warning("%s: column '%s' holds times: dropped (list the columns to use in "
+                    "data.features)", source, name)
+        return []
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)):
+        raise ValueError(
+            f"{source}: column '{name}' is {kind}, not numbers; data.memmap reads numeric and "
+            "boolean columns only. List the numeric columns in data.features, or drop "
+            "data.memmap to have text encoded in memory"
+        )
+    if datasets.is_direction(name, directions):
+        return [Column(f"{name}_sin", name, "sin"), Column(f"{name}_cos", name, "cos")]
+    return [Column(name, name)]
+
+
+def _check_target_columns(columns: list[Column], targets, source: str) -> None:
+    names = [c.name for c in columns]
+    for target in datasets._target_list(targets):
+        if target not in names:
+            raise ValueError(f"{source}: target '{target}' is not a feature; the features are "
+                             f"{names}")
+
+
+def _check_target_values(counts: np.ndarray, features: list[str], targets, source: str) -> None:
+    for target in datasets._target_list(targets):
+        if counts[:, features.index(target)].sum() == 0:
+            raise ValueError(f"{source}: target '{target}' has no value (every cell is empty or "
+                             "a missing-value code); choose another target or fill the column")
+
+
+# --- the mapped panel ---------------------------------------------------------------------------
+
+
+def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[Column],
+          data: Mapping, source: str) -> tuple[Panel, dict]:
+    """Both passes over the file into `<folder>/<name>.f32`, then its description."""
+    keys = (data["series_col"], data["time_col"])
+    grid = scan_grid(pf, *keys, data.get("tz"), data.get("freq"), source)
+    shape = (len(grid.ids), grid.n_steps, len(columns))
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{name}.f32.{os.getpid()}.partial"
+    log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
+             np.prod(shape) * 4 / 2**20, folder)
+    try:
+        values = np.memmap(partial, np.float32, "w+", shape=shape)
+        for block in series_blocks(values):
+            values[block] = np.nan
+            release(values)
+        sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets._is_number(v))
+        cleaning = Cleaning(sentinels, dict(data.get("valid_range") or {}))
+        counts = write_values(pf, grid, columns, keys, data.get("tz"), cleaning, values, source)
+        values.flush()
+        del values
+        os.replace(partial, folder / f"{name}.f32")
+    finally:
+        partial.unlink(missing_ok=True)
+    meta = {"key": key, "source": str(Path(source).resolve()), "shape": list(shape),
+            "features": [c.name for c in columns],
+            "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
+            "rows": grid.rows.tolist(), "observed": counts.tolist()}
+    _write_json(meta, folder / f"{name}.json")
+    _remove_stale(folder, name, meta["source"])
+    return open_cached(folder, name, key)
+
+
+def open_cached(folder: Path, name: str, key: str) -> tuple[Panel, dict] | None:
+    """The panel `<folder>/<name>` if it is complete and was built under `key`."""
+    meta_path, values_path = folder / f"{name}.json", folder / f"{name}.f32"
+    if not (meta_path.is_file() and values_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    shape = tuple(meta["shape"])
+    if meta.get("key") != key or values_path.stat().st_size != 4 * int(np.prod(shape)):
+        return None
+    grid = Grid(**{**meta["grid"], "rows": np.asarray(meta["rows"])})
+    values = np.memmap(values_path, np.float32, "r", shape=shape)
+    log.info("data.memmap: panel %s (%s)", values_path, "x".join(map(str, shape)))
+    panel = Panel(values, np.array(grid.ids, dtype=object), grid.times(), meta["features"],
+                  grid.alias, scratch=str(folder))
+    return panel, meta
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(obj))
+    os.replace(partial, path)
+
+
+def _remove_stale(folder: Path, name: str, source: str) -> None:
+    """Older panels of the same file (built before it or its options changed)."""
+    stem = name.rsplit("-", 1)[0]
+    for other in folder.glob(f"{stem}-*.json"):
+        if other.stem == name:
+            continue
+        try:
+            stale = json.loads(other.read_text()).get("source") == source
+        except (OSError, json.JSONDecodeError):
+            continue
+        if stale:
+            log.info("data.memmap: removing %s, built from an older version of %s", other.stem,
+                     source)
+            other.with_suffix(".f32").unlink(missing_ok=True)
+            other.unlink(missing_ok=True)

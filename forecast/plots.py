@@ -139,15 +139,16 @@ def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Fig
     return fig
 
 
-def learning_curves(history: pd.DataFrame) -> Figure:
-    """Train and validation loss per epoch from Lightning's CSV log (metrics.csv)."""
+def learning_curves(history: pd.DataFrame, loss: str = "loss") -> Figure:
+    """Train and validation loss per epoch from Lightning's CSV log (metrics.csv); `loss` names
+    it on the axis (mae, mse, huber, pinball)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for column, label in (("train/loss_epoch", "train"), ("val/loss", "validation")):
         if column in history:
             per_epoch = history.dropna(subset=[column]).groupby("epoch")[column].last()
             ax.plot(per_epoch.index + 1, per_epoch.values, marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (scaled)")
+    ax.set_ylabel(f"{loss.upper() if len(loss) == 3 else loss} (scaled targets)")
     ax.set_yscale("log")
     ax.set_title("Learning curves")
     ax.grid(alpha=0.3)

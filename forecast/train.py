@@ -213,7 +213,8 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
     """metrics.json, forecasts.parquet, tables/, plots/ and report.html of a run."""
     clock = time.perf_counter()
-    write_plots(run_dir, forecasts, metrics, targets, cfg.evaluate.plot_days)
+    loss = "pinball" if cfg.model.quantiles else cfg.model.loss
+    write_plots(run_dir, forecasts, metrics, targets, cfg.evaluate.plot_days, loss)
     if gates:
         plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
     metrics["seconds"]["plots"] = time.perf_counter() - clock
@@ -233,7 +234,8 @@ def finish(metrics: dict, run_dir: Path) -> None:
     print(f"Run folder: {run_dir}")
 
 
-def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, days: int):
+def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, days: int,
+                loss: str = "loss"):
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
     for target in targets:
@@ -247,7 +249,7 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
     plots.save(plots.residuals(forecasts), out / "residuals.png")
     history = run_dir / "logs" / "metrics.csv"
     if history.is_file():
-        plots.save(plots.learning_curves(pd.read_csv(history)), out / "learning_curves.png")
+        plots.save(plots.learning_curves(pd.read_csv(history), loss), out / "learning_curves.png")
 
 
 def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:

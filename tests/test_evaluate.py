@@ -470,3 +470,16 @@ def test_stride_spaces_test_windows_only(panel):
     starts = sparse.indices["test"][sparse.indices["test"][:, 0] == 0, 1]
     assert set(np.diff(starts)) == {5}
     assert set(starts) <= set(dense.indices["test"][dense.indices["test"][:, 0] == 0, 1])
+
+
+@pytest.mark.parametrize(("loss", "label"), [("mae", "MAE"), ("pinball", "pinball")])
+def test_learning_curves_name_the_training_loss(loss, label):
+    from forecast import plots
+
+    nan = np.nan
+    history = pd.DataFrame({"epoch": [0, 0, 1, 1], "train/loss_epoch": [0.4, nan, 0.3, nan],
+                            "val/loss": [nan, 0.5, nan, 0.45]})
+    fig = plots.learning_curves(history, loss)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == f"{label} (scaled targets)"
+    assert [list(line.get_ydata()) for line in ax.lines] == [[0.4, 0.3], [0.5, 0.45]]

@@ -7,7 +7,8 @@ Five measurements, one function each, printed as a table and written as JSON:
    warm-up steps untimed, validation off, the fit stopped before any epoch-end work;
 2. windows/s the DataLoader delivers against what the model consumes;
 3. memory of the panel and the window index, and peak RSS, for two lookbacks (a fresh
-   subprocess per case, so one case's peak cannot hide another's);
+   subprocess per case, so one case's peak cannot hide another's); and the synthetic panel
+   written to Parquet and read in memory (data=csv) against data.memmap;
 4. wall time of a default `forecast-train` run, split by its metrics.json "seconds";
 5. latency of forecast-predict's library functions on that run, and the command's wall time.
 
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_module
@@ -43,6 +47,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forecast import pipeline, predict, train
 from forecast.datasets import SERIES, TIME
+from forecast.mapped import is_mapped
 from forecast.module import LOSSES, Forecaster
 from forecast.nets import RegLSTM
 from forecast.panel import to_panel
@@ -68,15 +73,21 @@ class Settings:
     predict_repeats: int
 
 
-def _memory_cases(n_series: int, n_steps: int, with_nyc: bool) -> list[dict]:
+def _memory_cases(n_series: int, n_steps: int, with_nyc: bool,
+                  mapped_series: Sequence[int] = ()) -> list[dict]:
+    """In memory: nyc_weather and the synthetic panel at two lookbacks. From Parquet: the
+    synthetic panel in memory, memory-mapped (built, then reused), and `mapped_series` more."""
     cases = [{"data": "nyc_weather", "lookback": lb} for lb in (48, 336)] if with_nyc else []
     synthetic = {"data": "synthetic", "n_series": n_series, "n_steps": n_steps, "n_features": 10}
-    return cases + [{**synthetic, "lookback": lb} for lb in (48, 336)]
+    cases += [{**synthetic, "lookback": lb} for lb in (48, 336)]
+    parquet = {**synthetic, "data": "parquet", "lookback": 48}
+    cases += [{**parquet, "memmap": m} for m in ("", "build", "reuse")]
+    return cases + [{**parquet, "n_series": n, "memmap": "build"} for n in mapped_series]
 
 
 FULL = Settings(warmup=8, steps=60, repeats=3, data=[], loader_epochs=3,
-                memory_cases=_memory_cases(100, 20_000, with_nyc=True), run_args=[],
-                predict_repeats=5)
+                memory_cases=_memory_cases(100, 20_000, with_nyc=True, mapped_series=[1000]),
+                run_args=[], predict_repeats=5)
 # Quick leaves out 4 and 5: two more interpreters with Lightning (10-40 s on a busy 2-core box)
 # would not fit its minute; `--runs` puts them back, as forecast-train data=synthetic trainer=fast.
 QUICK = Settings(warmup=1, steps=3, repeats=1, data=["data=synthetic", "lookback=24"],
@@ -266,14 +277,33 @@ def _ru_maxrss_mb() -> float:
 
 def synthetic_long(n_series: int, n_steps: int, n_features: int, seed: int = 0) -> pd.DataFrame:
     """Long [series, time, f0..] frame of random values, float64 as a file read gives them."""
-    rng = np.random.default_rng(seed)
+    return _synthetic_rows(np.random.default_rng(seed), range(n_series), n_steps, n_features)
+
+
+def _synthetic_rows(rng: np.random.Generator, series: range, n_steps: int,
+                    n_features: int) -> pd.DataFrame:
     times = pd.date_range("2020-01-01", periods=n_steps, freq="h").to_numpy()
-    ids = np.array([f"s{i:03d}" for i in range(n_series)], dtype=object)
-    values = rng.standard_normal((n_series * n_steps, n_features))
+    ids = np.array([f"s{i:03d}" for i in series], dtype=object)
+    values = rng.standard_normal((len(ids) * n_steps, n_features))
     df = pd.DataFrame(values, columns=[f"f{j}" for j in range(n_features)])
-    df.insert(0, TIME, np.tile(times, n_series))
+    df.insert(0, TIME, np.tile(times, len(ids)))
     df.insert(0, SERIES, np.repeat(ids, n_steps))
     return df
+
+
+def write_synthetic_parquet(path: Path, n_series: int, n_steps: int, n_features: int,
+                            seed: int = 0, block: int = 100) -> Path:
+    """synthetic_long's rows (the same values) as Parquet, written `block` series at a time."""
+    rng = np.random.default_rng(seed)
+    writer = None
+    for first in range(0, n_series, block):
+        rows = range(first, min(n_series, first + block))
+        table = pa.Table.from_pandas(_synthetic_rows(rng, rows, n_steps, n_features),
+                                     preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+    return path
 
 
 def _memory_panel(case: dict) -> tuple:
@@ -281,32 +311,93 @@ def _memory_panel(case: dict) -> tuple:
     if case["data"] == "synthetic":
         df = synthetic_long(case["n_series"], case["n_steps"], case["n_features"])
         return to_panel(df, "h"), ["f0"], ()
+    if case["data"] == "parquet":
+        overrides = ["data=csv", f"data.path={case['path']}", "targets=[f0]", "data.freq=h"]
+        overrides += [f"data.memmap={case['folder']}"] if case["memmap"] else []
+        cfg = compose_cfg(overrides)
+        return train.load_panel(cfg.data, cfg.seed, cfg.targets, case["lookback"] + 24), \
+            ["f0"], ()
     cfg = compose_cfg([f"lookback={case['lookback']}"])
     panel = train.load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                              min_steps=cfg.lookback + cfg.horizon)
     return panel, list(cfg.targets), list(cfg.data.calendar)
 
 
+class AnonPeak:
+    """The peak of RssAnon, sampled every `interval` s in a thread while the block runs: memory
+    the process owns. VmHWM also counts the resident pages of mapped files, which the kernel
+    drops under pressure (and with large folios, maps 2 MB around every page read)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak_mb = interval, 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> AnonPeak:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, _rss_mb("RssAnon") or 0.0)
+            if self._stop.wait(self.interval):
+                return
+
+
 def memory_case(case: dict) -> dict:
     """Run in a fresh interpreter: build panel and windows (pipeline.prepare + one DataLoader
-    batch) and report array sizes and the peak RSS, before (after imports) and after."""
-    before = _rss_mb("VmRSS")
+    batch) and report array sizes and the peak RSS, before (after imports) and after.
+
+    Counted per (series, step): every array a run keeps, the panel's values and the scaled
+    model inputs (the calendar, shared by all series, is reported apart)."""
+    before, anon_before = _rss_mb("VmRSS"), _rss_mb("RssAnon")
     clock = time.perf_counter()
-    panel, targets, calendar = _memory_panel(case)
-    peak_panel = _rss_mb("VmHWM")
-    prep = pipeline.prepare(panel, case["lookback"], 24, targets, calendar=calendar)
-    x, _, _ = next(iter(pipeline.datamodule(prep, 256).train_dataloader()))
+    with AnonPeak() as anon:
+        panel, targets, calendar = _memory_panel(case)
+        peak_panel = _rss_mb("VmHWM")
+        prep = pipeline.prepare(panel, case["lookback"], 24, targets, calendar=calendar)
+        x, _, _ = next(iter(pipeline.datamodule(prep, 256).train_dataloader()))
     n, t, f = panel.values.shape
     raw = n * t * f * 4
-    panel_bytes = panel.values.nbytes + panel.observed.nbytes + prep.inputs.nbytes
-    return {**case, "shape": [n, t, f], "input_features": prep.inputs.shape[-1],
+    inputs = prep.model_inputs
+    panel_bytes = panel.values.nbytes + inputs.nbytes_per_series * n
+    return {**case, "shape": [n, t, f], "input_features": inputs.shape[-1],
+            "mapped": is_mapped(panel.values),
             "windows": sum(len(v) for v in prep.indices.values()), "batch_x": list(x.shape),
             "raw_mb": raw / 2**20, "panel_mb": panel_bytes / 2**20,
-            "panel_vs_raw": panel_bytes / raw,
+            "panel_vs_raw": panel_bytes / raw, "calendar_mb": inputs.calendar.nbytes / 2**20,
             "index_mb": sum(v.nbytes for v in prep.indices.values()) / 2**20,
             "rss_after_imports_mb": before, "peak_rss_after_panel_mb": peak_panel,
             "peak_rss_mb": _rss_mb("VmHWM") or _ru_maxrss_mb(),
+            "peak_anon_mb": anon.peak_mb, "rss_anon_after_imports_mb": anon_before,
+            "rss_anon_mb": _rss_mb("RssAnon"), "rss_file_mb": _rss_mb("RssFile"),
             "ru_maxrss_mb": _ru_maxrss_mb(), "seconds": time.perf_counter() - clock}
+
+
+def memory_cases(cases: list[dict]) -> list[dict]:
+    """Every case in its own subprocess; the Parquet cases share files in a temporary folder
+    (their panel, memory-mapped, lies beside them)."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        results = []
+        for case in cases:
+            if case["data"] == "parquet":
+                case = {**case, **_parquet_file(case, Path(tmp))}
+            results.append(memory_in_subprocess(case))
+        return results
+
+
+def _parquet_file(case: dict, folder: Path) -> dict:
+    shape = (case["n_series"], case["n_steps"], case["n_features"])
+    path = folder / f"synthetic_{'x'.join(map(str, shape))}.parquet"
+    if not path.exists():
+        log.info("writing %s", path)
+        write_synthetic_parquet(path, *shape)
+    return {"path": str(path), "folder": str(folder / "memmap"),
+            "parquet_mb": path.stat().st_size / 2**20}
 
 
 def memory_in_subprocess(case: dict) -> dict:
@@ -321,6 +412,7 @@ def memory_in_subprocess(case: dict) -> dict:
 def lookback_growth(cases: list[dict]) -> dict:
     """Per data set, index and peak-RSS growth from the shortest to the longest lookback."""
     out = {}
+    cases = [c for c in cases if c["data"] != "parquet"]  # one lookback: the loaders compared
     for data in dict.fromkeys(c["data"] for c in cases):
         mine = sorted((c for c in cases if c["data"] == data), key=lambda c: c["lookback"])
         short, long = mine[0], mine[-1]
@@ -416,7 +508,7 @@ def verdicts(results: dict) -> dict:
         out[f"window_memory_flat[{data}]"] = {"value": g["index_mb_change"],
                                               "holds": bool(g["index_mb_change"] <= 0)}
     for c in results.get("memory", []):
-        key = f"panel_vs_raw[{c['data']},L={c['lookback']}]"
+        key = f"panel_vs_raw[{_memory_label(c)}]"
         out[key] = {"value": c["panel_vs_raw"],
                     "holds": bool(c["panel_vs_raw"] <= TARGETS["panel_vs_raw"])}
     return out
@@ -424,8 +516,19 @@ def verdicts(results: dict) -> dict:
 
 def format_table(results: dict) -> str:
     """The results as plain-text tables."""
-    lines = [f"machine: {results['machine']}", "",
-             "training: steps/s (median of runs | best run), median step ms; ratio = full/bare",
+    lines = [f"machine: {results['machine']}"]
+    if "training" in results:
+        lines += _throughput_lines(results)
+    lines += _memory_lines(results["memory"])
+    lines += _run_lines(results)
+    lines += ["", "targets:"]
+    lines += [f"  {k:<40}{v['value']:>9.3f}  {'holds' if v['holds'] else 'FAILS'}"
+              for k, v in results["targets"].items()]
+    return "\n".join(lines)
+
+
+def _throughput_lines(results: dict) -> list[str]:
+    lines = ["", "training: steps/s (median of runs | best run), median step ms; ratio = full/bare",
              f"{'':<15}{'full':>7}{'bare':>7}{'ratio':>7} |{'full':>6}{'bare':>6}{'ratio':>7} |"
              f"{'full':>6}{'bare':>6}{'ratio':>7}{'steps':>6}  load"]
     for name, r in results["training"].items():
@@ -439,21 +542,33 @@ def format_table(results: dict) -> str:
     for name, r in results["loader_vs_model"].items():
         lines.append(f"  vs {name}: consumes {r['consumed_windows_per_s']:,.0f}/s "
                      f"-> {r['ratio']:.1f}x")
-    lines += ["", "memory: RSS0 = after imports, peak1 = after to_panel, peak = after prepare "
-                  "and one batch"]
-    lines += [f"{'':<20}{'shape':>14}{'raw MB':>8}{'panel MB':>9}{'x raw':>7}"
-              f"{'index MB':>9}{'RSS0':>6}{'peak1':>6}{'peak':>6}"]
-    for c in results["memory"]:
-        label = f"{c['data'][:11]} L={c['lookback']}"
-        lines.append(f"{label:<20}{'x'.join(map(str, c['shape'])):>14}{c['raw_mb']:>8.1f}"
-                     f"{c['panel_mb']:>9.1f}{c['panel_vs_raw']:>7.2f}{c['index_mb']:>9.2f}"
-                     f"{c['rss_after_imports_mb']:>6.0f}{c['peak_rss_after_panel_mb']:>6.0f}"
-                     f"{c['peak_rss_mb']:>6.0f}")
-    lines += _run_lines(results)
-    lines += ["", "targets:"]
-    lines += [f"  {k:<40}{v['value']:>9.3f}  {'holds' if v['holds'] else 'FAILS'}"
-              for k, v in results["targets"].items()]
-    return "\n".join(lines)
+    return lines
+
+
+def _memory_label(case: dict) -> str:
+    if case["data"] != "parquet":
+        return f"{case['data']},L={case['lookback']}"
+    return f"parquet {case['n_series']} series, {case['memmap'] or 'in memory'}"
+
+
+def _memory_lines(cases: list[dict]) -> list[str]:
+    lines = ["", "memory (MB): panel = what a run keeps per (series, step), values + scaled "
+                 "inputs; RSS0 = after imports;", "peak1 = after loading the panel, peak = after "
+                 "prepare and one batch (VmHWM); anon0, anon = RssAnon after imports, its "
+                 "(sampled) peak",
+             f"{'':<28}{'shape':>15}{'raw':>7}{'panel':>7}{'x raw':>6}{'index':>7}"
+             f"{'RSS0':>6}{'peak1':>6}{'peak':>6}{'anon0':>6}{'anon':>6}{'s':>6}"]
+    for c in cases:
+        lines.append(f"{_memory_label(c)[:28]:<28}{'x'.join(map(str, c['shape'])):>15}"
+                     f"{c['raw_mb']:>7.1f}{c['panel_mb']:>7.1f}{c['panel_vs_raw']:>6.2f}"
+                     f"{c['index_mb']:>7.1f}{c['rss_after_imports_mb']:>6.0f}"
+                     f"{c['peak_rss_after_panel_mb']:>6.0f}{c['peak_rss_mb']:>6.0f}"
+                     f"{c['rss_anon_after_imports_mb'] or 0:>6.0f}{c['peak_anon_mb']:>6.0f}"
+                     f"{c['seconds']:>6.1f}")
+    calendar = max((c["calendar_mb"] for c in cases), default=0)
+    lines.append(f"(the calendar, one (T, C) table shared by every series: {calendar:.2f} MB at "
+                 "most)")
+    return lines
 
 
 def _run_lines(results: dict) -> list[str]:
@@ -472,28 +587,35 @@ def _run_lines(results: dict) -> list[str]:
     return lines
 
 
-def run_all(settings: Settings, out: Path) -> dict:
-    """Every measurement in order, the load average beside each; `out` is rewritten after each
-    section, so a long run that fails late keeps what it measured."""
+def run_all(settings: Settings, out: Path, memory_only: bool = False) -> dict:
+    """Every measurement in order (only 3 with memory_only), the load average beside each; `out`
+    is rewritten after each section, so a long run that fails late keeps what it measured."""
     results: dict = {"machine": machine(), "settings": asdict(settings),
                      "load_start": os.getloadavg()}
+    if not memory_only:
+        results.update(throughput(settings, out))
+    log.info("3. memory (%d subprocesses)", len(settings.memory_cases))
+    results["memory"] = memory_cases(settings.memory_cases)
+    results["lookback_growth"] = lookback_growth(results["memory"])
+    _write(results, out)
+    if settings.run_args is not None and not memory_only:
+        results.update(runs(settings))
+    results["load_end"] = os.getloadavg()
+    results["targets"] = verdicts(results)
+    _write(results, out)
+    return results
+
+
+def throughput(settings: Settings, out: Path) -> dict:
+    """Measurements 1 and 2."""
     log.info("1. training throughput")
-    results["training"] = {}
+    results: dict = {"training": {}}
     for name, extra in MODELS.items():
         results["training"][name] = training_throughput(settings.data + extra, settings)
         _write(results, out)
     log.info("2. data pipeline")
     results["loader"] = loader_throughput(settings.data, settings)
     results["loader_vs_model"] = consumption_ratio(results["loader"], results["training"])
-    log.info("3. memory (%d subprocesses)", len(settings.memory_cases))
-    results["memory"] = [memory_in_subprocess(c) for c in settings.memory_cases]
-    results["lookback_growth"] = lookback_growth(results["memory"])
-    _write(results, out)
-    if settings.run_args is not None:
-        results.update(runs(settings))
-    results["load_end"] = os.getloadavg()
-    results["targets"] = verdicts(results)
-    _write(results, out)
     return results
 
 
@@ -534,6 +656,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                         help="with --quick: do 4 and 5 too, on data=synthetic trainer=fast")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads for 1 and 2 (default: torch's, all cores)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="measurement 3 alone (memory; minutes with the full settings)")
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)  # the child of measurement 3
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -546,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     settings = QUICK if args.quick else FULL
     if args.skip_runs or (args.quick and args.runs):
         settings = replace(settings, run_args=None if args.skip_runs else QUICK_RUN_ARGS)
-    results = run_all(settings, args.out)
+    results = run_all(settings, args.out, args.memory_only)
     print(format_table(results))
     print(f"JSON: {args.out.resolve()}")
     return results

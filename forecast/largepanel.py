@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forecast import datasets
-from forecast.mapped import release, series_blocks
+from forecast.mapped import series_blocks
 from forecast.panel import Panel, log_gaps
 from forecast.parquet_scan import Cleaning, Column, Grid, scan_grid, write_values
 
@@ -49,7 +49,7 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     np.memmap (N, T, F) in data.memmap; `targets` and `min_steps` are checked as in memory."""
     path = parquet_file(data)
     source, folder = str(path), Path(str(data["memmap"])).expanduser()
-    pf = datasets.open_parquet(path, pq.ParquetFile, "data.memmap needs a Parquet file")
+    pf = datasets.open_parquet(path, _reader, "data.memmap needs a Parquet file")
     columns = plan_columns(pf.schema_arrow, data, source)
     _check_target_columns(columns, targets, source)
     key = cache_key(path, data, columns)
@@ -89,6 +89,11 @@ def parquet_file(data: Mapping) -> Path:
             "drop data.memmap"
         )
     return files[0]
+
+
+def _reader(path: Path) -> pq.ParquetFile:
+    # pre-buffering coalesces the reads of every row group ahead: the whole file in memory
+    return pq.ParquetFile(path, pre_buffer=False)
 
 
 def cache_key(path: Path, data: Mapping, columns: list[Column]) -> str:
@@ -195,7 +200,6 @@ def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[C
         values = np.memmap(partial, np.float32, "w+", shape=shape)
         for block in series_blocks(values):
             values[block] = np.nan
-            release(values)
         sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets._is_number(v))
         cleaning = Cleaning(sentinels, dict(data.get("valid_range") or {}))
         counts = write_values(pf, grid, columns, keys, data.get("tz"), cleaning, values, source)
@@ -204,6 +208,7 @@ def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[C
         os.replace(partial, folder / f"{name}.f32")
     finally:
         partial.unlink(missing_ok=True)
+        pa.default_memory_pool().release_unused()  # else the pool keeps decoded row groups
     meta = {"key": key, "source": str(Path(source).resolve()), "shape": list(shape),
             "features": [c.name for c in columns],
             "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK_BYTES = 32 * 2**20  # float32 cells per block of series: 32 MiB
+BLOCK_BYTES = 8 * 2**20  # per block of series: its float64 and index temporaries stay near 50 MB
 
 
 def scratch(folder: str | Path, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
@@ -30,14 +30,17 @@ def scratch(folder: str | Path, shape: tuple[int, ...], dtype=np.float32) -> np.
         os.unlink(name)
 
 
-def series_blocks(values: np.ndarray, block_bytes: int | None = None) -> Iterator[slice]:
+def series_blocks(values: np.ndarray, *written: np.ndarray,
+                  block_bytes: int | None = None) -> Iterator[slice]:
     """Slices of the series axis of values (N, T, ...) holding about `block_bytes` each
-    (default BLOCK_BYTES)."""
+    (default BLOCK_BYTES). After each block the pages of values and of the `written` arrays are
+    released (when they are mapped)."""
     n = values.shape[0]
     per_series = max(1, values[:1].nbytes)
     step = max(1, (block_bytes or BLOCK_BYTES) // per_series)
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
+        release(values, *written)
 
 
 def release(*arrays: np.ndarray) -> None:

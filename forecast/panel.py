@@ -16,7 +16,7 @@ import pandas as pd
 
 from forecast.datasets import SERIES, TIME
 from forecast.inputs import ModelInputs
-from forecast.mapped import is_mapped, release, scratch, series_blocks
+from forecast.mapped import is_mapped, scratch, series_blocks
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ def observed_steps(values: np.ndarray, columns: Sequence[int]) -> np.ndarray:
     out = np.empty(values.shape[:2], dtype=bool)
     for block in series_blocks(values):
         out[block] = ~np.isnan(values[block][:, :, list(columns)]).any(axis=2)
-        release(values)
     return out
 
 
@@ -60,7 +59,6 @@ def fingerprint(panel: Panel) -> str:
     h = hashlib.sha256()
     for block in series_blocks(panel.values):  # the same digest as hashing all bytes at once
         h.update(np.ascontiguousarray(panel.values[block]))
-        release(panel.values)
     for part in (panel.ids, panel.features, panel.times.astype(str), [panel.freq]):
         h.update("\x1f".join(map(str, part)).encode())
     return h.hexdigest()
@@ -255,7 +253,6 @@ def _row_sum(values: np.ndarray, term) -> np.ndarray:
     for block in series_blocks(values):
         rows = term(values[block].reshape(-1, values.shape[-1]).astype(np.float64))
         total = np.sum(np.vstack([total[None], np.nan_to_num(rows, nan=0.0)]), axis=0)
-        release(values)
     return total
 
 
@@ -316,9 +313,8 @@ def scaled_filled(values: np.ndarray, scaler: Scaler, folder: str | None = None)
     that the float64 and index temporaries stay small; in a scratch file of `folder` if given."""
     out = (np.empty(values.shape, np.float32) if folder is None
            else scratch(folder, values.shape, np.float32))
-    for block in series_blocks(values):
+    for block in series_blocks(values, out):
         out[block] = fill_causal(scaler.transform(values[block]))
-        release(values, out)
     return out
 
 

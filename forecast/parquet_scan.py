@@ -111,8 +111,7 @@ class _Scan:
         seen = prev != NONE
         step = t - np.where(seen, prev, t)
         self.backwards.update(np.unique(c[seen & (step < 0)]).tolist())
-        pairs, counts = np.unique(np.stack([c, step])[:, step > 0], axis=1, return_counts=True)
-        self.steps.update(dict(zip(map(tuple, pairs.T.tolist()), counts.tolist(), strict=True)))
+        self.steps.update(_pair_counts(c[step > 0], step[step > 0]))
         np.minimum.at(self.first, c, t)
         np.maximum.at(self.latest, c, t)
         self.rows += np.bincount(c, minlength=len(self.rows))
@@ -128,6 +127,16 @@ class _Scan:
             fill = {"first": np.iinfo(np.int64).max, "latest": NONE, "last": NONE, "rows": 0}
             for name, value in fill.items():
                 setattr(self, name, np.r_[getattr(self, name), np.full(more, value, np.int64)])
+
+
+def _pair_counts(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
+    """How often each (a, b) pair occurs (np.unique over pairs, which is slow on axis=1)."""
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    first = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
+    counts = np.diff(np.r_[first, len(a)])
+    pairs = zip(a[first].tolist(), b[first].tolist(), strict=True)
+    return dict(zip(pairs, counts.tolist(), strict=True))
 
 
 def scan_grid(pf: pq.ParquetFile, series_col: str, time_col: str, tz: str | None,

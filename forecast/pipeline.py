@@ -18,7 +18,7 @@ import torch
 from forecast import baselines as bl
 from forecast import metrics as mt
 from forecast.inputs import FeatureColumns, ModelInputs
-from forecast.mapped import release, series_blocks
+from forecast.mapped import series_blocks
 from forecast.module import Forecaster
 from forecast.panel import (
     Panel,
@@ -79,7 +79,6 @@ def target_history(panel: Panel, columns: list[int], end: int | None = None) -> 
     out = np.empty((*values.shape[:2], len(columns)), np.float32)
     for block in series_blocks(values):
         out[block] = fill_causal(values[block][:, :, columns], before_first=np.nan)
-        release(values)
     return out
 
 

@@ -43,7 +43,7 @@ def window_index(
     if last < first:
         return np.zeros((0, 2), dtype=np.int64), 0
     starts = np.arange(first, last + 1, stride, dtype=np.int64)
-    parts, dropped = [], 0
+    keep = np.empty((n_series, len(starts)), bool)
     # a block of series at a time: the gap counts take 8 bytes per (series, step)
     for lo in range(0, n_series, BLOCK_SERIES):
         block = target_observed[lo:lo + BLOCK_SERIES]
@@ -51,11 +51,22 @@ def window_index(
         gaps = np.concatenate(
             [np.zeros((len(block), 1), np.int64), np.cumsum(~block, axis=1)], axis=1
         )
-        keep = gaps[:, starts + lookback + horizon] - gaps[:, starts + lookback] == 0  # (n, S)
-        series, pos = np.nonzero(keep)
-        parts.append(np.stack([series.astype(np.int64) + lo, starts[pos]], axis=1))
-        dropped += int((~keep).sum())
-    return np.concatenate(parts), dropped
+        ends, begins = gaps[:, starts + lookback + horizon], gaps[:, starts + lookback]
+        keep[lo:lo + len(block)] = ends == begins
+    return _rows(keep, starts), int(keep.size - np.count_nonzero(keep))
+
+
+def _rows(keep: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """keep (N, S) -> index (K, 2) of (series, start), filled a block at a time so that no
+    temporary as large as the index is needed."""
+    index = np.empty((np.count_nonzero(keep), 2), np.int64)
+    at = 0
+    for lo in range(0, len(keep), BLOCK_SERIES):
+        series, pos = np.nonzero(keep[lo:lo + BLOCK_SERIES])
+        index[at:at + len(series), 0] = series + lo
+        index[at:at + len(series), 1] = starts[pos]
+        at += len(series)
+    return index
 
 
 def gather(array, index, offset: int, length: int):
@@ -133,10 +144,10 @@ class EpochBatchSampler(Sampler):
             order = torch.randperm(self.n, generator=g)
         else:
             order = torch.arange(self.n)
-        batches = [order[i : i + self.batch_size].tolist()
-                   for i in range(0, self.n, self.batch_size)]
-        for k in range(len(self)):
-            yield batches[(k * self.world + self.rank) % len(batches)]
+        n_batches = (self.n + self.batch_size - 1) // self.batch_size
+        for k in range(len(self)):  # one batch at a time: a list of all would hold every window
+            start = (k * self.world + self.rank) % n_batches * self.batch_size
+            yield order[start : start + self.batch_size].tolist()
 
 
 class PanelDataModule(pl.LightningDataModule):

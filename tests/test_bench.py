@@ -35,11 +35,17 @@ def test_quick_bench_writes_every_section(tmp_path):
             assert _positive(r[key]), (key, r[key])
     assert _positive(results["loader"]["windows_per_s"])
     assert all(_positive(r["ratio"]) for r in results["loader_vs_model"].values())
-    assert len(results["memory"]) == 2
+    assert [(c["data"], c.get("memmap")) for c in results["memory"]] == [
+        ("synthetic", None), ("synthetic", None), ("parquet", ""), ("parquet", "build"),
+        ("parquet", "reuse")]
     for case in results["memory"]:
         for key in ("raw_mb", "panel_mb", "index_mb", "peak_rss_mb", "rss_after_imports_mb"):
             assert _positive(case[key]), (key, case[key])
         assert case["peak_rss_mb"] >= case["rss_after_imports_mb"]
+        assert case["panel_vs_raw"] <= 2.0 and case["mapped"] == bool(case.get("memmap"))
+    # the same panel and windows whichever way it is read
+    assert len({(c["windows"], tuple(c["shape"])) for c in results["memory"]
+                if c["lookback"] == 48}) == 1
     # the window index never grows with the lookback (windows are indexes, not copies)
     assert all(g["index_mb_change"] <= 0 for g in results["lookback_growth"].values())
     assert all(isinstance(v["holds"], bool) for v in results["targets"].values())

@@ -44,6 +44,7 @@ class Keys:
 
 def batch_keys(batch: pa.RecordBatch, series_col: str, time_col: str, tz: str | None,
                source: str) -> Keys:
+    """The series and time cells of a record batch, read as the in-memory loader reads them."""
     column = batch.column(series_col)
     encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
     # each distinct name is converted once, as the in-memory loader converts every cell
@@ -196,6 +197,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Cleaning:
+    """The repairs of numeric columns that the streamed reader makes as the in-memory one."""
+
     sentinels: tuple[float, ...] = ()  # data.na_values that are numbers
     valid_range: dict = field(default_factory=dict)  # {feature: (low, high)}
 

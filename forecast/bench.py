@@ -3,8 +3,8 @@
 Five measurements, one function each, printed as a table and written as JSON:
 1. training throughput (steps/s) of the full forecast-train path (Forecaster + PanelDataModule +
    Lightning Trainer with the run's CSV logger, progress bar off) against a bare PyTorch loop over
-   the same RegLSTM with prebuilt tensors (Adam, MSE, gradient-norm clipping); steady state:
-   warm-up steps untimed, validation off, the fit stopped before any epoch-end work;
+   the same RegLSTM with prebuilt tensors (Adam, the run's loss, gradient-norm clipping); steady
+   state: warm-up steps untimed, validation off, the fit stopped before any epoch-end work;
 2. windows/s the DataLoader delivers against what the model consumes;
 3. memory of the panel and the window index, and peak RSS, for two lookbacks (a fresh
    subprocess per case, so one case's peak cannot hide another's); and the synthetic panel

@@ -130,7 +130,11 @@ def load_module(path: Path, description: dict) -> RegLSTM:
         raise ValueError(f"checkpoint '{path}' has no hyper_parameters/state_dict")
     kwargs = ckpt["hyper_parameters"]["net"]  # RegLSTM's arguments
     check_module(kwargs, description, path)
-    module = RegLSTM(**kwargs)
+    try:
+        module = RegLSTM(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint '{path}': its network arguments {sorted(kwargs)} do not "
+                         f"build this version's RegLSTM ({err}); re-run forecast-train") from None
     # a key without the prefix is kept as it is, so that the strict load names it as unexpected
     weights = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items()}
     try:
@@ -146,8 +150,15 @@ def load_module(path: Path, description: dict) -> RegLSTM:
 def check_module(net: dict, description: dict, ckpt: Path) -> None:
     """The checkpoint's network arguments `net` and data.json must come from the same run (same
     shapes)."""
+    features = description["features"]
     want = {"n_features": len(description["input_names"]), "horizon": description["horizon"],
             "n_targets": len(description["targets"])}
+    # same sizes are not enough: a residual net adds the last value of the input columns it was
+    # trained on, so other targets or lookbacks would give plausible but wrong forecasts
+    optional = {"lookback": description["lookback"], "norm_features": len(features),
+                "target_positions": [features.index(t) if t in features else None
+                                     for t in description["targets"]]}
+    want |= {k: v for k, v in optional.items() if k in net}
     if net.get("embedding_dim"):
         want["n_series"] = len(description["ids"])
     wrong = {k: (net.get(k), v) for k, v in want.items() if net.get(k) != v}

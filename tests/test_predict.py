@@ -250,6 +250,28 @@ def test_checkpoint_of_another_run(run_dir, tmp_path):
     assert "'horizon': (7, 6)" in str(err.value)
 
 
+@pytest.mark.parametrize(("change", "shown"), [
+    ({"target_positions": [2, 0]}, "'target_positions': ([2, 0], [0, 2])"),
+    ({"lookback": 5}, "'lookback': (5, "),
+    ({"norm_features": 1}, "'norm_features': (1, "),
+], ids=["other target", "other lookback", "other features"])
+def test_checkpoint_trained_on_other_columns_or_lookback(run_dir, tmp_path, change, shown):
+    """Same sizes, other meaning: refused rather than forecast from the wrong columns."""
+    copy = _damage_checkpoint(run_dir, tmp_path,
+                              lambda ckpt: ckpt["hyper_parameters"]["net"].update(change))
+    with pytest.raises(ValueError, match="does not match its data.json") as err:
+        predict.load_run(copy)
+    assert shown in str(err.value)
+
+
+def test_checkpoint_with_arguments_this_version_lacks(run_dir, tmp_path):
+    copy = _damage_checkpoint(run_dir, tmp_path,
+                              lambda ckpt: ckpt["hyper_parameters"]["net"].update(warp=2))
+    with pytest.raises(ValueError, match="do not build this version's RegLSTM") as err:
+        predict.load_run(copy)
+    assert "warp" in str(err.value)
+
+
 def test_checkpoint_without_network_arguments(run_dir, tmp_path):
     copy = _damage_checkpoint(run_dir, tmp_path, lambda ckpt: ckpt["hyper_parameters"].pop("net"))
     with pytest.raises(ValueError, match="has no hyper_parameters/state_dict"):

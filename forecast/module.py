@@ -25,6 +25,11 @@ LOSSES = {
 }
 
 
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"model.loss='{loss}' is unknown; choose one of {list(LOSSES)}")
+
+
 class Forecaster(pl.LightningModule):
     """Trains RegLSTM on scaled targets with `loss` (mse | mae | huber), or the pinball loss when
     the net has quantiles.
@@ -32,11 +37,12 @@ class Forecaster(pl.LightningModule):
     Batches are x (B, L, F_in), y (B, H, n_targets), series ids (B,).
     """
 
+    # loss="mse" (not the configs' "mae") keeps checkpoints saved before the option load as
+    # they were trained
     def __init__(self, net: dict, lr: float = 3e-3, weight_decay: float = 0.0,
                  loss: str = "mse"):
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss='{loss}' is unknown; choose one of {list(LOSSES)}")
+        check_loss(loss)
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
 

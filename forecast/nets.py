@@ -45,7 +45,7 @@ class RegLSTM(nn.Module):
         instance_norm: bool = False,
         quantiles: list[float] | None = None,
         linear_skip: bool = False,
-        residual: bool = False,
+        residual: bool = False,  # False: checkpoints saved before the option load unchanged
         lookback: int | None = None,
         target_positions: list[int] | None = None,
         norm_features: int | None = None,

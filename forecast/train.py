@@ -21,8 +21,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import config, datasets, largepanel, pipeline, plots, report
-from forecast.module import Forecaster
+from forecast import config, datasets, largepanel, nets, pipeline, plots, report
+from forecast.module import Forecaster, check_loss
 from forecast.panel import fingerprint, season_length, to_panel
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     """One run into `run_dir` (a backtest when evaluate.folds > 1); returns the best validation
     loss (scaled), the sweep objective."""
     clock = time.perf_counter()
+    check_model(cfg.model, cfg.lookback)
     panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                        min_steps=cfg.lookback + cfg.horizon)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,17 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
           f"of {prep.targets} ({metrics['space']} units):")
     finish(metrics, run_dir)
     return metrics["val_loss"]
+
+
+def check_model(model: DictConfig, lookback: int) -> None:
+    """Refuse impossible model options before any data is read (a data.memmap build can take
+    minutes). The options that need the data (the series count) are checked again when the net
+    is built, and so is dropout, whose one-layer warning is given then."""
+    check_loss(model.loss)
+    nets.check_options(model.cell, model.head, model.decoder, model.bidirectional,
+                       model.num_layers, 0.0, model.quantiles, model.linear_skip,
+                       model.embedding_dim, n_series=1, instance_norm=model.instance_norm,
+                       lookback=lookback)
 
 
 def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import inspect
+import re
 
 import pytest
 import pytorch_lightning as pl
@@ -18,7 +19,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
-from forecast import config, datasets
+from forecast import config, datasets, train
 from forecast.module import Forecaster
 from forecast.nets import CELLS, DECODERS, HEADS, check_options
 from forecast.pipeline import datamodule, net_kwargs, prepare
@@ -250,3 +251,18 @@ def test_typos_and_wrong_types_fail_at_compose_naming_the_key(hydra_ctx, overrid
         chain.append(str(error))
         error = error.__cause__
     assert key in "\n".join(chain), chain
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.loss=l1", "model.loss='l1'"),
+    ("model.cell=lstn", "model.cell='lstn'"),
+    ("model.quantiles=[0.1,0.9]", "include 0.5"),
+])
+def test_model_options_are_refused_before_any_data_is_read(hydra_ctx, tmp_path, override,
+                                                           message):
+    missing = tmp_path / "nowhere.csv"
+    cfg = _compose("data=csv", f"data.path={missing}", override)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    train.check_model(_compose().model, 48)  # the defaults pass

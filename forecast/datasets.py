@@ -259,7 +259,7 @@ def read_tables(files: Sequence[Path], needed: Sequence[str], series_col: str | 
         df = read_table(path, thousands)
         missing = [c for c in needed if c not in df.columns]
         if missing:
-            raise ValueError(_missing_key_message(path, missing, list(df.columns), series_col))
+            raise ValueError(missing_key_message(path, missing, list(df.columns), series_col))
         frames.append(df)
     if series_col is None:
         _check_unique_stems(files)
@@ -267,7 +267,9 @@ def read_tables(files: Sequence[Path], needed: Sequence[str], series_col: str | 
     return pd.concat(frames, keys=[str(p) for p in files], names=["file", "row"])
 
 
-def _missing_key_message(path, missing: list[str], columns: list[str], series_col) -> str:
+def missing_key_message(path: str | Path, missing: list[str], columns: list[str],
+                        series_col: str | None) -> str:
+    """The error for key columns absent from a file: what is missing, what it has, the fix."""
     fixes = []
     if series_col in missing:
         fixes.append("set data.series_col to the column naming the series, or "
@@ -281,16 +283,17 @@ def _missing_key_message(path, missing: list[str], columns: list[str], series_co
 def _check_unique_stems(files: Sequence[Path]) -> None:
     stems: dict[str, Path] = {}
     for path in files:
-        other = stems.setdefault(_stem(path), path)
+        other = stems.setdefault(stem(path), path)
         if other != path:
             raise ValueError(
-                f"data.path: files '{other}' and '{path}' would both be series '{_stem(path)}' "
+                f"data.path: files '{other}' and '{path}' would both be series '{stem(path)}' "
                 "(data.series_col=null names a series after its file); rename one, or add a "
                 "series column and set data.series_col"
             )
 
 
-def _stem(path: str | Path) -> str:
+def stem(path: str | Path) -> str:
+    """The file's name without its table suffix ('obs' for obs.csv.gz)."""
     name = Path(path).name
     for suffix in TABLE_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -462,31 +465,32 @@ def tidy(
     cleaning = cleaning or Cleaning()
     _check_keys(raw, time_col, series_col, source)
     keys = {time_col, series_col, *skip} - {None}
-    target_list = _target_list(targets)
+    wanted = target_list(targets)
     sources = _feature_sources(raw, features, keys, source)
     columns = missing_to_nan(raw[sources], cleaning.na_values, source)
     encoded = {
-        col: clean_column(columns[col], col, cleaning, _role(col, features, target_list), source)
+        col: clean_column(columns[col], col, cleaning, _role(col, features, wanted), source)
         for col in sources
     }
-    keyed = pd.DataFrame({SERIES: _series(raw, series_col),
+    keyed = pd.DataFrame({SERIES: series(raw, series_col),
                           TIME: parse_times(raw[time_col], tz, source, time_col)}, index=raw.index)
     chosen = select_features(encoded, features, source)
     if chosen.shape[1] == 0:
         raise ValueError(f"{source}: no usable feature column among {sources}; set data.features "
                          "to numeric columns of the file")
     out = pd.concat([keyed, chosen], axis=1)
-    check_targets(out, encoded, target_list, features, source)
+    check_targets(out, encoded, wanted, features, source)
     return _drop_rows_without_keys(out, source)
 
 
 def _check_keys(raw: pd.DataFrame, time_col: str, series_col: str | None, source: str) -> None:
     missing = [c for c in (series_col, time_col) if c is not None and c not in raw.columns]
     if missing:
-        raise ValueError(_missing_key_message(source, missing, list(raw.columns), series_col))
+        raise ValueError(missing_key_message(source, missing, list(raw.columns), series_col))
 
 
-def _target_list(targets: str | Sequence[str] | None) -> list[str]:
+def target_list(targets: str | Sequence[str] | None) -> list[str]:
+    """The targets option as a list of names; [] for None or 'all'."""
     if targets is None or (isinstance(targets, str) and targets == "all"):
         return []
     return [targets] if isinstance(targets, str) else list(targets)
@@ -504,7 +508,7 @@ def _feature_sources(raw: pd.DataFrame, features: Sequence[str] | None, keys: se
         return [c for c in columns if c not in index_like]
     found, missing = [], []
     for name in features:
-        col = _source_column(name, [c for c in raw.columns if c not in keys])
+        col = source_column(name, [c for c in raw.columns if c not in keys])
         if col is None:
             missing.append(name)
         elif col not in found:
@@ -517,7 +521,7 @@ def _feature_sources(raw: pd.DataFrame, features: Sequence[str] | None, keys: se
     return found
 
 
-def _source_column(name: str, columns: Sequence[str]) -> str | None:
+def source_column(name: str, columns: Sequence[str]) -> str | None:
     """`name` itself, or the column it is made from ('wind_dir' for 'wind_dir_sin')."""
     if name in columns:
         return name
@@ -537,7 +541,7 @@ def missing_to_nan(frame: pd.DataFrame, na_values: Sequence, source: str) -> pd.
 
     Counts per column are logged: empty/'NA' cells in one line, sentinels in another.
     """
-    numbers = [float(v) for v in na_values if _is_number(v)]
+    numbers = [float(v) for v in na_values if is_number(v)]
     texts = {str(v).strip() for v in na_values}
     out, empty, sentinel = {}, {}, {}
     for col in frame.columns:
@@ -584,7 +588,8 @@ def clean_column(values: pd.Series, name: str, cleaning: Cleaning, role: str,
     return encode_text(values, name, cleaning.max_categories, role, source)
 
 
-def _is_number(value) -> bool:
+def is_number(value: object) -> bool:
+    """Whether float(value) works: the data.na_values entries that are numeric sentinels."""
     try:
         float(value)
     except (TypeError, ValueError):
@@ -716,7 +721,7 @@ def select_features(encoded: dict[str, pd.DataFrame], features: Sequence[str] | 
         if name in encoded:
             out.update({c: encoded[name][c] for c in encoded[name].columns})
             continue
-        frame = encoded[_source_column(name, list(encoded))]
+        frame = encoded[source_column(name, list(encoded))]
         if name in frame.columns:
             out[name] = frame[name]
         elif frame.attrs.get("one_hot"):
@@ -749,7 +754,7 @@ def check_targets(df: pd.DataFrame, encoded: dict[str, pd.DataFrame], targets: S
                              f"{[c for c in df.columns if c not in (SERIES, TIME)]}")
 
 
-def _series(raw: pd.DataFrame, series_col: str | None) -> pd.Series:
+def series(raw: pd.DataFrame, series_col: str | None) -> pd.Series:
     """Series names as text (R,): from the series column, else the file's stem."""
     if series_col is not None:
         values = raw[series_col]
@@ -757,7 +762,7 @@ def _series(raw: pd.DataFrame, series_col: str | None) -> pd.Series:
             values = values.astype("Int64")  # station 725030 read as 725030.0 beside an empty cell
         return _text(values)
     if isinstance(raw.index, pd.MultiIndex):
-        return pd.Series([_stem(f) for f in raw.index.get_level_values(0)], index=raw.index)
+        return pd.Series([stem(f) for f in raw.index.get_level_values(0)], index=raw.index)
     return pd.Series(SERIES, index=raw.index)
 
 
@@ -809,8 +814,8 @@ def resolve_duplicates(df: pd.DataFrame, how: str, source: str) -> pd.DataFrame:
 def _duplicate_examples(df: pd.DataFrame, n: int = 3) -> str:
     repeated = df[df.duplicated([SERIES, TIME], keep=False)]
     lines = []
-    for (series, time), rows in list(repeated.groupby([SERIES, TIME], sort=False))[:n]:
-        lines.append(f"'{series}' at {time} ({_origins(rows.index)})")
+    for (name, time), rows in list(repeated.groupby([SERIES, TIME], sort=False))[:n]:
+        lines.append(f"'{name}' at {time} ({_origins(rows.index)})")
     return "; ".join(lines)
 
 

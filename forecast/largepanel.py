@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from forecast import datasets
 from forecast.mapped import series_blocks
 from forecast.panel import Panel, log_gaps
-from forecast.parquet_scan import Cleaning, Column, Grid, scan_grid, write_values
+from forecast.parquet_scan import Column, Grid, MissingValueRules, scan_grid, write_values
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     columns = plan_columns(pf.schema_arrow, data, source)
     _check_target_columns(columns, targets, source)
     key = cache_key(path, data, columns)
-    name = f"{datasets._stem(path)}-{key[:16]}"
+    name = f"{datasets.stem(path)}-{key[:16]}"
     found = open_cached(folder, name, key)
     if found is None:
         found = build(pf, folder, name, key, columns, data, source)
@@ -119,7 +119,7 @@ def plan_columns(schema: pa.Schema, data: Mapping, source: str) -> list[Column]:
     keys = [data["series_col"], data["time_col"]]
     missing = [k for k in keys if k not in schema.names]
     if missing:
-        raise ValueError(datasets._missing_key_message(source, missing, schema.names,
+        raise ValueError(datasets.missing_key_message(source, missing, schema.names,
                                                        data["series_col"]))
     index = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
              if isinstance(c, str)]
@@ -140,7 +140,7 @@ def _named(schema: pa.Schema, name: str, candidates: list[str], directions: tupl
     """data.features entry -> its columns: a column's name gives all it encodes to."""
     if name in candidates:
         return _encode(schema, name, directions, source, auto=False)
-    stem = datasets._source_column(name, candidates)
+    stem = datasets.source_column(name, candidates)
     made = [] if stem is None else _encode(schema, stem, directions, source, auto=False)
     chosen = [c for c in made if c.name == name]
     if not chosen:
@@ -170,14 +170,14 @@ def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
 
 def _check_target_columns(columns: list[Column], targets, source: str) -> None:
     names = [c.name for c in columns]
-    for target in datasets._target_list(targets):
+    for target in datasets.target_list(targets):
         if target not in names:
             raise ValueError(f"{source}: target '{target}' is not a feature; the features are "
                              f"{names}")
 
 
 def _check_target_values(counts: np.ndarray, features: list[str], targets, source: str) -> None:
-    for target in datasets._target_list(targets):
+    for target in datasets.target_list(targets):
         if counts[:, features.index(target)].sum() == 0:
             raise ValueError(f"{source}: target '{target}' has no value (every cell is empty or "
                              "a missing-value code); choose another target or fill the column")
@@ -200,9 +200,9 @@ def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[C
         values = np.memmap(partial, np.float32, "w+", shape=shape)
         for block in series_blocks(values):
             values[block] = np.nan
-        sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets._is_number(v))
-        cleaning = Cleaning(sentinels, dict(data.get("valid_range") or {}))
-        counts = write_values(pf, grid, columns, keys, data.get("tz"), cleaning, values, source)
+        sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets.is_number(v))
+        rules = MissingValueRules(sentinels, dict(data.get("valid_range") or {}))
+        counts = write_values(pf, grid, columns, keys, data.get("tz"), rules, values, source)
         values.flush()
         del values
         os.replace(partial, folder / f"{name}.f32")

@@ -99,13 +99,14 @@ def _to_offset(freq: str | None, df: pd.DataFrame) -> tuple[pd.Timedelta, str]:
 
 
 def inferred_offset(step: pd.Timedelta) -> tuple[pd.Timedelta, str]:
+    """An inferred step -> (the step, its alias), logged as data.freq would be written."""
     alias = pd.tseries.frequencies.to_offset(step).freqstr
     log.info("data.freq inferred as '%s'", alias)
     return step, alias
 
 
 def offset(freq: str) -> tuple[pd.Timedelta, str]:
-    """data.freq -> (its fixed step, its alias)."""
+    """data.freq -> (its fixed step, its alias); a calendar alias ('MS', 'W') is refused."""
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
         return pd.Timedelta(offset), offset.freqstr
@@ -115,7 +116,8 @@ def offset(freq: str) -> tuple[pd.Timedelta, str]:
         ) from None
 
 
-def off_grid_message(count: int, alias: str, start, examples: list) -> str:
+def off_grid_message(count: int, alias: str, start: pd.Timestamp, examples: list) -> str:
+    """The error for `count` rows between the steps of the grid, with a few `examples`."""
     return (f"{count} row(s) are not on the '{alias}' grid starting {start} (mixed "
             f"frequencies?), e.g. {examples}. Resample the file or set data.freq.")
 

@@ -5,7 +5,7 @@ first and last time and row count, and the steps between its consecutive rows ->
 time grid. Pass 2 (`write_values`) reads the feature columns and writes each row into its
 (series, step) cell of an (N, T, F) array, normally an np.memmap.
 
-Keys are read as the in-memory loader reads them (`datasets._series`, `datasets.parse_times`),
+Keys are read as the in-memory loader reads them (`datasets.series`, `datasets.parse_times`),
 so both give the same ids and times.
 """
 
@@ -49,7 +49,7 @@ def batch_keys(batch: pa.RecordBatch, series_col: str, time_col: str, tz: str | 
     encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
     # each distinct name is converted once, as the in-memory loader converts every cell
     frame = pd.DataFrame({series_col: encoded.dictionary.to_pandas()})
-    names = datasets._series(frame, series_col).tolist()
+    names = datasets.series(frame, series_col).tolist()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     times = datasets.parse_times(batch.column(time_col).to_pandas(), tz, source, time_col)
     index = pd.DatetimeIndex(times)
@@ -79,7 +79,7 @@ class Grid:
                              freq=pd.Timedelta(self.step, unit="ns"))
 
 
-NONE = np.iinfo(np.int64).min
+NO_TIME = np.iinfo(np.int64).min  # ns: the series has no row yet
 
 
 @dataclass
@@ -107,9 +107,9 @@ class _Scan:
         if len(c) == 0:
             return
         starts = np.r_[True, c[1:] != c[:-1]]  # a series' first row in this batch
-        prev = np.r_[NONE, t[:-1]]
+        prev = np.r_[NO_TIME, t[:-1]]
         prev[starts] = self.last[c[starts]]
-        seen = prev != NONE
+        seen = prev != NO_TIME
         step = t - np.where(seen, prev, t)
         self.backwards.update(np.unique(c[seen & (step < 0)]).tolist())
         self.steps.update(_pair_counts(c[step > 0], step[step > 0]))
@@ -125,7 +125,7 @@ class _Scan:
     def _grow(self) -> None:
         more = len(self.code) - len(self.rows)
         if more:
-            fill = {"first": np.iinfo(np.int64).max, "latest": NONE, "last": NONE, "rows": 0}
+            fill = {"first": np.iinfo(np.int64).max, "latest": NO_TIME, "last": NO_TIME, "rows": 0}
             for name, value in fill.items():
                 setattr(self, name, np.r_[getattr(self, name), np.full(more, value, np.int64)])
 
@@ -196,15 +196,17 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Cleaning:
-    """The repairs of numeric columns that the streamed reader makes as the in-memory one."""
+class MissingValueRules:
+    """Which numbers are read as missing, as the in-memory loader reads them: the numeric
+    data.na_values and values outside data.valid_range."""
 
     sentinels: tuple[float, ...] = ()  # data.na_values that are numbers
     valid_range: dict = field(default_factory=dict)  # {feature: (low, high)}
 
 
 def write_values(pf: pq.ParquetFile, grid: Grid, columns: list[Column], keys: tuple[str, str],
-                 tz: str | None, cleaning: Cleaning, out: np.ndarray, source: str) -> np.ndarray:
+                 tz: str | None, rules: MissingValueRules, out: np.ndarray,
+                 source: str) -> np.ndarray:
     """Pass 2: every row's features into its cell of out (N, T, F), which holds NaN. Returns the
     observed steps per series and feature (N, F)."""
     series_col, time_col = keys
@@ -218,7 +220,7 @@ def write_values(pf: pq.ParquetFile, grid: Grid, columns: list[Column], keys: tu
         series = np.r_[position.get_indexer(k.names), -1][k.codes][k.ok]
         steps = _grid_steps(k.times[k.ok], series, grid, source)
         _check_unique(seen, series, steps, grid, source)
-        block = feature_block(batch, columns, cleaning, tally)[k.ok]
+        block = feature_block(batch, columns, rules, tally)[k.ok]
         out[series, steps] = block
         np.add.at(counts, series, ~np.isnan(block))
         release(out)
@@ -228,6 +230,7 @@ def write_values(pf: pq.ParquetFile, grid: Grid, columns: list[Column], keys: tu
 
 
 def _grid_steps(times: np.ndarray, series: np.ndarray, grid: Grid, source: str) -> np.ndarray:
+    """Times (R,) ns -> their steps on the grid (R,); rows between steps are refused."""
     offsets = times - grid.start
     off = offsets % grid.step != 0
     if off.any():
@@ -261,7 +264,7 @@ def _check_unique(seen: np.ndarray, series: np.ndarray, steps: np.ndarray, grid:
     seen[series, steps] = True
 
 
-def feature_block(batch: pa.RecordBatch, columns: list[Column], cleaning: Cleaning,
+def feature_block(batch: pa.RecordBatch, columns: list[Column], rules: MissingValueRules,
                   tally: Counter) -> np.ndarray:
     """The batch's features (R, F) float32, NaN where missing, cleaned as the in-memory loader
     cleans numeric columns: sentinels, angles -> sin/cos, values outside data.valid_range."""
@@ -270,11 +273,11 @@ def feature_block(batch: pa.RecordBatch, columns: list[Column], cleaning: Cleani
     for j, column in enumerate(columns):
         if column.source not in numbers:
             numbers[column.source] = _numbers(batch.column(column.source), column.source,
-                                              cleaning.sentinels, tally)
+                                              rules.sentinels, tally)
         x = numbers[column.source]
         if column.kind != "number":
             x = _angle(x, column, tally)
-        low, high = cleaning.valid_range.get(column.name, (-np.inf, np.inf))
+        low, high = rules.valid_range.get(column.name, (-np.inf, np.inf))
         bad = (x < low) | (x > high)
         tally["value(s) outside data.valid_range", column.name] += int(bad.sum())
         out[:, j] = np.where(bad, np.nan, x)
@@ -282,6 +285,7 @@ def feature_block(batch: pa.RecordBatch, columns: list[Column], cleaning: Cleani
 
 
 def _numbers(array: pa.Array, name: str, sentinels: tuple, tally: Counter) -> np.ndarray:
+    """A numeric or boolean column (R,) -> float64 (R,), NaN where empty or a sentinel."""
     x = np.array(pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False))
     if sentinels:
         hit = np.isin(x, sentinels)
@@ -291,6 +295,7 @@ def _numbers(array: pa.Array, name: str, sentinels: tuple, tally: Counter) -> np
 
 
 def _angle(degrees: np.ndarray, column: Column, tally: Counter) -> np.ndarray:
+    """Angles in degrees (R,) -> their sine or cosine (R,), NaN outside 0-360."""
     bad = ~np.isnan(degrees) & ~((degrees >= 0) & (degrees <= 360))
     if column.kind == "sin":  # counted once for the pair
         tally["value(s) that are not degrees 0-360", column.source] += int(bad.sum())

@@ -35,7 +35,7 @@ class Keys:
     """The series and time cells of one record batch (R rows)."""
 
     names: list[str]  # (U,) series names of the batch
-    codes: np.ndarray  # (R,) int64 into names, -1 where the series cell is empty
+    codes: np.ndarray  # (R,) int64 into names where ok; -1 where the series cell is empty
     times: np.ndarray  # (R,) int64 ns since the epoch (UTC when zoned); valid where ok
     ok: np.ndarray  # (R,) bool: both keys present
     unit: str  # the time column's resolution after parsing ('us', 'ns', ...)
@@ -47,14 +47,24 @@ def batch_keys(batch: pa.RecordBatch, series_col: str, time_col: str, tz: str | 
     """The series and time cells of a record batch, read as the in-memory loader reads them."""
     column = batch.column(series_col)
     encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
-    # each distinct name is converted once, as the in-memory loader converts every cell
-    frame = pd.DataFrame({series_col: encoded.dictionary.to_pandas()})
-    names = datasets.series(frame, series_col).tolist()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     times = datasets.parse_times(batch.column(time_col).to_pandas(), tz, source, time_col)
     index = pd.DatetimeIndex(times)
     ok = (codes >= 0) & ~np.asarray(index.isna())
+    names, codes = _used_names(encoded.dictionary, codes, ok, series_col)
     return Keys(names, codes, index.as_unit("ns").asi8, ok, index.unit, index.tz)
+
+
+def _used_names(dictionary: pa.Array, codes: np.ndarray, ok: np.ndarray,
+                series_col: str) -> tuple[list[str], np.ndarray]:
+    """The names (U,) of the dictionary entries that rows with both keys use, and codes (R,)
+    into them: a categorical column keeps categories no row has, which are no series."""
+    used = np.flatnonzero(np.bincount(codes[ok], minlength=len(dictionary)))
+    # each name is converted once, as the in-memory loader converts every cell
+    frame = pd.DataFrame({series_col: dictionary.take(pa.array(used)).to_pandas()})
+    remap = np.full(len(dictionary) + 1, -1, np.int64)  # the last entry keeps -1 at -1
+    remap[used] = np.arange(len(used))
+    return datasets.series(frame, series_col).tolist(), remap[codes]
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 
-from forecast import datasets, largepanel, mapped, train
+from forecast import datasets, largepanel, mapped, parquet_scan, train
 from forecast.panel import (
     Panel,
     Scaler,
@@ -109,10 +109,12 @@ def test_scaled_features_in_a_scratch_file_equal_those_in_memory(gappy_panel, tm
 # --- data.memmap: a Parquet file streamed into a memory-mapped panel --------------------------
 
 
-def _parquet(path, n_steps=200, seed=0, shuffle=False):
-    """A long Parquet file: 3 stations, hourly, with gaps, a sentinel and wind directions."""
+def _parquet(path, n_steps=200, seed=0, shuffle=False, start="2022-03-01", zone=None,
+             categories=None):
+    """A long Parquet file: 3 stations, hourly, with gaps, a sentinel and wind directions; times
+    in `zone` when given, the station a categorical with `categories` when given."""
     rng = np.random.default_rng(seed)
-    times = pd.date_range("2022-03-01", periods=n_steps, freq="h")
+    times = pd.date_range(start, periods=n_steps, freq="h", tz=zone)
     frames = [pd.DataFrame({"station": name, "time": times,
                             "temp": 10 + 5 * np.sin(np.arange(n_steps) / 4) + rng.normal(0, 1,
                                                                                         n_steps),
@@ -123,6 +125,8 @@ def _parquet(path, n_steps=200, seed=0, shuffle=False):
     df.loc[[5, 250, 251], "temp"] = -9999.0
     df.loc[[7, 8], "wind_dir"] = np.nan
     df = df.drop(index=[40, 41, 42, 300])  # missing steps
+    if categories:
+        df["station"] = pd.Categorical(df["station"], categories=categories)
     if shuffle:
         df = df.sample(frac=1.0, random_state=0)
     df.to_parquet(path, index=False)
@@ -143,12 +147,31 @@ def _in_memory(data: dict):
     return to_panel(datasets.load("csv", **{k: data[k] for k in keys}), data["freq"])
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_memmap_panel_equals_the_panel_in_memory(tmp_path, shuffle):
-    path = _parquet(tmp_path / "obs.parquet", shuffle=shuffle)
-    data = _data(path, tmp_path / "maps", freq="h" if shuffle else None)
+@pytest.fixture(params=[None, 7], ids=["one_batch", "batches_of_7"])
+def batch_rows(request, monkeypatch):
+    """Record batches of the default size (the test files fit one), or of 7 rows: a series, a
+    step and a repeated cell then span batches."""
+    if request.param:
+        monkeypatch.setattr(parquet_scan, "BATCH_ROWS", request.param)
+
+
+CASES = {
+    "sorted": ({}, {}),
+    "shuffled": ({"shuffle": True}, {"freq": "h"}),
+    "zoned": ({"start": "2022-03-12", "zone": "America/New_York"},  # across a DST change
+              {"tz": "Europe/Berlin"}),
+    "categorical": ({"categories": ["st_a", "st_b", "st_c", "st_zz"]}, {}),  # st_zz: no rows
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_memmap_panel_equals_the_panel_in_memory(tmp_path, batch_rows, case):
+    file_options, options = CASES[case]
+    path = _parquet(tmp_path / "obs.parquet", **file_options)
+    data = _data(path, tmp_path / "maps", **options)
     mapped_panel, panel = largepanel.load(data, ["temp"], 30), _in_memory(data)
     assert isinstance(mapped_panel.values, np.memmap)
+    assert mapped_panel.values.shape == panel.values.shape == (3, 200, 4)
     np.testing.assert_array_equal(mapped_panel.values, panel.values)
     assert np.isnan(panel.values).any()
     np.testing.assert_array_equal(mapped_panel.ids, panel.ids)

@@ -119,7 +119,10 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     trainer = build_trainer(cfg, out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     pipeline.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(cfg.resume, out_dir))
+    ckpt_path = resume_checkpoint(cfg.resume, out_dir)
+    if ckpt_path:
+        check_resumed(ckpt_path, dict(module.hparams))
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
     best = trainer.checkpoint_callback.best_model_path or None
@@ -162,6 +165,33 @@ def resume_checkpoint(resume, run_dir: Path) -> str | None:
         )
     log.info("resuming from %s", path)
     return str(path)
+
+
+def check_resumed(path: str, hparams: dict) -> None:
+    """A resumed run must build the model its checkpoint trained: the same network arguments,
+    lr, weight decay and loss. Otherwise the weights would load into a model that differs only in
+    meaning (e.g. residual or loss), and the run would silently mix two models."""
+    saved = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    saved = {"loss": "mse", **saved}  # checkpoints from before model.loss trained on MSE
+    changed = _differences(saved, hparams)
+    if changed:
+        raise ValueError(
+            f"resume: the checkpoint '{path}' was trained with other settings (checkpoint vs "
+            f"now: {changed}); resume with the run's own config (drop the overrides that "
+            "changed) or start a new run"
+        )
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> dict:
+    """{dotted key: (old, new)} wherever two nested dicts differ."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out |= _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out[f"{prefix}{key}"] = (a, b)
+    return out
 
 
 def provenance(panel) -> dict:

@@ -78,6 +78,19 @@ def test_same_seed_same_metrics_provenance_and_resume_ends_where_a_straight_run_
 
 
 @pytest.mark.slow
+def test_resume_with_other_model_settings_is_refused(tmp_path):
+    run = tmp_path / "run"
+    assert _train(run, "trainer.max_epochs=1").returncode == 0
+    done = _train(run, "trainer.max_epochs=2", "resume=true", "model.loss=mse",
+                  "model.residual=false")
+    assert done.returncode == 2
+    said = done.stderr + done.stdout
+    assert "trained with other settings" in said
+    assert "'loss': ('mae', 'mse')" in said and "'net.residual': (True, False)" in said
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 1  # the run is untouched
+
+
+@pytest.mark.slow
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     done = _train(tmp_path / "new", "resume=true")
     assert done.returncode == 2

@@ -66,11 +66,6 @@ class Prepared:
         """(N, T, n_targets) scaled, NaN where missing, built on each call."""
         return self.scaler.transform(self.panel.values[:, :, self.target_cols], self.target_cols)
 
-    @property
-    def history(self) -> np.ndarray:
-        """(N, T, n_targets) data units, causally filled, built on each call."""
-        return target_history(self.panel, self.target_cols)
-
 
 def target_history(panel: Panel, columns: list[int], end: int | None = None) -> np.ndarray:
     """(N, end, n_targets): the target columns of steps [0, end) in data units, causally filled

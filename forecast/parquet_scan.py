@@ -142,6 +142,8 @@ class _Scan:
 
 def _pair_counts(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
     """How often each (a, b) pair occurs (np.unique over pairs, which is slow on axis=1)."""
+    if len(a) == 0:  # a batch of first rows has no step
+        return {}
     order = np.lexsort((b, a))
     a, b = a[order], b[order]
     first = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
@@ -181,7 +183,8 @@ def _common_step(scan: _Scan, names: list[str], source: str) -> pd.Timedelta:
                          "data.freq only from rows in time order within each series: sort the "
                          "file by series and time, or set data.freq")
     if not scan.steps:
-        raise ValueError(NO_STEP)
+        raise ValueError(f"{source}: {NO_STEP}; set data.freq to the file's step, e.g. "
+                         "data.freq=h")
     per_series: dict[int, tuple[int, int]] = {}
     overall: Counter = Counter()
     for (c, step), n in scan.steps.items():

@@ -263,3 +263,11 @@ def test_memmap_refuses_text_columns_and_repeated_rows(tmp_path):
                                          r"03:00.*data.memmap does not resolve duplicates"):
         largepanel.load(_data(tmp_path / "twice.parquet", tmp_path / "maps", freq="h"))
     assert not list((tmp_path / "maps").iterdir())  # the partial panel was removed
+
+
+def test_memmap_without_a_step_names_the_file_and_data_freq(tmp_path):
+    df = pd.read_parquet(_parquet(tmp_path / "obs.parquet"))
+    df.groupby("station").head(1).to_parquet(tmp_path / "once.parquet")
+    with pytest.raises(ValueError, match=r"once.parquet: cannot infer data.freq: every series has "
+                                         r"a single time step; set data.freq"):
+        largepanel.load(_data(tmp_path / "once.parquet", tmp_path / "maps"))

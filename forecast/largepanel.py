@@ -48,10 +48,11 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     """The data.* options (a plain dict with data.memmap set) -> Panel whose values are an
     np.memmap (N, T, F) in data.memmap; `targets` and `min_steps` are checked as in memory."""
     path = parquet_file(data)
-    source, folder = str(path), Path(str(data["memmap"])).expanduser()
+    source = str(path)
     pf = datasets.open_parquet(path, _reader, "data.memmap needs a Parquet file")
     columns = plan_columns(pf.schema_arrow, data, source)
     _check_target_columns(columns, targets, source)
+    folder = panel_folder(data["memmap"])
     key = cache_key(path, data, columns)
     name = f"{datasets.stem(path)}-{key[:16]}"
     found = open_cached(folder, name, key)
@@ -89,6 +90,30 @@ def parquet_file(data: Mapping) -> Path:
             "drop data.memmap"
         )
     return files[0]
+
+
+def panel_folder(option: str) -> Path:
+    """data.memmap as a writable folder, created if need be; refused by name when it cannot be,
+    before the long pass over the file."""
+    folder = Path(str(option)).expanduser()
+    why = _unusable(folder)
+    if why:
+        raise ValueError(f"data.memmap='{option}' cannot hold the panel ({why}); set data.memmap "
+                         "to a folder that can be created and written, e.g. "
+                         "data.memmap=/scratch/panels, or drop data.memmap to read the file in "
+                         "memory")
+    return folder
+
+
+def _unusable(folder: Path) -> str:
+    """Why `folder` cannot hold panels ('' when it can), after creating it if need be."""
+    if folder.exists() and not folder.is_dir():
+        return f"'{folder}' is a file"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file further up (NotADirectoryError), no permission, ...
+        return f"{err.strerror}: '{err.filename}'"
+    return "" if os.access(folder, os.W_OK | os.X_OK) else f"'{folder}' is not writable"
 
 
 def _reader(path: Path) -> pq.ParquetFile:
@@ -192,7 +217,6 @@ def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[C
     keys = (data["series_col"], data["time_col"])
     grid = scan_grid(pf, *keys, data.get("tz"), data.get("freq"), source)
     shape = (len(grid.ids), grid.n_steps, len(columns))
-    folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{name}.f32.{os.getpid()}.partial"
     log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
              np.prod(shape) * 4 / 2**20, folder)

@@ -271,3 +271,20 @@ def test_memmap_without_a_step_names_the_file_and_data_freq(tmp_path):
     with pytest.raises(ValueError, match=r"once.parquet: cannot infer data.freq: every series has "
                                          r"a single time step; set data.freq"):
         largepanel.load(_data(tmp_path / "once.parquet", tmp_path / "maps"))
+
+
+def test_memmap_folder_that_cannot_be_one_is_refused_before_the_file_is_read(tmp_path,
+                                                                             monkeypatch):
+    path = _parquet(tmp_path / "obs.parquet")
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the file was read before the folder was checked")
+
+    monkeypatch.setattr(largepanel, "scan_grid", no_scan)
+    for folder in (taken, taken / "maps"):
+        with pytest.raises(ValueError, match=rf"data.memmap='{folder}' .*set data.memmap to a "
+                                             r"folder"):
+            largepanel.load(_data(path, folder))
+    assert taken.read_text() == "a file, not a folder"

@@ -3,8 +3,9 @@
 The file is read with pyarrow in record batches (`parquet_scan`), never as a whole table; the
 (N, T, F) float32 values go to `<folder>/<file stem>-<key>.f32`, described by the `.json` beside
 it. The key hashes the file's path, size, modification time and Parquet footer with the data
-options that shape the panel: a second run maps the same file again, a changed file or option
-builds a new one (and the older panel of that file is removed).
+options that shape the panel: a second run maps the same panel again, a changed option builds
+another beside it (a sweep maps each again), and a changed file builds a new one and removes the
+panels of its older versions.
 
 Read as in memory: numeric and boolean feature columns, angles in degrees (-> sin/cos),
 data.features, data.freq (inferred when each series' rows are in time order), data.tz, numeric
@@ -20,8 +21,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ from forecast.parquet_scan import Column, Grid, MissingValueRules, scan_grid, wr
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # of the .f32/.json pair; a change makes older panels stale
+FORMAT = 2  # of the .f32/.json pair; a change makes older panels stale
 KEY_OPTIONS = ("series_col", "time_col", "freq", "tz", "na_values", "valid_range",
                "direction_cols")
 REFUSED = {"time_parts": "the time must be one column (data.time_col)",
@@ -52,12 +54,10 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     pf = datasets.open_parquet(path, _reader, "data.memmap needs a Parquet file")
     columns = plan_columns(pf.schema_arrow, data, source)
     _check_target_columns(columns, targets, source)
-    folder = panel_folder(data["memmap"])
-    key = cache_key(path, data, columns)
-    name = f"{datasets.stem(path)}-{key[:16]}"
-    found = open_cached(folder, name, key)
+    slot = panel_slot(panel_folder(data["memmap"]), path, data, columns)
+    found = open_cached(slot)
     if found is None:
-        found = build(pf, folder, name, key, columns, data, source)
+        found = build(pf, slot, columns, data, source)
     panel, meta = found
     datasets.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
     counts = np.asarray(meta["observed"], dtype=np.int64).reshape(panel.n_series, -1)
@@ -121,14 +121,39 @@ def _reader(path: Path) -> pq.ParquetFile:
     return pq.ParquetFile(path, pre_buffer=False)
 
 
-def cache_key(path: Path, data: Mapping, columns: list[Column]) -> str:
-    """sha256 of the file's identity (path, size, mtime, footer) and the panel's options."""
+@dataclass(frozen=True)
+class Slot:
+    """Where a panel lives in data.memmap and what it is built from."""
+
+    folder: Path
+    name: str  # <file stem>-<the key's first 16 hex digits>
+    key: str  # cache_key
+    file: dict  # file_identity of the Parquet file: a change makes the panel stale
+
+    def path(self, suffix: str) -> Path:
+        return self.folder / f"{self.name}{suffix}"
+
+
+def panel_slot(folder: Path, path: Path, data: Mapping, columns: list[Column]) -> Slot:
+    """The place of the panel that `data` and `columns` make from the file as it is now."""
+    file = file_identity(path)
+    key = cache_key(path, file, data, columns)
+    return Slot(folder, f"{datasets.stem(path)}-{key[:16]}", key, file)
+
+
+def file_identity(path: Path) -> dict:
+    """The file's size, modification time and a digest of its footer (the footer lists every
+    row group and its statistics, so rewritten data changes it)."""
     stat = path.stat()
-    with open(path, "rb") as handle:  # the footer lists every row group and its statistics
+    with open(path, "rb") as handle:
         handle.seek(max(0, stat.st_size - 65_536))
         footer = hashlib.sha256(handle.read()).hexdigest()
-    payload = {"format": FORMAT, "file": str(path.resolve()), "size": stat.st_size,
-               "mtime_ns": stat.st_mtime_ns, "footer": footer,
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "footer": footer}
+
+
+def cache_key(path: Path, file: dict, data: Mapping, columns: list[Column]) -> str:
+    """sha256 of the file's path and identity (`file_identity`) and the panel's options."""
+    payload = {"format": FORMAT, "file": str(path.resolve()), **file,
                "columns": [asdict(c) for c in columns],
                "options": {k: data.get(k) for k in KEY_OPTIONS}}
     text = json.dumps(payload, sort_keys=True, default=str)
@@ -211,52 +236,79 @@ def _check_target_values(counts: np.ndarray, features: list[str], targets, sourc
 # --- the mapped panel ---------------------------------------------------------------------------
 
 
-def build(pf: pq.ParquetFile, folder: Path, name: str, key: str, columns: list[Column],
-          data: Mapping, source: str) -> tuple[Panel, dict]:
-    """Both passes over the file into `<folder>/<name>.f32`, then its description."""
-    keys = (data["series_col"], data["time_col"])
-    grid = scan_grid(pf, *keys, data.get("tz"), data.get("freq"), source)
+def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
+          source: str) -> tuple[Panel, dict]:
+    """Both passes over the file into the slot's `.f32`, then its `.json` description; returns
+    the panel written (not looked up again: a parallel run may be writing the folder too)."""
+    grid = scan_grid(pf, data["series_col"], data["time_col"], data.get("tz"), data.get("freq"),
+                     source)
     shape = (len(grid.ids), grid.n_steps, len(columns))
-    partial = folder / f"{name}.f32.{os.getpid()}.partial"
     log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
-             np.prod(shape) * 4 / 2**20, folder)
+             np.prod(shape) * 4 / 2**20, slot.folder)
+    partial = slot.path(f".f32.{os.getpid()}.partial")
     try:
-        values = np.memmap(partial, np.float32, "w+", shape=shape)
-        for block in series_blocks(values):
-            values[block] = np.nan
-        sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets.is_number(v))
-        rules = MissingValueRules(sentinels, dict(data.get("valid_range") or {}))
-        counts = write_values(pf, grid, columns, keys, data.get("tz"), rules, values, source)
-        values.flush()
-        del values
-        os.replace(partial, folder / f"{name}.f32")
+        counts = _fill(pf, grid, columns, data, partial, source)
+        # mapped before the rename: the mapping keeps the file whatever another run removes
+        values = np.memmap(partial, np.float32, "r", shape=shape)
+        os.replace(partial, slot.path(".f32"))
     finally:
         partial.unlink(missing_ok=True)
         pa.default_memory_pool().release_unused()  # else the pool keeps decoded row groups
-    meta = {"key": key, "source": str(Path(source).resolve()), "shape": list(shape),
-            "features": [c.name for c in columns],
+    meta = {"format": FORMAT, "key": slot.key, "source": str(Path(source).resolve()),
+            "file": slot.file, "shape": list(shape), "features": [c.name for c in columns],
             "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
             "rows": grid.rows.tolist(), "observed": counts.tolist()}
-    _write_json(meta, folder / f"{name}.json")
-    _remove_stale(folder, name, meta["source"])
-    return open_cached(folder, name, key)
+    _write_json(meta, slot.path(".json"))
+    _remove_stale(slot, meta["source"])
+    return _panel(slot, meta, values), meta
 
 
-def open_cached(folder: Path, name: str, key: str) -> tuple[Panel, dict] | None:
-    """The panel `<folder>/<name>` if it is complete and was built under `key`."""
-    meta_path, values_path = folder / f"{name}.json", folder / f"{name}.f32"
-    if not (meta_path.is_file() and values_path.is_file()):
+def _fill(pf: pq.ParquetFile, grid: Grid, columns: list[Column], data: Mapping, path: Path,
+          source: str) -> np.ndarray:
+    """Pass 2 into a new file at `path` holding (N, T, F) float32; returns the observed steps
+    per series and feature (N, F)."""
+    values = np.memmap(path, np.float32, "w+", shape=(len(grid.ids), grid.n_steps, len(columns)))
+    for block in series_blocks(values):
+        values[block] = np.nan
+    sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets.is_number(v))
+    rules = MissingValueRules(sentinels, dict(data.get("valid_range") or {}))
+    keys = (data["series_col"], data["time_col"])
+    counts = write_values(pf, grid, columns, keys, data.get("tz"), rules, values, source)
+    values.flush()
+    return counts
+
+
+def open_cached(slot: Slot) -> tuple[Panel, dict] | None:
+    """The slot's panel if it is complete and was built under the slot's key."""
+    meta = _own_meta(slot.path(".json"))
+    values_path = slot.path(".f32")
+    if meta is None or meta["key"] != slot.key or not values_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text())
     shape = tuple(meta["shape"])
-    if meta.get("key") != key or values_path.stat().st_size != 4 * int(np.prod(shape)):
+    if values_path.stat().st_size != 4 * int(np.prod(shape)):
         return None
+    return _panel(slot, meta, np.memmap(values_path, np.float32, "r", shape=shape)), meta
+
+
+def _panel(slot: Slot, meta: dict, values: np.memmap) -> Panel:
+    """The Panel of mapped values (N, T, F), laid out as `meta` describes them."""
     grid = Grid(**{**meta["grid"], "rows": np.asarray(meta["rows"])})
-    values = np.memmap(values_path, np.float32, "r", shape=shape)
-    log.info("data.memmap: panel %s (%s)", values_path, "x".join(map(str, shape)))
-    panel = Panel(values, np.array(grid.ids, dtype=object), grid.times(), meta["features"],
-                  grid.alias, scratch=str(folder))
-    return panel, meta
+    log.info("data.memmap: panel %s (%s)", slot.path(".f32"), "x".join(map(str, values.shape)))
+    return Panel(values, np.array(grid.ids, dtype=object), grid.times(), meta["features"],
+                 grid.alias, scratch=str(slot.folder))
+
+
+def _own_meta(path: Path) -> dict | None:
+    """The description in `path` if this module wrote it (a JSON object naming its source,
+    whose key starts with the name's 16 hex digits); None for anything else."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, unreadable, not UTF-8 or not JSON: not ours
+        return None
+    key = meta.get("key") if isinstance(meta, dict) else None
+    ours = (isinstance(key, str) and len(key) == 64 and isinstance(meta.get("source"), str)
+            and key[:16] == path.stem.rsplit("-", 1)[-1])
+    return meta if ours else None
 
 
 def _write_json(obj: dict, path: Path) -> None:
@@ -265,18 +317,20 @@ def _write_json(obj: dict, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _remove_stale(folder: Path, name: str, source: str) -> None:
-    """Older panels of the same file (built before it or its options changed)."""
-    stem = name.rsplit("-", 1)[0]
-    for other in folder.glob(f"{stem}-*.json"):
-        if other.stem == name:
+def _remove_stale(slot: Slot, source: str) -> None:
+    """Panels built from an older version of the same file. Panels of other options on this
+    version stay: a sweep maps them again, and a parallel run may be using them. Only names
+    and descriptions this module writes are touched; the user's own files never are."""
+    stem = slot.name.rsplit("-", 1)[0]
+    own = re.compile(re.escape(stem) + r"-[0-9a-f]{16}\.json")
+    for path in sorted(slot.folder.iterdir()):
+        if path.stem == slot.name or not own.fullmatch(path.name):
             continue
-        try:
-            stale = json.loads(other.read_text()).get("source") == source
-        except (OSError, json.JSONDecodeError):
+        meta = _own_meta(path)
+        if meta is None or meta["source"] != source:
             continue
-        if stale:
-            log.info("data.memmap: removing %s, built from an older version of %s", other.stem,
+        if meta.get("format") != FORMAT or meta.get("file") != slot.file:
+            log.info("data.memmap: removing %s, built from an older version of %s", path.stem,
                      source)
-            other.with_suffix(".f32").unlink(missing_ok=True)
-            other.unlink(missing_ok=True)
+            path.with_suffix(".f32").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)

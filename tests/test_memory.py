@@ -181,27 +181,71 @@ def test_memmap_panel_equals_the_panel_in_memory(tmp_path, batch_rows, case):
     assert fingerprint(mapped_panel) == fingerprint(panel)
 
 
-def test_memmap_panel_is_reused_and_rebuilt_when_the_file_changes(tmp_path, monkeypatch):
-    path = _parquet(tmp_path / "obs.parquet")
-    data = _data(path, tmp_path / "maps")
+def _names(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_memmap_panel_is_reused_kept_per_option_and_rebuilt_when_the_file_changes(
+        tmp_path, monkeypatch, batch_rows):
+    path, maps = _parquet(tmp_path / "obs.parquet"), tmp_path / "maps"
+    data = _data(path, maps)
+    narrow = {**data, "valid_range": {"temp": [-40, 12]}}
     first = largepanel.load(data)
-    files = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    files = _names(maps)
     assert len(files) == 2 and files[0].endswith(".f32") and files[1].endswith(".json")
+
+    other = largepanel.load(narrow)  # another option: a panel beside the first
+    np.testing.assert_array_equal(other.values, _in_memory(narrow).values)
+    assert not np.array_equal(other.values, first.values, equal_nan=True)
+    assert set(files) < set(_names(maps)) and len(_names(maps)) == 4
 
     def no_build(*args, **kwargs):
         raise AssertionError("rebuilt although nothing changed")
 
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m:  # a sweep alternating the options maps both again
         m.setattr(largepanel, "build", no_build)
-        again = largepanel.load(data)
+        again, other_again = largepanel.load(data), largepanel.load(narrow)
     np.testing.assert_array_equal(again.values, first.values)
+    np.testing.assert_array_equal(other_again.values, other.values)
 
     _parquet(path, seed=1)  # same shape and size, other values
     changed = largepanel.load(data)
     np.testing.assert_array_equal(changed.values, _in_memory(data).values)
     assert not np.array_equal(changed.values, first.values, equal_nan=True)
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) != files  # the old one is gone
-    assert len(list((tmp_path / "maps").iterdir())) == 2
+    assert len(_names(maps)) == 2 and not set(files) & set(_names(maps))  # both old ones gone
+
+
+def test_memmap_runs_with_other_options_on_one_file_keep_each_others_panels(tmp_path,
+                                                                            monkeypatch):
+    path, maps = _parquet(tmp_path / "obs.parquet"), tmp_path / "maps"
+    data, temp_only = _data(path, maps), _data(path, maps, features=["temp"])
+    write_json = largepanel._write_json
+
+    def and_another_run(obj, target):  # a parallel job builds between this one's write and use
+        write_json(obj, target)
+        if obj.get("features") != ["temp"]:
+            largepanel.load(temp_only)
+
+    monkeypatch.setattr(largepanel, "_write_json", and_another_run)
+    panel = largepanel.load(data)
+    np.testing.assert_array_equal(panel.values, _in_memory(data).values)
+    assert len(_names(maps)) == 4
+
+
+def test_memmap_leaves_files_it_did_not_write(tmp_path):
+    path, maps = _parquet(tmp_path / "obs.parquet"), tmp_path / "maps"
+    maps.mkdir()
+    source = str(path.resolve())
+    mine = {"obs-notes.json": "[1, 2]", "obs-0123456789abcdef.json": "[]",
+            "obs-fedcba9876543210.json": json.dumps({"source": source, "shape": [3, 200, 4]}),
+            "obs-fedcba9876543210.f32": "my data", "obs-2.json": "{"}
+    for name, text in mine.items():
+        (maps / name).write_text(text)
+    largepanel.load(_data(path, maps))
+    _parquet(path, seed=1)  # a changed file: its older panels are removed, nothing else
+    largepanel.load(_data(path, maps))
+    assert {name: (maps / name).read_text() for name in mine} == mine
+    assert len(_names(maps)) == len(mine) + 2
 
 
 def test_memmap_run_scores_as_the_run_in_memory(tmp_path):

@@ -297,7 +297,7 @@ def test_memmap_refuses_what_it_cannot_stream(tmp_path):
     assert not maps.exists()  # nothing built on the way
 
 
-def test_memmap_refuses_text_columns_and_repeated_rows(tmp_path):
+def test_memmap_refuses_text_columns_and_repeated_rows(tmp_path, batch_rows):
     df = pd.read_parquet(_parquet(tmp_path / "obs.parquet"))
     df.assign(sky=np.where(df["gusty"], "cloudy", "clear")).to_parquet(tmp_path / "text.parquet")
     with pytest.raises(ValueError, match=r"column 'sky' is (large_)?string, not numbers"):

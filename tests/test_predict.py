@@ -242,34 +242,24 @@ def _damage_checkpoint(run_dir: Path, tmp_path: Path, change) -> Path:
     return copy
 
 
-def test_checkpoint_of_another_run(run_dir, tmp_path):
-    copy = _damage_checkpoint(run_dir, tmp_path,
-                              lambda ckpt: ckpt["hyper_parameters"]["net"].update(horizon=7))
-    with pytest.raises(ValueError, match="does not match its data.json") as err:
-        predict.load_run(copy)
-    assert "'horizon': (7, 6)" in str(err.value)
+OTHER_RUN = "does not match its data.json"
 
 
-@pytest.mark.parametrize(("change", "shown"), [
-    ({"target_positions": [2, 0]}, "'target_positions': ([2, 0], [0, 2])"),
-    ({"lookback": 5}, "'lookback': (5, "),
-    ({"norm_features": 1}, "'norm_features': (1, "),
-], ids=["other target", "other lookback", "other features"])
-def test_checkpoint_trained_on_other_columns_or_lookback(run_dir, tmp_path, change, shown):
-    """Same sizes, other meaning: refused rather than forecast from the wrong columns."""
+@pytest.mark.parametrize(("change", "message", "shown"), [
+    ({"horizon": 7}, OTHER_RUN, "'horizon': (7, 6)"),
+    # same sizes, other meaning: refused rather than forecast from the wrong columns
+    ({"target_positions": [2, 0]}, OTHER_RUN, "'target_positions': ([2, 0], [0, 2])"),
+    ({"lookback": 5}, OTHER_RUN, "'lookback': (5, "),
+    ({"norm_features": 1}, OTHER_RUN, "'norm_features': (1, "),
+    ({"warp": 2}, "do not build this version's RegLSTM", "warp"),
+], ids=["other horizon", "other target", "other lookback", "other features", "unknown argument"])
+def test_checkpoint_whose_network_arguments_do_not_fit_the_run(run_dir, tmp_path, change,
+                                                               message, shown):
     copy = _damage_checkpoint(run_dir, tmp_path,
                               lambda ckpt: ckpt["hyper_parameters"]["net"].update(change))
-    with pytest.raises(ValueError, match="does not match its data.json") as err:
+    with pytest.raises(ValueError, match=message) as err:
         predict.load_run(copy)
     assert shown in str(err.value)
-
-
-def test_checkpoint_with_arguments_this_version_lacks(run_dir, tmp_path):
-    copy = _damage_checkpoint(run_dir, tmp_path,
-                              lambda ckpt: ckpt["hyper_parameters"]["net"].update(warp=2))
-    with pytest.raises(ValueError, match="do not build this version's RegLSTM") as err:
-        predict.load_run(copy)
-    assert "warp" in str(err.value)
 
 
 def test_checkpoint_without_network_arguments(run_dir, tmp_path):

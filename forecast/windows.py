@@ -15,9 +15,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from forecast.inputs import FeatureColumns, ModelInputs
+from forecast.mapped import BLOCK_BYTES, series_blocks
 
 log = logging.getLogger(__name__)
-BLOCK_SERIES = 64
+# blocks of series over (N, T) bool arrays whose int64 temporaries take 8 bytes per element
+GAP_BLOCK_BYTES = BLOCK_BYTES // 8
 
 
 def window_index(
@@ -44,15 +46,13 @@ def window_index(
         return np.zeros((0, 2), dtype=np.int64), 0
     starts = np.arange(first, last + 1, stride, dtype=np.int64)
     keep = np.empty((n_series, len(starts)), bool)
-    # a block of series at a time: the gap counts take 8 bytes per (series, step)
-    for lo in range(0, n_series, BLOCK_SERIES):
-        block = target_observed[lo:lo + BLOCK_SERIES]
+    for rows in series_blocks(target_observed, block_bytes=GAP_BLOCK_BYTES):
         # missing targets in [s+L, s+L+H) via a cumulative count of gaps
         gaps = np.concatenate(
-            [np.zeros((len(block), 1), np.int64), np.cumsum(~block, axis=1)], axis=1
+            [np.zeros((rows.stop - rows.start, 1), np.int64),
+             np.cumsum(~target_observed[rows], axis=1)], axis=1
         )
-        ends, begins = gaps[:, starts + lookback + horizon], gaps[:, starts + lookback]
-        keep[lo:lo + len(block)] = ends == begins
+        keep[rows] = gaps[:, starts + lookback + horizon] == gaps[:, starts + lookback]
     return _rows(keep, starts), int(keep.size - np.count_nonzero(keep))
 
 
@@ -61,9 +61,9 @@ def _rows(keep: np.ndarray, starts: np.ndarray) -> np.ndarray:
     temporary as large as the index is needed."""
     index = np.empty((np.count_nonzero(keep), 2), np.int64)
     at = 0
-    for lo in range(0, len(keep), BLOCK_SERIES):
-        series, pos = np.nonzero(keep[lo:lo + BLOCK_SERIES])
-        index[at:at + len(series), 0] = series + lo
+    for rows in series_blocks(keep, block_bytes=GAP_BLOCK_BYTES):
+        series, pos = np.nonzero(keep[rows])
+        index[at:at + len(series), 0] = series + rows.start
         index[at:at + len(series), 1] = starts[pos]
         at += len(series)
     return index
@@ -71,13 +71,9 @@ def _rows(keep: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 def gather(array, index, offset: int, length: int):
     """Steps [start+offset, start+offset+length) of each window: (K, length, C) from (N, T, C)
-    (an array, a tensor, or ModelInputs / FeatureColumns, which join their parts)."""
+    (an array, or ModelInputs / FeatureColumns, which join their parts)."""
     if isinstance(array, ModelInputs | FeatureColumns):
         return array.gather(index, offset, length)
-    if isinstance(array, torch.Tensor):
-        index = torch.as_tensor(index)
-        steps = index[:, 1:2] + offset + torch.arange(length)
-        return array[index[:, 0:1], steps]
     index = np.asarray(index)
     steps = index[:, 1:2] + offset + np.arange(length)
     return array[index[:, 0:1], steps]

@@ -320,15 +320,6 @@ def scaled_filled(values: np.ndarray, scaler: Scaler, folder: str | None = None)
     return out
 
 
-def model_inputs(
-    panel: Panel, scaler: Scaler, calendar_parts: Sequence[str] = (), with_mask: bool = False
-) -> tuple[np.ndarray, list[str]]:
-    """The network's whole input array (N, T, F_in) and the names of its columns, for a small
-    panel (training joins the parts window by window: `build_inputs`)."""
-    inputs = build_inputs(panel, scaler, calendar_parts, with_mask)
-    return inputs.full(), inputs.names
-
-
 def resolve_targets(targets: str | Sequence[str], features: Sequence[str]) -> list[str]:
     """`all` or a list of column names -> validated list of target names."""
     if isinstance(targets, str):

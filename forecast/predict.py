@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecast import datasets
 from forecast.nets import RegLSTM
-from forecast.panel import Panel, Scaler, infer_freq, model_inputs, to_panel
+from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
 
 log = logging.getLogger(__name__)
@@ -256,13 +256,16 @@ def last_window(panel: Panel, description: dict, calendar: Sequence[str] = (),
     scaler = Scaler.from_dict(description["scaler"])
     if scaler.features != list(panel.features):
         raise ValueError(f"features {panel.features} differ from the scaler's {scaler.features}")
-    inputs, names = model_inputs(panel, scaler, list(calendar or ()), mask_features)
-    if names != description["input_names"]:
+    inputs = build_inputs(panel, scaler, list(calendar or ()), mask_features)
+    if inputs.names != description["input_names"]:
         raise ValueError(
-            f"model inputs {names} differ from the run's {description['input_names']}; "
+            f"model inputs {inputs.names} differ from the run's {description['input_names']}; "
             "keep the run's data.calendar and data.mask_features"
         )
-    return inputs[:, -description["lookback"]:]  # (N, L, F_in)
+    lookback = description["lookback"]
+    last = np.stack([np.arange(panel.n_series), np.full(panel.n_series, panel.n_steps - lookback)],
+                    axis=1)  # (N, 2): one window per series, ending at the last step
+    return inputs.gather(last, 0, lookback)  # (N, L, F_in)
 
 
 def forecast_ahead(module: RegLSTM, panel: Panel, description: dict,

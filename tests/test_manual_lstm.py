@@ -10,7 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from forecast.nets import CELLS, ManualLSTM, RegLSTM
+from forecast.manual_lstm import ManualLSTM
+from forecast.nets import CELLS, RegLSTM
 from forecast.plots import gate_distributions
 
 B, L, F, H = 3, 6, 5, 7

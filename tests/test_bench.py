@@ -1,4 +1,4 @@
-"""`python -m forecast.bench --quick`: the smoke version runs and writes every section.
+"""`python benchmarks/bench.py --quick`: the smoke version runs and writes every section.
 
 Not a timed test: it checks that numbers come out, not how large they are.
 """
@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
 def _positive(value) -> bool:
@@ -20,7 +23,7 @@ def _positive(value) -> bool:
 
 def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "forecast.bench", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training" in proc.stdout and "DataLoader" in proc.stdout  # the printed table

@@ -1,4 +1,4 @@
-"""`python -m forecast.bench [--quick] [--out bench.json]`: how fast and how big the train path is.
+"""`python benchmarks/bench.py [--quick] [--out bench.json]`: how fast and how big the train path is.
 
 Five measurements, one function each, printed as a table and written as JSON:
 1. training throughput (steps/s) of the full forecast-train path (Forecaster + PanelDataModule +
@@ -401,8 +401,8 @@ def _parquet_file(case: dict, folder: Path) -> dict:
 
 
 def memory_in_subprocess(case: dict) -> dict:
-    """memory_case in `python -m forecast.bench --memory-case ...`; its last stdout line."""
-    cmd = [sys.executable, "-m", "forecast.bench", "--memory-case", json.dumps(case)]
+    """memory_case in `python benchmarks/bench.py --memory-case ...`; its last stdout line."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-case", json.dumps(case)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode:
         raise RuntimeError(f"memory case {case} failed:\n{proc.stderr[-3000:]}")
@@ -645,7 +645,7 @@ def _quiet() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(prog="python -m forecast.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON file")
     parser.add_argument("--quick", action="store_true",

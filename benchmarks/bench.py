@@ -1,4 +1,4 @@
-"""`python benchmarks/bench.py [--quick] [--out bench.json]`: how fast and how big the train path is.
+"""`python benchmarks/bench.py [--quick] [--out bench.json]`: how fast and big the train path is.
 
 Five measurements, one function each, printed as a table and written as JSON:
 1. training throughput (steps/s) of the full forecast-train path (Forecaster + PanelDataModule +

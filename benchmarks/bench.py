@@ -46,11 +46,11 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forecast import pipeline, predict, train
-from forecast.datasets import SERIES, TIME
 from forecast.mapped import is_mapped
 from forecast.module import LOSSES, Forecaster
 from forecast.nets import RegLSTM
 from forecast.panel import to_panel
+from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecast import datasets
+from forecast import files, repair
+from forecast.columns import is_direction, is_number
 from forecast.mapped import series_blocks
 from forecast.panel import Panel, log_gaps
 from forecast.parquet_scan import Column, Grid, MissingValueRules, scan_grid, write_values
@@ -51,7 +52,7 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     np.memmap (N, T, F) in data.memmap; `targets` and `min_steps` are checked as in memory."""
     path = parquet_file(data)
     source = str(path)
-    pf = datasets.open_parquet(path, _reader, "data.memmap needs a Parquet file")
+    pf = files.open_parquet(path, _reader, "data.memmap needs a Parquet file")
     columns = plan_columns(pf.schema_arrow, data, source)
     _check_target_columns(columns, targets, source)
     slot = panel_slot(panel_folder(data["memmap"]), path, data, columns)
@@ -59,7 +60,7 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     if found is None:
         found = build(pf, slot, columns, data, source)
     panel, meta = found
-    datasets.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
+    repair.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
     counts = np.asarray(meta["observed"], dtype=np.int64).reshape(panel.n_series, -1)
     _check_target_values(counts, panel.features, targets, source)
     log_gaps(panel.ids, counts, panel.n_steps, panel.features)
@@ -81,15 +82,15 @@ def parquet_file(data: Mapping) -> Path:
         detail = "; ".join(f"data.{k}: {why}" for k, why in refused.items())
         raise ValueError(f"data.memmap cannot be combined with {detail}. Drop data.memmap to "
                          "read the file in memory, or drop those options")
-    files = datasets.resolve_paths(data["path"])
-    if len(files) != 1 or not files[0].name.lower().endswith(datasets.PARQUET_SUFFIXES):
-        shown = files[0] if len(files) == 1 else f"{len(files)} files"
+    found = files.resolve_paths(data["path"])
+    if len(found) != 1 or not found[0].name.lower().endswith(files.PARQUET_SUFFIXES):
+        shown = found[0] if len(found) == 1 else f"{len(found)} files"
         raise ValueError(
             f"data.memmap needs data.path to be one Parquet file, got '{data['path']}' "
             f"({shown}); convert it, e.g. pandas.read_csv(...).to_parquet('x.parquet'), or "
             "drop data.memmap"
         )
-    return files[0]
+    return found[0]
 
 
 def panel_folder(option: str) -> Path:
@@ -138,7 +139,7 @@ def panel_slot(folder: Path, path: Path, data: Mapping, columns: list[Column]) -
     """The place of the panel that `data` and `columns` make from the file as it is now."""
     file = file_identity(path)
     key = cache_key(path, file, data, columns)
-    return Slot(folder, f"{datasets.stem(path)}-{key[:16]}", key, file)
+    return Slot(folder, f"{files.stem(path)}-{key[:16]}", key, file)
 
 
 def file_identity(path: Path) -> dict:
@@ -169,7 +170,7 @@ def plan_columns(schema: pa.Schema, data: Mapping, source: str) -> list[Column]:
     keys = [data["series_col"], data["time_col"]]
     missing = [k for k in keys if k not in schema.names]
     if missing:
-        raise ValueError(datasets.missing_key_message(source, missing, schema.names,
+        raise ValueError(files.missing_key_message(source, missing, schema.names,
                                                        data["series_col"]))
     index = [c for c in (schema.pandas_metadata or {}).get("index_columns", [])
              if isinstance(c, str)]
@@ -190,7 +191,7 @@ def _named(schema: pa.Schema, name: str, candidates: list[str], directions: tupl
     """data.features entry -> its columns: a column's name gives all it encodes to."""
     if name in candidates:
         return _encode(schema, name, directions, source, auto=False)
-    stem = datasets.source_column(name, candidates)
+    stem = repair.source_column(name, candidates)
     made = [] if stem is None else _encode(schema, stem, directions, source, auto=False)
     chosen = [c for c in made if c.name == name]
     if not chosen:
@@ -213,21 +214,21 @@ def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
             "boolean columns only. List the numeric columns in data.features, or drop "
             "data.memmap to have text encoded in memory"
         )
-    if datasets.is_direction(name, directions):
+    if is_direction(name, directions):
         return [Column(f"{name}_sin", name, "sin"), Column(f"{name}_cos", name, "cos")]
     return [Column(name, name)]
 
 
 def _check_target_columns(columns: list[Column], targets, source: str) -> None:
     names = [c.name for c in columns]
-    for target in datasets.target_list(targets):
+    for target in repair.target_list(targets):
         if target not in names:
             raise ValueError(f"{source}: target '{target}' is not a feature; the features are "
                              f"{names}")
 
 
 def _check_target_values(counts: np.ndarray, features: list[str], targets, source: str) -> None:
-    for target in datasets.target_list(targets):
+    for target in repair.target_list(targets):
         if counts[:, features.index(target)].sum() == 0:
             raise ValueError(f"{source}: target '{target}' has no value (every cell is empty or "
                              "a missing-value code); choose another target or fill the column")
@@ -270,7 +271,7 @@ def _fill(pf: pq.ParquetFile, grid: Grid, columns: list[Column], data: Mapping, 
     values = np.memmap(path, np.float32, "w+", shape=(len(grid.ids), grid.n_steps, len(columns)))
     for block in series_blocks(values):
         values[block] = np.nan
-    sentinels = tuple(float(v) for v in data.get("na_values") or () if datasets.is_number(v))
+    sentinels = tuple(float(v) for v in data.get("na_values") or () if is_number(v))
     rules = MissingValueRules(sentinels, dict(data.get("valid_range") or {}))
     keys = (data["series_col"], data["time_col"])
     counts = write_values(pf, grid, columns, keys, data.get("tz"), rules, values, source)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecast.datasets import SERIES, TIME
 from forecast.inputs import ModelInputs
 from forecast.mapped import is_mapped, scratch, series_blocks
+from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ first and last time and row count, and the steps between its consecutive rows ->
 time grid. Pass 2 (`write_values`) reads the feature columns and writes each row into its
 (series, step) cell of an (N, T, F) array, normally an np.memmap.
 
-Keys are read as the in-memory loader reads them (`datasets.series`, `datasets.parse_times`),
+Keys are read as the in-memory loader reads them (`repair.series`, `files.parse_times`),
 so both give the same ids and times.
 """
 
@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forecast import datasets
+from forecast import files, repair
 from forecast.mapped import release
 from forecast.panel import NO_STEP, check_one_step, inferred_offset, off_grid_message, offset
+from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def batch_keys(batch: pa.RecordBatch, series_col: str, time_col: str, tz: str | 
     column = batch.column(series_col)
     encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    times = datasets.parse_times(batch.column(time_col).to_pandas(), tz, source, time_col)
+    times = files.parse_times(batch.column(time_col).to_pandas(), tz, source, time_col)
     index = pd.DatetimeIndex(times)
     ok = (codes >= 0) & ~np.asarray(index.isna())
     names, codes = _used_names(encoded.dictionary, codes, ok, series_col)
@@ -64,7 +65,7 @@ def _used_names(dictionary: pa.Array, codes: np.ndarray, ok: np.ndarray,
     frame = pd.DataFrame({series_col: dictionary.take(pa.array(used)).to_pandas()})
     remap = np.full(len(dictionary) + 1, -1, np.int64)  # the last entry keeps -1 at -1
     remap[used] = np.arange(len(used))
-    return datasets.series(frame, series_col).tolist(), remap[codes]
+    return repair.series(frame, series_col).tolist(), remap[codes]
 
 
 @dataclass
@@ -247,7 +248,7 @@ def _grid_steps(times: np.ndarray, series: np.ndarray, grid: Grid, source: str) 
     offsets = times - grid.start
     off = offsets % grid.step != 0
     if off.any():
-        examples = [{datasets.SERIES: grid.ids[s], datasets.TIME: _stamp(t, grid)}
+        examples = [{SERIES: grid.ids[s], TIME: _stamp(t, grid)}
                     for s, t in zip(series[off][:3], times[off][:3], strict=True)]
         raise ValueError(f"{source}: " + off_grid_message(int(off.sum()), grid.alias,
                                                           _stamp(grid.start, grid), examples))

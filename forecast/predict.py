@@ -30,6 +30,7 @@ from forecast import datasets
 from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
+from forecast.sources import NYC_VALID_RANGE, SERIES, TIME
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def data_settings(run_data: dict, overrides: dict | None = None) -> dict:
         data["name"] = "csv"
         if run_data.get("name") == "nyc_weather":
             # a new file gets the same plausibility bounds the training data had
-            data["valid_range"] = {**datasets.NYC_VALID_RANGE, **(run_data["valid_range"] or {})}
+            data["valid_range"] = {**NYC_VALID_RANGE, **(run_data["valid_range"] or {})}
     return data
 
 
@@ -208,7 +209,7 @@ def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
     if missing:
         raise ValueError(f"data '{data['name']}' lacks the run's feature(s) {missing}")
     # the scaler and the network read features by position: keep the training order
-    return df[[datasets.SERIES, datasets.TIME, *features]]
+    return df[[SERIES, TIME, *features]]
 
 
 def build_panel(df: pd.DataFrame, description: dict, source: str) -> Panel:

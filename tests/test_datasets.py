@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import datasets
+from forecast import datasets, sources
 from forecast.panel import to_panel
 
 NYC_COLUMNS = ["series", "time", "temp", "dewp", "humid", "wind_speed", "precip", "pressure",
@@ -34,7 +34,7 @@ def test_nyc_weather_series_and_features(nyc):
 
 
 def test_nyc_weather_drops_the_implausible_wind_speed(nyc):
-    raw = datasets.load_nyc_weather()
+    raw = sources.load_nyc_weather()
     at = (raw["series"] == "EWR") & (raw["time"] == GUST_TIME)
     assert raw.loc[at, "wind_speed"].iloc[0] == pytest.approx(1048.36, abs=0.01)  # in the source
 

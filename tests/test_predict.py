@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forecast import datasets, pipeline, predict
+from forecast import pipeline, predict, sources
 from forecast.module import Forecaster
 from forecast.nets import RegLSTM
 from forecast.panel import to_panel
@@ -50,7 +50,7 @@ def trained(run_dir) -> predict.TrainedRun:
 @pytest.fixture(scope="module")
 def data_df() -> pd.DataFrame:
     """The run's data as a user's long table [series, time, temp, sun, humid]."""
-    return datasets.load_synthetic(n_series=3, n_steps=N_STEPS, seed=0)
+    return sources.load_synthetic(n_series=3, n_steps=N_STEPS, seed=0)
 
 
 def _write(df: pd.DataFrame, path: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,62 +120,6 @@ def prepare(
         target_cols=target_cols, bounds=bounds, indices=indices, dropped=dropped,
         lookback=lookback, horizon=horizon,
     )
-
-
-def fold_ends(
-    n_steps: int, split: Sequence[float], folds: int, horizon: int = 1
-) -> list[tuple[int, int, int]]:
-    """Rolling-origin backtest: the test span (the last `split[2]` of the time axis) is cut into
-    `folds` consecutive blocks; fold i tests on block i, validates on the `split[1]` share just
-    before it and trains on everything earlier (expanding window). -> [(train_end, val_end,
-    test_end)] per fold."""
-    if folds < 2:
-        raise ValueError(f"evaluate.folds={folds}: a backtest needs at least 2 folds")
-    _, val_end = split_points(n_steps, split)
-    val_len = val_end - split_points(n_steps, split)[0]
-    block = (n_steps - val_end) // folds
-    if block < horizon:
-        raise ValueError(
-            f"evaluate.folds={folds}: test blocks of {block} steps are shorter than "
-            f"horizon={horizon}; use at most {(n_steps - val_end) // horizon} folds"
-        )
-    ends = []
-    for i in range(folds):
-        test_start = val_end + i * block
-        test_end = n_steps if i == folds - 1 else test_start + block
-        ends.append((test_start - val_len, test_start, test_end))
-    return ends
-
-
-def _mean_of(parts: list[dict], with_std: bool) -> dict:
-    out = {}
-    keys = list(dict.fromkeys(k for p in parts for k in p))  # a series may miss in some folds
-    for key in keys:
-        values = [p[key] for p in parts if key in p]
-        value = values[0]
-        if isinstance(value, dict):
-            out[key] = _mean_of(values, with_std=False)
-        elif isinstance(value, list) and value and isinstance(value[0], float | int):
-            out[key] = np.mean(np.asarray(values, dtype=float), axis=0).tolist()
-        elif isinstance(value, float | int) and not isinstance(value, bool):
-            out[key] = float(np.mean(values))
-            if with_std:
-                out[f"{key}_std"] = float(np.std(values))
-        else:
-            out[key] = value
-    return out
-
-
-def aggregate_folds(fold_metrics: list[dict]) -> dict:
-    """Mean over folds of every score (breakdowns too), with `<score>_std` beside each overall
-    score of the model and of each baseline."""
-    names = fold_metrics[0]["baselines"]
-    return {
-        "model": _mean_of([m["model"] for m in fold_metrics], with_std=True),
-        "baselines": {n: _mean_of([m["baselines"][n] for m in fold_metrics], with_std=True)
-                      for n in names},
-        "space": fold_metrics[0]["space"],
-    }
 
 
 def data_description(prep: Prepared) -> dict:
@@ -339,57 +282,3 @@ def forecast_table(
     for j, q in enumerate(quantiles or []):
         table[f"q{q:g}"] = units[..., j].reshape(-1)
     return table
-
-
-def scalars(scores: dict) -> dict:
-    """The overall scores of one forecaster, without its breakdowns (by_lead, by_series, ...)."""
-    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
-
-
-def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
-    """metrics.json as flat tables: summary (one row per forecaster), by_lead, by_series and
-    by_target (one row per forecaster and lead / series / target)."""
-    rows = {"model": metrics["model"], **metrics["baselines"]}
-    tables = {"summary": pd.DataFrame([{"forecaster": n, **scalars(m)}
-                                       for n, m in rows.items()])}
-    lead = [pd.DataFrame({"forecaster": n, "lead": np.arange(1, len(m["by_lead"]["mae"]) + 1),
-                          **m["by_lead"]}) for n, m in rows.items()]
-    tables["by_lead"] = pd.concat(lead, ignore_index=True)
-    for part, column in (("by_series", "series"), ("by_target", "target")):
-        tables[part] = pd.DataFrame([{"forecaster": n, column: key, **scores}
-                                     for n, m in rows.items() for key, scores in m[part].items()])
-    return tables
-
-
-def summary_table(metrics: dict, unit: str = "") -> str:
-    """Plain-text table of the model against the baselines, the best MAE marked. Scaled-space
-    scores show MSE (as the long-horizon literature reports) where data units show RMSE."""
-    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
-    best = min(rows, key=lambda r: r[1]["mae"])[0]
-    folds = "mae_std" in metrics["model"]
-    second = "mse" if metrics.get("space") == "scaled" else "rmse"
-    head = f"{'':2}{'forecaster':<16}{'MAE':>9}" + (f"{'+-':>8}" if folds else "")
-    lines = [head + f"{second.upper():>9}{'MASE':>8}{'skill':>8}  {unit}"]
-    for name, m in rows:
-        mark = "*" if name == best else " "
-        std = f"{m['mae_std']:>8.3f}" if folds else ""
-        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{std}{m[second]:>9.3f}"
-                     f"{m.get('mase', float('nan')):>8.3f}{m.get('skill', float('nan')):>8.3f}")
-    return "\n".join(lines)
-
-
-def verdict(metrics: dict) -> str:
-    """One sentence saying which baselines the model beats on MAE and which beat it."""
-    model = metrics["model"]["mae"]
-    better = [n for n, m in metrics["baselines"].items() if m["mae"] < model]
-    if not better:
-        return "The model beats every baseline on test MAE."
-    return ("The model LOSES to " + ", ".join(better) + " on test MAE"
-            + (" (it does worse than repeating the last value)." if "persistence" in better
-               else "."))
-
-
-def write_json(obj, path: Path) -> None:
-    import json
-
-    path.write_text(json.dumps(obj, indent=2, default=float))

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import config, datasets, largepanel, nets, pipeline, plots, report
+from forecast import config, datasets, folds, largepanel, nets, pipeline, plots, report, scoreboard
 from forecast.module import Forecaster, check_loss
 from forecast.panel import fingerprint, season_length, to_panel
 
@@ -69,7 +69,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                        min_steps=cfg.lookback + cfg.horizon)
     run_dir.mkdir(parents=True, exist_ok=True)
-    pipeline.write_json(provenance(panel), run_dir / "provenance.json")
+    scoreboard.write_json(provenance(panel), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:
         raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")
@@ -118,7 +118,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
     trainer = build_trainer(cfg, out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    pipeline.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
+    scoreboard.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
     ckpt_path = resume_checkpoint(cfg.resume, out_dir)
     if ckpt_path:
         check_resumed(ckpt_path, dict(module.hparams))
@@ -223,7 +223,7 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
     fold_metrics, tables = [], []
-    for i, ends in enumerate(pipeline.fold_ends(panel.n_steps, split, cfg.evaluate.folds,
+    for i, ends in enumerate(folds.fold_ends(panel.n_steps, split, cfg.evaluate.folds,
                                                      cfg.horizon)):
         log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
                  i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])
@@ -231,13 +231,13 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
         metrics, forecasts, _ = fit_and_evaluate(cfg, prep, run_dir / "folds" / str(i))
         metrics["ends"] = list(ends)
         metrics["test_start"] = str(panel.times[ends[1]])
-        pipeline.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
+        scoreboard.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
         fold_metrics.append(metrics)
         tables.append(forecasts.assign(fold=i))
-    summary = pipeline.aggregate_folds(fold_metrics)
+    summary = folds.aggregate_folds(fold_metrics)
     summary["folds"] = [{"ends": m["ends"], "test_start": m["test_start"],
-                         "model": pipeline.scalars(m["model"]),
-                         "baselines": {n: pipeline.scalars(b)
+                         "model": scoreboard.scalars(m["model"]),
+                         "baselines": {n: scoreboard.scalars(b)
                                        for n, b in m["baselines"].items()}}
                         for m in fold_metrics]
     summary["val_loss"] = float(np.mean([m["val_loss"] for m in fold_metrics]))
@@ -260,19 +260,19 @@ def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, target
     if gates:
         plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
     metrics["seconds"]["plots"] = time.perf_counter() - clock
-    pipeline.write_json(metrics, run_dir / "metrics.json")
+    scoreboard.write_json(metrics, run_dir / "metrics.json")
     forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
     tables = write_tables(run_dir, metrics)
     title = f"{cfg.model.name} on {cfg.data.name}: {targets}, lookback {cfg.lookback}, " \
             f"horizon {cfg.horizon}"
-    page = report.run_page(title, pipeline.summary_table(metrics), pipeline.verdict(metrics),
+    page = report.run_page(title, scoreboard.summary_table(metrics), scoreboard.verdict(metrics),
                            tables, sorted((run_dir / "plots").glob("*.png")))
     (run_dir / "report.html").write_text(page)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
-    print(pipeline.summary_table(metrics))
-    print(pipeline.verdict(metrics))
+    print(scoreboard.summary_table(metrics))
+    print(scoreboard.verdict(metrics))
     print(f"Run folder: {run_dir}")
 
 
@@ -297,7 +297,7 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
 def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
     out = run_dir / "tables"
     out.mkdir(exist_ok=True)
-    tables = pipeline.metric_tables(metrics)
+    tables = scoreboard.metric_tables(metrics)
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     return tables

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast import folds as fold_plan
 from forecast import metrics as mt
-from forecast import pipeline
+from forecast import pipeline, scoreboard
 from forecast.windows import gather
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
@@ -201,7 +202,7 @@ def test_evaluate_with_quantiles_adds_interval_scores(prep, space):
 
 
 def test_fold_ends_cut_the_test_span_into_consecutive_blocks():
-    ends = pipeline.fold_ends(1000, (0.7, 0.1, 0.2), 3)
+    ends = fold_plan.fold_ends(1000, (0.7, 0.1, 0.2), 3)
     # test span [800, 1000) in blocks of 200 // 3 = 66, the last one taking the remainder
     assert ends == [(700, 800, 866), (766, 866, 932), (832, 932, 1000)]
     tests = [(val_end, test_end) for _, val_end, test_end in ends]
@@ -217,7 +218,7 @@ def test_fold_ends_cut_the_test_span_into_consecutive_blocks():
 @pytest.mark.parametrize("folds", [1, 0])
 def test_fold_ends_needs_two_folds(folds):
     with pytest.raises(ValueError, match=f"evaluate.folds={folds}"):
-        pipeline.fold_ends(1000, (0.7, 0.1, 0.2), folds)
+        fold_plan.fold_ends(1000, (0.7, 0.1, 0.2), folds)
 
 
 def _scores(mae, rmse, leads, a_mae, skill=None):
@@ -235,7 +236,7 @@ def test_aggregate_folds_means_and_population_std():
     fold2 = {"model": _scores(3.0, 6.0, [3.0, 5.0], 1.5, skill=0.4),
              "baselines": {"persistence": _scores(4.0, 3.0, [4.0, 6.0], 2.0)},
              "space": "original"}
-    out = pipeline.aggregate_folds([fold1, fold2])
+    out = fold_plan.aggregate_folds([fold1, fold2])
     assert out["space"] == "original"
     m, p = out["model"], out["baselines"]["persistence"]
     assert m["mae"] == pytest.approx(2.0) and m["mae_std"] == pytest.approx(1.0)  # not 1.414
@@ -256,7 +257,7 @@ def test_metric_tables_shapes(prep):
     actual, z, _ = _actual_and_z(prep)
     model = np.stack([z - 1.0, z + 0.5, z + 1.0], axis=-1).astype(np.float32)
     metrics = pipeline.evaluate(prep, model, _baselines(actual), SEASON, quantiles=Q)
-    tables = pipeline.metric_tables(metrics)
+    tables = scoreboard.metric_tables(metrics)
     assert set(tables) == {"summary", "by_lead", "by_series", "by_target"}
     names = ["model", "persistence", "ridge"]
 
@@ -294,16 +295,16 @@ def _metrics(model, **baselines):
 
 
 def test_verdict_names_the_baselines_that_win():
-    losing = pipeline.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
+    losing = scoreboard.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
     assert "LOSES to persistence, ridge" in losing
     assert "climatology" not in losing
     assert "repeating the last value" in losing  # persistence beats it: said plainly
 
-    only_ridge = pipeline.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
+    only_ridge = scoreboard.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
     assert "LOSES to ridge on test MAE" in only_ridge
     assert "persistence" not in only_ridge and "last value" not in only_ridge
 
-    winning = pipeline.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
+    winning = scoreboard.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
     assert "beats every baseline" in winning and "LOSES" not in winning
 
 
@@ -313,7 +314,7 @@ def _rows(table: str) -> dict[str, list[str]]:
 
 def test_summary_table_rmse_mse_and_the_fold_column():
     metrics = _metrics(2.0, persistence=1.5, ridge=3.0)
-    table = pipeline.summary_table(metrics, unit="degF")
+    table = scoreboard.summary_table(metrics, unit="degF")
     header = table.splitlines()[0].split()
     assert header[:3] == ["forecaster", "MAE", "RMSE"] and "MSE" not in header
     assert "+-" not in header and header[-1] == "degF"
@@ -322,13 +323,13 @@ def test_summary_table_rmse_mse_and_the_fold_column():
     assert rows["model"][1:3] == ["2.000", "4.000"]  # MAE, RMSE
 
     metrics["space"] = "scaled"
-    header, *_ = pipeline.summary_table(metrics).splitlines()
+    header, *_ = scoreboard.summary_table(metrics).splitlines()
     assert header.split()[:3] == ["forecaster", "MAE", "MSE"] and "RMSE" not in header.split()
-    assert _rows(pipeline.summary_table(metrics))["model"][1:3] == ["2.000", "16.000"]
+    assert _rows(scoreboard.summary_table(metrics))["model"][1:3] == ["2.000", "16.000"]
 
     folded = {"model": _m(2.0, mae_std=0.25),
               "baselines": {"ridge": _m(3.0, mae_std=0.5)}, "space": "original"}
-    table = pipeline.summary_table(folded)
+    table = scoreboard.summary_table(folded)
     assert table.splitlines()[0].split()[:4] == ["forecaster", "MAE", "+-", "RMSE"]
     rows = _rows(table)
     assert rows["model"][:4] == ["*", "model", "2.000", "0.250"]
@@ -355,7 +356,7 @@ def test_backtest_run(tmp_path):
     proc = _train([*SMALL, "evaluate.folds=3", f"hydra.run.dir={run_dir}"], tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["folds"]) == 3
-    ends = pipeline.fold_ends(1000, (0.7, 0.1, 0.2), 3)
+    ends = fold_plan.fold_ends(1000, (0.7, 0.1, 0.2), 3)
     start = pd.Timestamp("2020-01-01", tz="UTC")  # the synthetic data's first step, hourly
     for i, fold in enumerate(metrics["folds"]):
         assert fold["ends"] == list(ends[i])
@@ -369,7 +370,7 @@ def test_backtest_run(tmp_path):
     assert "Backtest over 3 folds" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "forecaster" in line)
     assert header.split()[:4] == ["forecaster", "MAE", "+-", "RMSE"]
-    assert pipeline.verdict(metrics) in proc.stdout
+    assert scoreboard.verdict(metrics) in proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -399,8 +400,8 @@ def test_run_writes_tables_and_plots(quantile_run):
 def test_report_page_is_self_contained(quantile_run):
     page = (quantile_run / "report.html").read_text()
     metrics = json.loads((quantile_run / "metrics.json").read_text())
-    assert html.escape(pipeline.summary_table(metrics)) in page
-    assert html.escape(pipeline.verdict(metrics)) in page
+    assert html.escape(scoreboard.summary_table(metrics)) in page
+    assert html.escape(scoreboard.verdict(metrics)) in page
     pngs = sorted((quantile_run / "plots").glob("*.png"))
     sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
     assert len(sources) == page.count("<img") == len(pngs)

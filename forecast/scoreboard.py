@@ -1,0 +1,61 @@
+"""Scores as a person reads them: flat tables, the plain-text summary, the verdict, metrics.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def scalars(scores: dict) -> dict:
+    """The overall scores of one forecaster, without its breakdowns (by_lead, by_series, ...)."""
+    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
+
+
+def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
+    """metrics.json as flat tables: summary (one row per forecaster), by_lead, by_series and
+    by_target (one row per forecaster and lead / series / target)."""
+    rows = {"model": metrics["model"], **metrics["baselines"]}
+    tables = {"summary": pd.DataFrame([{"forecaster": n, **scalars(m)}
+                                       for n, m in rows.items()])}
+    lead = [pd.DataFrame({"forecaster": n, "lead": np.arange(1, len(m["by_lead"]["mae"]) + 1),
+                          **m["by_lead"]}) for n, m in rows.items()]
+    tables["by_lead"] = pd.concat(lead, ignore_index=True)
+    for part, column in (("by_series", "series"), ("by_target", "target")):
+        tables[part] = pd.DataFrame([{"forecaster": n, column: key, **scores}
+                                     for n, m in rows.items() for key, scores in m[part].items()])
+    return tables
+
+
+def summary_table(metrics: dict, unit: str = "") -> str:
+    """Plain-text table of the model against the baselines, the best MAE marked. Scaled-space
+    scores show MSE (as the long-horizon literature reports) where data units show RMSE."""
+    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
+    best = min(rows, key=lambda r: r[1]["mae"])[0]
+    folds = "mae_std" in metrics["model"]
+    second = "mse" if metrics.get("space") == "scaled" else "rmse"
+    head = f"{'':2}{'forecaster':<16}{'MAE':>9}" + (f"{'+-':>8}" if folds else "")
+    lines = [head + f"{second.upper():>9}{'MASE':>8}{'skill':>8}  {unit}"]
+    for name, m in rows:
+        mark = "*" if name == best else " "
+        std = f"{m['mae_std']:>8.3f}" if folds else ""
+        lines.append(f"{mark:2}{name:<16}{m['mae']:>9.3f}{std}{m[second]:>9.3f}"
+                     f"{m.get('mase', float('nan')):>8.3f}{m.get('skill', float('nan')):>8.3f}")
+    return "\n".join(lines)
+
+
+def verdict(metrics: dict) -> str:
+    """One sentence saying which baselines the model beats on MAE and which beat it."""
+    model = metrics["model"]["mae"]
+    better = [n for n, m in metrics["baselines"].items() if m["mae"] < model]
+    if not better:
+        return "The model beats every baseline on test MAE."
+    return ("The model LOSES to " + ", ".join(better) + " on test MAE"
+            + (" (it does worse than repeating the last value)." if "persistence" in better
+               else "."))
+
+
+def write_json(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=float))

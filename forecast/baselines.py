@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from forecast.inputs import window_steps
 from forecast.windows import gather
 
 NAMES = ("persistence", "seasonal_naive", "climatology", "ridge")
@@ -27,7 +28,7 @@ def seasonal_naive(
     """Lead h repeats the value one (or more) whole seasons before it, always from the past."""
     lead = np.arange(horizon)
     back = season * (lead // season + 1)  # smallest multiple of season > lead
-    steps = index[:, 1:2] + lookback + lead - back  # (K, H)
+    steps = window_steps(index, lookback, horizon) - back  # (K, H)
     return history[index[:, 0:1], np.clip(steps, 0, None)]
 
 
@@ -55,7 +56,7 @@ def climatology(
                 means[:, p] = np.nanmean(at_p, axis=1)
         fallback = np.nanmean(train, axis=1)  # (N, n_targets) for phases unseen in training
     means = np.where(np.isnan(means), fallback[:, None], means)
-    steps = index[:, 1:2] + lookback + np.arange(horizon)  # (K, H)
+    steps = window_steps(index, lookback, horizon)  # (K, H)
     return means[index[:, 0:1], phase[steps]].astype(np.float32)
 
 

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def window_steps(index: np.ndarray, offset: int, length: int) -> np.ndarray:
+    """Time steps [start+offset, start+offset+length) of each window (series, start) of index
+    (K, 2): (K, length). offset=0 is the lookback, offset=lookback the horizon."""
+    return np.asarray(index)[:, 1:2] + offset + np.arange(length)
+
+
 @dataclass
 class ModelInputs:
     features: np.ndarray  # (N, T, F) float32 scaled, causally filled; may be an np.memmap
@@ -42,7 +48,7 @@ class ModelInputs:
         (K, 2): (K, length, F_in), the columns joined in their order."""
         index = np.asarray(index)
         rows = index[:, 0:1]
-        steps = index[:, 1:2] + offset + np.arange(length)  # (K, length)
+        steps = window_steps(index, offset, length)  # (K, length)
         f, c = self.features.shape[-1], self.calendar.shape[-1]
         out = np.empty((len(index), length, self.shape[-1]), np.float32)
         out[..., :f] = self.features[rows, steps]
@@ -80,5 +86,5 @@ class FeatureColumns:
     def gather(self, index, offset: int, length: int) -> np.ndarray:
         """(K, length, len(cols)) of the windows of index (K, 2)."""
         index = np.asarray(index)
-        steps = index[:, 1:2, None] + offset + np.arange(length)[:, None]  # (K, length, 1)
+        steps = window_steps(index, offset, length)[..., None]  # (K, length, 1)
         return self.features[index[:, 0:1, None], steps, self.cols]

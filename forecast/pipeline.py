@@ -16,7 +16,7 @@ import torch
 
 from forecast import baselines as bl
 from forecast import metrics as mt
-from forecast.inputs import FeatureColumns, ModelInputs
+from forecast.inputs import FeatureColumns, ModelInputs, window_steps
 from forecast.mapped import series_blocks
 from forecast.module import Forecaster
 from forecast.panel import (
@@ -268,7 +268,7 @@ def forecast_table(
     actual = actuals(prep)
     k, h, nt = forecast_units.shape
     times = prep.panel.times
-    steps = index[:, 1:2] + lookback + np.arange(h)  # (K, H)
+    steps = window_steps(index, lookback, h)  # (K, H)
     rep = lambda a: np.repeat(a.reshape(k * h), nt)  # noqa: E731  (K, H) -> K*H*nt rows
     table = pd.DataFrame({
         "series": rep(np.repeat(prep.panel.ids[index[:, 0]], h)),

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from forecast.inputs import FeatureColumns, ModelInputs
+from forecast.inputs import FeatureColumns, ModelInputs, window_steps
 from forecast.mapped import BLOCK_BYTES, series_blocks
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def gather(array, index, offset: int, length: int):
     if isinstance(array, ModelInputs | FeatureColumns):
         return array.gather(index, offset, length)
     index = np.asarray(index)
-    steps = index[:, 1:2] + offset + np.arange(length)
+    steps = window_steps(index, offset, length)
     return array[index[:, 0:1], steps]
 
 

@@ -193,3 +193,11 @@ def test_single_item_access(prep):
     assert x.shape == (PL, prep.inputs.shape[-1]) and y.shape == (PH, 1)
     assert series.item() == s
     np.testing.assert_array_equal(x.numpy(), prep.inputs[s, start:start + PL])
+
+
+def test_window_steps_are_the_lookback_then_the_horizon():
+    from forecast.inputs import window_steps
+
+    index = np.array([[0, 0], [2, 5]])
+    assert window_steps(index, 0, 3).tolist() == [[0, 1, 2], [5, 6, 7]]  # lookback 3
+    assert window_steps(index, 3, 2).tolist() == [[3, 4], [8, 9]]  # horizon 2 after it

@@ -6,7 +6,7 @@ wrong type fails at start-up with Hydra's message naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -52,6 +52,10 @@ class DataConfig:
     n_steps: int = 2000
 
 
+# read by the Forecaster (optimiser, loss), not by the network; "name" labels the run
+TRAINING_OPTIONS = ("name", "lr", "weight_decay", "loss")
+
+
 @dataclass
 class ModelConfig:
     name: str = "lstm"
@@ -70,6 +74,19 @@ class ModelConfig:
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
+
+    def net_options(self) -> dict[str, Any]:
+        """The options the network is built from: every field but the training ones."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in TRAINING_OPTIONS}
+
+    def check(self, lookback: int, n_series: int | None = None) -> None:
+        """Refuse impossible options before any data is read, naming the option and the fix."""
+        from forecast.module import check_loss
+        from forecast.nets import check_options
+
+        check_loss(self.loss)
+        check_options(self, lookback, n_series, warn=False)
 
 
 @dataclass

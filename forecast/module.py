@@ -7,6 +7,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
+from forecast.config import ModelConfig
 from forecast.nets import RegLSTM
 
 
@@ -37,10 +38,8 @@ class Forecaster(pl.LightningModule):
     Batches are x (B, L, F_in), y (B, H, n_targets), series ids (B,).
     """
 
-    # loss="mse" (not the configs' "mae") keeps checkpoints saved before the option load as
-    # they were trained
-    def __init__(self, net: dict, lr: float = 3e-3, weight_decay: float = 0.0,
-                 loss: str = "mse"):
+    def __init__(self, net: dict, lr: float = ModelConfig.lr,
+                 weight_decay: float = ModelConfig.weight_decay, loss: str = ModelConfig.loss):
         super().__init__()
         check_loss(loss)
         self.save_hyperparameters()
@@ -49,8 +48,7 @@ class Forecaster(pl.LightningModule):
     @classmethod
     def from_options(cls, net: dict, model: dict) -> Forecaster:
         """From RegLSTM's kwargs and the `model` config (its lr, weight_decay and loss)."""
-        return cls(net, lr=model["lr"], weight_decay=model["weight_decay"],
-                   loss=model.get("loss", "mse"))
+        return cls(net, lr=model["lr"], weight_decay=model["weight_decay"], loss=model["loss"])
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)  # (B, H, n_targets[, Q])

@@ -7,10 +7,12 @@ read all L input steps; nothing after the forecast origin is ever an input.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from forecast.config import ModelConfig
 from forecast.manual_lstm import ManualLSTM
 
 log = logging.getLogger(__name__)
@@ -34,26 +36,22 @@ class RegLSTM(nn.Module):
         n_features: int,
         horizon: int,
         n_targets: int,
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        cell: str = "lstm",
-        head: str = "last",
-        decoder: str = "direct",
-        embedding_dim: int = 0,
-        n_series: int = 0,
-        instance_norm: bool = False,
-        quantiles: list[float] | None = None,
-        linear_skip: bool = False,
-        residual: bool = False,  # False: checkpoints saved before the option load unchanged
+        *,
         lookback: int | None = None,
+        n_series: int = 0,
         target_positions: list[int] | None = None,
         norm_features: int | None = None,
+        **options,
     ):
+        """The data's shapes, then the `model.*` options of the schema (forecast.config
+        ModelConfig, whose defaults fill what is not given)."""
         super().__init__()
-        check_options(cell, head, decoder, bidirectional, num_layers, dropout, quantiles,
-                      linear_skip, embedding_dim, n_series, instance_norm, lookback)
+        o = net_options(options)
+        check_options(o, lookback, n_series)
+        hidden_size, num_layers, cell, head = o.hidden_size, o.num_layers, o.cell, o.head
+        decoder, embedding_dim, bidirectional = o.decoder, o.embedding_dim, o.bidirectional
+        instance_norm, quantiles, residual = o.instance_norm, o.quantiles, o.residual
+        dropout, linear_skip = o.dropout, o.linear_skip
         self.horizon, self.n_targets, self.head, self.decoder = horizon, n_targets, head, decoder
         self.instance_norm, self.residual = instance_norm, residual
         self.quantiles = list(quantiles or [])
@@ -153,9 +151,24 @@ class RegLSTM(nn.Module):
         return path[:, :, self.target_positions]
 
 
-def check_options(cell, head, decoder, bidirectional, num_layers, dropout, quantiles,
-                  linear_skip, embedding_dim, n_series, instance_norm=False, lookback=None) -> None:
-    """Refuse combinations that cannot work, at start-up, with the option names and the fix."""
+def net_options(options: dict) -> SimpleNamespace:
+    """The network's options: the schema's defaults (ModelConfig) updated with `options`; a name
+    the schema does not know is refused."""
+    defaults = ModelConfig().net_options()
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"RegLSTM got unknown option(s) {unknown}; known: {sorted(defaults)}")
+    return SimpleNamespace(**{**defaults, **options})
+
+
+def check_options(o, lookback: int | None = None, n_series: int | None = None,
+                  warn: bool = True) -> None:
+    """Refuse combinations that cannot work, at start-up, with the option names and the fix.
+    `o` holds the net options as attributes (ModelConfig, or `net_options`); `n_series` None:
+    not known yet (checked again when the net is built)."""
+    cell, head, decoder, bidirectional = o.cell, o.head, o.decoder, o.bidirectional
+    quantiles, linear_skip, embedding_dim = o.quantiles, o.linear_skip, o.embedding_dim
+    instance_norm, dropout, num_layers = o.instance_norm, o.dropout, o.num_layers
     if cell not in CELLS:
         raise ValueError(f"model.cell='{cell}' is unknown; choose one of {sorted(CELLS)}")
     if head not in HEADS:
@@ -180,8 +193,8 @@ def check_options(cell, head, decoder, bidirectional, num_layers, dropout, quant
     if instance_norm and lookback is not None and lookback < 2:
         raise ValueError(f"model.instance_norm needs lookback >= 2 (a window's spread); "
                          f"got lookback={lookback}")
-    if embedding_dim and n_series < 1:
+    if embedding_dim and n_series is not None and n_series < 1:
         raise ValueError("model.embedding_dim > 0 needs the number of series")
-    if dropout and num_layers == 1:
+    if warn and dropout and num_layers == 1:
         log.warning("model.dropout=%s has no effect with model.num_layers=1: dropout acts "
                     "between stacked recurrent layers", dropout)

@@ -6,7 +6,7 @@ The entry points translate the Hydra config into these calls; tests call them di
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 
 from forecast import baselines as bl
 from forecast import metrics as mt
+from forecast.config import TRAINING_OPTIONS
 from forecast.inputs import FeatureColumns, ModelInputs, window_steps
 from forecast.mapped import series_blocks
 from forecast.module import Forecaster
@@ -147,15 +148,14 @@ def datamodule(
                            prep.horizon, batch_size, num_workers, seed)
 
 
-def net_kwargs(prep: Prepared, model: dict) -> dict:
-    """RegLSTM arguments: the data's shapes plus the model options."""
-    keys = ("hidden_size", "num_layers", "dropout", "bidirectional", "cell", "head", "decoder",
-            "embedding_dim", "instance_norm", "quantiles", "linear_skip", "residual")
+def net_kwargs(prep: Prepared, model: Mapping) -> dict:
+    """RegLSTM arguments: the data's shapes plus every network option of `model` (a ModelConfig
+    as a dict; the training options lr, weight_decay, loss are the Forecaster's)."""
     return {"n_features": prep.model_inputs.shape[-1], "horizon": prep.horizon,
             "lookback": prep.lookback, "n_targets": len(prep.targets),
             "n_series": prep.panel.n_series, "target_positions": prep.target_cols,
             "norm_features": len(prep.panel.features),
-            **{k: model[k] for k in keys if k in model}}
+            **{k: v for k, v in model.items() if k not in TRAINING_OPTIONS}}
 
 
 def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_path=None):

@@ -26,7 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import datasets
+from forecast import datasets, legacy
 from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
@@ -129,7 +129,8 @@ def load_module(path: Path, description: dict) -> RegLSTM:
     if ("hyper_parameters" not in ckpt or "state_dict" not in ckpt
             or "net" not in ckpt["hyper_parameters"]):
         raise ValueError(f"checkpoint '{path}' has no hyper_parameters/state_dict")
-    kwargs = ckpt["hyper_parameters"]["net"]  # RegLSTM's arguments
+    # RegLSTM's arguments; what an older version left out, as it trained them
+    kwargs = legacy.upgrade(ckpt["hyper_parameters"])["net"]
     check_module(kwargs, description, path)
     try:
         module = RegLSTM(**kwargs)

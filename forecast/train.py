@@ -21,8 +21,18 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import config, datasets, folds, largepanel, nets, pipeline, plots, report, scoreboard
-from forecast.module import Forecaster, check_loss
+from forecast import (
+    config,
+    datasets,
+    folds,
+    largepanel,
+    legacy,
+    pipeline,
+    plots,
+    report,
+    scoreboard,
+)
+from forecast.module import Forecaster
 from forecast.panel import fingerprint, season_length, to_panel
 
 log = logging.getLogger(__name__)
@@ -93,11 +103,7 @@ def check_model(model: DictConfig, lookback: int) -> None:
     """Refuse impossible model options before any data is read (a data.memmap build can take
     minutes). The options that need the data (the series count) are checked again when the net
     is built, and so is dropout, whose one-layer warning is given then."""
-    check_loss(model.loss)
-    nets.check_options(model.cell, model.head, model.decoder, model.bidirectional,
-                       model.num_layers, 0.0, model.quantiles, model.linear_skip,
-                       model.embedding_dim, n_series=1, instance_norm=model.instance_norm,
-                       lookback=lookback)
+    OmegaConf.to_object(model).check(lookback)
 
 
 def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
@@ -172,7 +178,7 @@ def check_resumed(path: str, hparams: dict) -> None:
     lr, weight decay and loss. Otherwise the weights would load into a model that differs only in
     meaning (e.g. residual or loss), and the run would silently mix two models."""
     saved = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    saved = {"loss": "mse", **saved}  # checkpoints from before model.loss trained on MSE
+    saved = legacy.upgrade(saved)  # settings an older version left out, as it trained them
     changed = _differences(saved, hparams)
     if changed:
         raise ValueError(

@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from forecast import config, datasets, train
 from forecast.module import Forecaster
-from forecast.nets import CELLS, DECODERS, HEADS, check_options
+from forecast.nets import CELLS, DECODERS, HEADS
 from forecast.pipeline import datamodule, net_kwargs, prepare
 
 GROUPS = ("data", "model", "trainer", "logger")
@@ -61,9 +61,7 @@ def _check_model(model: DictConfig) -> None:
     assert isinstance(model.num_layers, int) and model.num_layers > 0
     assert isinstance(model.bidirectional, bool) and isinstance(model.instance_norm, bool)
     assert isinstance(model.lr, float) and model.lr > 0
-    check_options(model.cell, model.head, model.decoder, model.bidirectional, model.num_layers,
-                  model.dropout, model.quantiles, model.linear_skip, model.embedding_dim,
-                  n_series=3, instance_norm=model.instance_norm, lookback=24)
+    OmegaConf.to_object(model).check(lookback=24, n_series=3)
 
 
 def _known_sources() -> str:

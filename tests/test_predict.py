@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forecast import pipeline, predict, sources
+from forecast import legacy, pipeline, predict, sources
 from forecast.module import Forecaster
 from forecast.nets import RegLSTM
 from forecast.panel import to_panel
@@ -260,6 +260,20 @@ def test_checkpoint_whose_network_arguments_do_not_fit_the_run(run_dir, tmp_path
     with pytest.raises(ValueError, match=message) as err:
         predict.load_run(copy)
     assert shown in str(err.value)
+
+
+def test_checkpoint_of_an_older_version_loads_as_it_was_trained(run_dir, tmp_path):
+    """Checkpoints written before model.residual and model.loss existed have neither key; they
+    were trained without residual leads (and on MSE), whatever today's defaults say."""
+    def older(ckpt):
+        ckpt["hyper_parameters"]["net"].pop("residual")
+        ckpt["hyper_parameters"].pop("loss")
+
+    copy = _damage_checkpoint(run_dir, tmp_path, older)
+    assert predict.load_run(copy).module.residual is False
+    assert predict.load_run(run_dir).module.residual is True  # the run itself: today's default
+    upgraded = legacy.upgrade({"net": {"hidden_size": 8}, "lr": 0.1})
+    assert upgraded == {"loss": "mse", "lr": 0.1, "net": {"residual": False, "hidden_size": 8}}
 
 
 def test_checkpoint_without_network_arguments(run_dir, tmp_path):

@@ -1,0 +1,15 @@
+"""Checkpoints written by earlier versions: the settings they were trained with where today's
+defaults differ, so that they load and resume as they were trained."""
+
+from __future__ import annotations
+
+# before model.residual, every lead was forecast directly
+NET = {"residual": False}
+# before model.loss, training used the MSE
+TRAINING = {"loss": "mse"}
+
+
+def upgrade(hparams: dict) -> dict:
+    """A checkpoint's hyper_parameters {"net": {...}, "lr", ...} with the settings that an older
+    version left out filled in as that version trained them."""
+    return {**TRAINING, **hparams, "net": {**NET, **dict(hparams.get("net") or {})}}

@@ -8,7 +8,9 @@ their ceil((n + 1)(1 - alpha)) / n empirical quantile (the k-th smallest of n, k
 ceil((n + 1)(1 - alpha))), which covers a new exchangeable window with probability at least
 1 - alpha. Only validation windows are read; the test windows are scored, never used.
 
-Offsets are kept in data units, saved as <run>/checkpoints/calibration.json beside data.json
+A quantile model's scores are divided by the width of its outermost quantile pair in that window
+(normalised CQR), so the offsets are in those widths; a point model's are in data units. They
+are saved as <run>/checkpoints/calibration.json beside data.json
 and applied by forecast-predict. numpy only besides the validation forward pass: this module
 must not import PyTorch Lightning (forecast-predict imports it).
 """
@@ -92,17 +94,31 @@ def _point(units: np.ndarray, quantiles) -> np.ndarray:
     return units[..., [float(q) for q in quantiles].index(0.5)] if quantiles else units
 
 
+def scale(units: np.ndarray, quantiles) -> np.ndarray | float:
+    """Each window's own spread, which divides the conformity scores: the width of the model's
+    outermost quantile pair (data units) for a quantile model, so that calibrated intervals stay
+    wider where the model expects more spread (normalised CQR); 1 for a point model."""
+    if not quantiles:
+        return 1.0
+    quantiles = [float(q) for q in quantiles]
+    lo, hi = quantiles.index(min(quantiles)), quantiles.index(max(quantiles))
+    return np.maximum(units[..., hi] - units[..., lo], 1e-6)
+
+
 def scores(spec: dict, actual: np.ndarray, units: np.ndarray, quantiles) -> np.ndarray:
-    """Conformity scores (K, H, n_targets) of one interval on windows with `actual` values."""
+    """Conformity scores (K, H, n_targets) of one interval on windows with `actual` values:
+    how far each actual lies outside the quantile pair (cqr) or from the point forecast
+    (residual), divided by `scale`."""
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
-        return np.maximum(low - actual, actual - high)
-    return np.abs(actual - _point(units, quantiles))
+        return np.maximum(low - actual, actual - high) / scale(units, quantiles)
+    return np.abs(actual - _point(units, quantiles)) / scale(units, quantiles)
 
 
 def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quantiles):
-    """(low, high) of an interval after calibration; offsets (H, n_targets) in data units."""
-    offsets = np.asarray(offsets, dtype=np.float64)
+    """(low, high) of an interval after calibration; offsets (H, n_targets) in units of
+    `scale` (data units for a point model, quantile-pair widths for a quantile model)."""
+    offsets = np.asarray(offsets, dtype=np.float64) * scale(units, quantiles)
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
     else:
@@ -115,7 +131,7 @@ def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
     """calibration.json's content from the VALIDATION windows: actual (K, H, n_targets) and the
     model's forecasts `units` (K, H, n_targets[, Q]), both in data units."""
     out = {"method": "split conformal, scores pooled over series per lead and target",
-           "units": "data", "targets": list(targets), "horizon": int(actual.shape[1]),
+           "units": "quantile-pair width" if quantiles else "data", "targets": list(targets), "horizon": int(actual.shape[1]),
            "windows": int(actual.shape[0]), "quantiles": list(quantiles or []), "intervals": []}
     for spec in specs(quantiles, levels):
         s = scores(spec, actual, units, quantiles)
@@ -209,9 +225,9 @@ def log_validation(calibration: dict) -> None:
         before = "no uncalibrated interval" if raw is None else f"uncalibrated {raw:.3f}"
         offsets = np.asarray(spec["offsets"], dtype=np.float64)
         log.info("%s%% interval (%s), nominal %.3f: validation coverage %s -> calibrated %.3f on "
-                 "%d windows; offsets (data units) per lead and target from %.4g to %.4g",
-                 spec["label"], spec["kind"], spec["level"], before,
-                 spec["validation_coverage"], calibration["windows"], offsets.min(), offsets.max())
+                 "%d windows; offsets (%s) per lead and target from %.4g to %.4g",
+                 spec["label"], spec["kind"], spec["level"], before, spec["validation_coverage"],
+                 calibration["windows"], calibration["units"], offsets.min(), offsets.max())
 
 
 def describe(model: dict) -> str:

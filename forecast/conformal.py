@@ -94,14 +94,16 @@ def _point(units: np.ndarray, quantiles) -> np.ndarray:
     return units[..., [float(q) for q in quantiles].index(0.5)] if quantiles else units
 
 
-def scale(units: np.ndarray, quantiles) -> np.ndarray | float:
-    """Each window's own spread, which divides the conformity scores: the width of the model's
-    outermost quantile pair (data units) for a quantile model, so that calibrated intervals stay
-    wider where the model expects more spread (normalised CQR); 1 for a point model."""
+def scale(spec: dict, units: np.ndarray, quantiles) -> np.ndarray | float:
+    """Each window's own spread, which divides the conformity scores, so that calibrated
+    intervals stay wider where the model expects more spread (normalised CQR): the width (data
+    units) of the interval's quantile pair, or of the outermost pair for a residual interval of
+    a quantile model; 1 for a point model."""
     if not quantiles:
         return 1.0
     quantiles = [float(q) for q in quantiles]
-    lo, hi = quantiles.index(min(quantiles)), quantiles.index(max(quantiles))
+    pair = spec["quantiles"] or (min(quantiles), max(quantiles))
+    lo, hi = (quantiles.index(q) for q in pair)
     return np.maximum(units[..., hi] - units[..., lo], 1e-6)
 
 
@@ -111,14 +113,14 @@ def scores(spec: dict, actual: np.ndarray, units: np.ndarray, quantiles) -> np.n
     (residual), divided by `scale`."""
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
-        return np.maximum(low - actual, actual - high) / scale(units, quantiles)
-    return np.abs(actual - _point(units, quantiles)) / scale(units, quantiles)
+        return np.maximum(low - actual, actual - high) / scale(spec, units, quantiles)
+    return np.abs(actual - _point(units, quantiles)) / scale(spec, units, quantiles)
 
 
 def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quantiles):
     """(low, high) of an interval after calibration; offsets (H, n_targets) in units of
     `scale` (data units for a point model, quantile-pair widths for a quantile model)."""
-    offsets = np.asarray(offsets, dtype=np.float64) * scale(units, quantiles)
+    offsets = np.asarray(offsets, dtype=np.float64) * scale(spec, units, quantiles)
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
     else:
@@ -131,7 +133,8 @@ def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
     """calibration.json's content from the VALIDATION windows: actual (K, H, n_targets) and the
     model's forecasts `units` (K, H, n_targets[, Q]), both in data units."""
     out = {"method": "split conformal, scores pooled over series per lead and target",
-           "units": "quantile-pair width" if quantiles else "data", "targets": list(targets), "horizon": int(actual.shape[1]),
+           "units": "quantile-pair width" if quantiles else "data", "targets": list(targets),
+           "horizon": int(actual.shape[1]),
            "windows": int(actual.shape[0]), "quantiles": list(quantiles or []), "intervals": []}
     for spec in specs(quantiles, levels):
         s = scores(spec, actual, units, quantiles)
@@ -237,7 +240,8 @@ def describe(model: dict) -> str:
     for key in sorted((k for k in model if k.startswith("coverage_") and not k.endswith("_raw")),
                       key=lambda k: float(k.split("_")[1])):
         tag = key.split("_", 1)[1]
-        line = (f"{tag}% interval: test coverage {model[key]:.3f}, width {model[f'width_{tag}']:.3f}"
+        line = (f"{tag}% interval: test coverage {model[key]:.3f}, "
+                f"width {model[f'width_{tag}']:.3f}"
                 f"{' (uncalibrated)' if model.get('calibrated') is False else ''}")
         if f"coverage_{tag}_raw" in model:
             line += (f"; uncalibrated {model[f'coverage_{tag}_raw']:.3f}, width "

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import conformal, config, datasets, largepanel, nets, pipeline, plots, report
+from forecast import config, conformal, datasets, largepanel, nets, pipeline, plots, report
 from forecast.module import Forecaster, check_loss
 from forecast.panel import fingerprint, season_length, to_panel
 

@@ -88,7 +88,8 @@ def test_cqr_widens_quantiles_that_are_too_narrow():
     centre = rng.normal(size=(2 * k, H, 1))
     sd = rng.uniform(0.5, 3.0, size=(2 * k, 1, 1))  # each window's own spread
     actual = centre + sd * rng.standard_normal((2 * k, H, 1))
-    # the model's quantiles have the right shape but half the spread: they cover P(|Z| < 0.64) = 0.48
+    # the model's quantiles have the right shape but half the spread:
+    # they cover P(|Z| < 0.64) = 0.48
     units = np.stack([centre - 0.64 * sd, centre, centre + 0.64 * sd], axis=-1)
     units = np.broadcast_to(units, (2 * k, H, 1, 3)).copy()
     calibration = conformal.calibrate(actual[:k], units[:k], Q, None, ["temp"])
@@ -108,6 +109,19 @@ def test_cqr_widens_quantiles_that_are_too_narrow():
     s = conformal.scores(spec, actual[:1], units[:1], Q)
     low, high = units[:1, ..., 0], units[:1, ..., 2]
     np.testing.assert_allclose(s, np.maximum(low - actual[:1], actual[:1] - high) / (high - low))
+
+
+def test_each_quantile_pair_is_scaled_by_its_own_width():
+    quantiles = [0.025, 0.1, 0.5, 0.9, 0.975]
+    units = np.array([[[[-3.0, -1.0, 0.0, 1.0, 3.0]]]])  # (K=1, H=1, nt=1, Q=5)
+    s80, s95 = conformal.specs(quantiles, None)
+    [s50] = conformal.specs(quantiles, [0.5])  # no pair: residual about the median
+    assert conformal.scale(s80, units, quantiles) == 2.0  # q0.9 - q0.1
+    assert conformal.scale(s95, units, quantiles) == 6.0  # q0.975 - q0.025
+    assert conformal.scale(s50, units, quantiles) == 6.0  # the outermost pair
+    assert conformal.scale(s50, units[..., 2], None) == 1.0  # a point model: data units
+    low, high = conformal.calibrated_bounds(s80, np.array([[0.5]]), units, quantiles)
+    assert (low.item(), high.item()) == (-2.0, 2.0)  # q0.1 - 0.5 x 2, q0.9 + 0.5 x 2
 
 
 def test_specs_the_intervals_a_run_asks_for():
@@ -176,7 +190,8 @@ def test_calibration_uses_no_test_window(panel, tmp_path, quantiles):
     # while a change to the validation span's values does change them (the check can fail)
     values = prep.panel.values.copy()
     start = prep.bounds["val"][0]
-    values[:, start:val_end] += np.random.default_rng(4).normal(0, 50, values[:, start:val_end].shape)
+    shape = values[:, start:val_end].shape
+    values[:, start:val_end] += np.random.default_rng(4).normal(0, 50, shape)
     moved = replace(prep, panel=replace(prep.panel, values=values))
     assert not np.allclose(before[0], offsets(moved, tmp_path / "c")[0])
 

@@ -35,9 +35,9 @@ def forecasts_vs_actuals(
             path = one[one["origin"] == origin].sort_values("lead")
             ax.plot(path["time"], path["forecast"], color="tab:red", lw=1.0, alpha=0.8,
                     label="forecast" if i == 0 else None)
-            for low, high, name in bands:  # widest first, each shaded over the narrower
+            for low, high, level in bands:  # widest first, each shaded over the narrower
                 ax.fill_between(path["time"], path[low], path[high], color="tab:red",
-                                alpha=0.12, lw=0, label=name if i == 0 else None)
+                                alpha=0.12, lw=0, label=level if i == 0 else None)
         ax.set_title(f"{name}: {target}, forecasts from one origin every {every} steps",
                      fontsize=9, loc="left")
         ax.set_ylabel(target)
@@ -223,9 +223,9 @@ def history_and_forecast(history: pd.DataFrame, forecast: pd.DataFrame, target: 
         ax.plot(past["time"], past["actual"], color="black", lw=1.2, label="history")
         ax.plot(future["time"], future["forecast"], color="tab:red", lw=1.5, marker="o", ms=2,
                 label="forecast")
-        for low, high, name in interval_bands(future.columns):
+        for low, high, level in interval_bands(future.columns):
             ax.fill_between(future["time"], future[low], future[high], color="tab:red",
-                            alpha=0.12, lw=0, label=name)
+                            alpha=0.12, lw=0, label=level)
         if len(past):
             ax.axvline(past["time"].max(), color="grey", lw=0.8, ls="--")
         ax.set_title(f"{name}: {target}, forecast of {len(future)} steps", fontsize=9, loc="left")

@@ -287,6 +287,9 @@ def test_predict_writes_the_calibrated_bounds(quantile_run, tmp_path):
     np.testing.assert_allclose(table["lower_80"], table["q0.1"] - offset, rtol=1e-5, atol=1e-4)
     assert (table["lower_95"] <= table["forecast"]).all()
     assert (table["upper_95"] >= table["forecast"]).all()
+    fig = plots.history_and_forecast(history, table, "temp")
+    assert {"80% interval", "95% interval"} <= set(fig.axes[0].get_legend_handles_labels()[1])
+    assert fig.axes[0].get_title(loc="left").startswith(f"{table['series'].iloc[0]}: temp")
     # a calibration.json of another run is refused
     bad = json.loads((quantile_run / "checkpoints" / conformal.FILE).read_text())
     folder = tmp_path / "checkpoints"
@@ -302,6 +305,7 @@ def test_plot_legend_names_the_nominal_level(quantile_run):
     fig = plots.forecasts_vs_actuals(table, "temp", days=2)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "80% interval" in labels and "95% interval" in labels
+    assert fig.axes[0].get_title(loc="left").startswith(f"{table['series'].iloc[0]}: temp")
     raw = table.drop(columns=[c for c in table.columns if c.startswith(("lower", "upper"))])
     assert [b[2] for b in plots.interval_bands(raw.columns)] == ["80% interval (uncalibrated)"]
     assert plots.interval_bands(["forecast", "actual"]) == []

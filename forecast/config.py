@@ -99,6 +99,8 @@ class EvaluateConfig:
     folds: int = 1  # > 1: rolling-origin backtest over the end of the data
     stride: int = 1  # steps between the origins of test windows (training always uses 1)
     plot_days: int = 14
+    intervals: list[float] | None = None  # e.g. [0.8, 0.95]: calibrated prediction intervals
+    calibrate: bool = True  # conformal calibration of the intervals on the validation windows
 
 
 @dataclass

@@ -29,15 +29,15 @@ def forecasts_vs_actuals(
         one = one[one["origin"] < end]
         actual = _break_gaps(one.drop_duplicates("time").sort_values("time"))
         ax.plot(actual["time"], actual["actual"], color="black", lw=1.2, label="actual")
-        band = sorted((c for c in one.columns if c.startswith("q")), key=lambda c: float(c[1:]))
+        bands = interval_bands(one.columns)
         origins = np.sort(one["origin"].unique())[::every]
         for i, origin in enumerate(origins):
             path = one[one["origin"] == origin].sort_values("lead")
             ax.plot(path["time"], path["forecast"], color="tab:red", lw=1.0, alpha=0.8,
                     label="forecast" if i == 0 else None)
-            if band:  # the outermost quantiles as a shaded interval
-                ax.fill_between(path["time"], path[band[0]], path[band[-1]], color="tab:red",
-                                alpha=0.15, lw=0)
+            for low, high, level in bands:  # widest first, each shaded over the narrower
+                ax.fill_between(path["time"], path[low], path[high], color="tab:red",
+                                alpha=0.12, lw=0, label=level if i == 0 else None)
         ax.set_title(f"{name}: {target}, forecasts from one origin every {every} steps",
                      fontsize=9, loc="left")
         ax.set_ylabel(target)
@@ -45,6 +45,21 @@ def forecasts_vs_actuals(
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def interval_bands(columns) -> list[tuple[str, str, str]]:
+    """(low column, high column, legend label) of the intervals to shade, widest first: the
+    calibrated lower_<level>/upper_<level> pairs ("80% interval"), else the outermost quantiles
+    ("80% interval (uncalibrated)" for q0.1-q0.9)."""
+    levels = sorted((c[len("lower_"):] for c in columns if c.startswith("lower_")
+                     and f"upper_{c[len('lower_'):]}" in columns), key=float, reverse=True)
+    if levels:
+        return [(f"lower_{v}", f"upper_{v}", f"{v}% interval") for v in levels]
+    band = sorted((c for c in columns if c.startswith("q")), key=lambda c: float(c[1:]))
+    if not band:
+        return []
+    nominal = 100 * (float(band[-1][1:]) - float(band[0][1:]))
+    return [(band[0], band[-1], f"{nominal:g}% interval (uncalibrated)")]
 
 
 def _break_gaps(actual: pd.DataFrame) -> pd.DataFrame:
@@ -208,10 +223,9 @@ def history_and_forecast(history: pd.DataFrame, forecast: pd.DataFrame, target: 
         ax.plot(past["time"], past["actual"], color="black", lw=1.2, label="history")
         ax.plot(future["time"], future["forecast"], color="tab:red", lw=1.5, marker="o", ms=2,
                 label="forecast")
-        band = sorted((c for c in future.columns if c.startswith("q")), key=lambda c: float(c[1:]))
-        if band:  # the outermost quantiles as a shaded interval
-            ax.fill_between(future["time"], future[band[0]], future[band[-1]], color="tab:red",
-                            alpha=0.15, lw=0, label=f"{band[0]}-{band[-1]}")
+        for low, high, level in interval_bands(future.columns):
+            ax.fill_between(future["time"], future[low], future[high], color="tab:red",
+                            alpha=0.12, lw=0, label=level)
         if len(past):
             ax.axvline(past["time"].max(), color="grey", lw=0.8, ls="--")
         ax.set_title(f"{name}: {target}, forecast of {len(future)} steps", fontsize=9, loc="left")

@@ -26,7 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import datasets, legacy
+from forecast import conformal, datasets, legacy
 from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
@@ -74,6 +74,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
         )
     config = OmegaConf.load(run_dir / CONFIG)
     description = read_description(description)
+    description["calibration"] = conformal.load(folder, description)  # None without intervals
     module = load_module(ckpt, description)
     return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
                       int(config.get("seed", 0)), description, ckpt, module)
@@ -288,6 +289,7 @@ def forecast_ahead(module: RegLSTM, panel: Panel, description: dict,
     quantiles = list(module.quantiles)
     columns = {"forecast": point(units, quantiles)}
     columns.update({f"q{q:g}": units[..., j] for j, q in enumerate(quantiles)})
+    columns.update(conformal.bounds(description.get("calibration"), units, quantiles))
     times = future_times(panel.times[-1], panel.freq, description["horizon"])
     return _long_table(panel.ids, times, targets, columns)
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecast import (
     config,
+    conformal,
     datasets,
     folds,
     largepanel,
@@ -96,6 +97,8 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
           f"of {prep.targets} ({metrics['space']} units):")
     finish(metrics, run_dir)
+    if "calibrated" in metrics["model"]:  # intervals: test coverage and width
+        print(conformal.describe(metrics["model"]))
     return metrics["val_loss"]
 
 
@@ -142,11 +145,17 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
                              logger=False, enable_progress_bar=False, enable_checkpointing=False)
     trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
+    # the best weights are loaded now: calibrate the intervals on the validation windows
+    calibration = conformal.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
+                                          dm, model["quantiles"], out_dir / "checkpoints")
     season = cfg.evaluate.season or season_length(prep.panel.times)
     baseline = pipeline.baseline_forecasts(prep, cfg.evaluate.baselines, season, cfg.seed)
     metrics = pipeline.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
                                 model["quantiles"])
     forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
+    conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
+                         pipeline.actuals(prep), calibration, model["quantiles"],
+                         cfg.evaluate.space)
     gates = pipeline.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock
     metrics.update({

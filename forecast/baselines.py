@@ -13,8 +13,6 @@ import numpy as np
 from forecast.inputs import window_steps
 from forecast.windows import gather
 
-NAMES = ("persistence", "seasonal_naive", "climatology", "ridge")
-
 
 def persistence(history: np.ndarray, index: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
     """Repeat the last value of the lookback. history: causally filled (N, T, n_targets)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -185,31 +186,61 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
         module.train(was_training)
 
 
+@dataclass
+class TestWindows:
+    """What the baselines read of a run's test windows; the filled target history is built once,
+    on first use, for those that need it."""
+
+    prep: Prepared
+    season: int
+    seed: int = 0
+
+    @property
+    def index(self) -> np.ndarray:
+        return self.prep.indices["test"]
+
+    @cached_property
+    def history(self) -> np.ndarray:
+        """(N, T, n_targets) causally filled targets up to the end of the test span, data units."""
+        prep = self.prep
+        return target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
+
+
+def _persistence(w: TestWindows) -> np.ndarray:
+    return bl.persistence(w.history, w.index, w.prep.lookback, w.prep.horizon)
+
+
+def _seasonal_naive(w: TestWindows) -> np.ndarray:
+    return bl.seasonal_naive(w.history, w.index, w.prep.lookback, w.prep.horizon, w.season)
+
+
+def _climatology(w: TestWindows) -> np.ndarray:
+    prep = w.prep
+    raw = prep.panel.values[:, :, prep.target_cols]
+    return bl.climatology(raw, season_phase(prep.panel.times), prep.bounds["train"][1], w.index,
+                          prep.lookback, prep.horizon)
+
+
+def _ridge(w: TestWindows) -> np.ndarray:
+    prep, inputs = w.prep, w.prep.model_inputs
+    # train windows have every target observed: the scaled targets are those input columns
+    ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
+                                   prep.indices["train"], prep.lookback, prep.horizon, w.seed)
+    return prep.scaler.inverse(ridge.predict(inputs, w.index, prep.lookback), prep.target_cols)
+
+
+# evaluate.baselines names -> forecasts (K, H, n_targets) of the test windows, data units
+BASELINES = {"persistence": _persistence, "seasonal_naive": _seasonal_naive,
+             "climatology": _climatology, "ridge": _ridge}
+
+
 def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
-    """Each baseline's forecasts (K, H, n_targets) of the test windows, in data units."""
-    unknown = [n for n in names if n not in bl.NAMES]
+    """Each named baseline's forecasts (K, H, n_targets) of the test windows, in data units."""
+    unknown = [n for n in names if n not in BASELINES]
     if unknown:
-        raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(bl.NAMES)}")
-    index, lookback, horizon = prep.indices["test"], prep.lookback, prep.horizon
-    out = {}
-    if "persistence" in names or "seasonal_naive" in names:
-        history = target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
-    if "persistence" in names:
-        out["persistence"] = bl.persistence(history, index, lookback, horizon)
-    if "seasonal_naive" in names:
-        out["seasonal_naive"] = bl.seasonal_naive(history, index, lookback, horizon, season)
-    if "climatology" in names:
-        raw = prep.panel.values[:, :, prep.target_cols]
-        out["climatology"] = bl.climatology(raw, season_phase(prep.panel.times),
-                                            prep.bounds["train"][1], index, lookback, horizon)
-    if "ridge" in names:
-        inputs = prep.model_inputs
-        # train windows have every target observed: the scaled targets are those input columns
-        ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
-                                       prep.indices["train"], lookback, horizon, seed)
-        scaled = ridge.predict(inputs, index, lookback)
-        out["ridge"] = prep.scaler.inverse(scaled, prep.target_cols)
-    return out
+        raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(BASELINES)}")
+    windows = TestWindows(prep, season, seed)
+    return {name: BASELINES[name](windows) for name in BASELINES if name in names}
 
 
 def actuals(prep: Prepared) -> np.ndarray:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from forecast import baselines as bl
 from forecast import datasets, pipeline
 from forecast.module import Forecaster
 from forecast.panel import Panel, fingerprint, to_panel
@@ -142,8 +141,9 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     index = prep.indices["test"]
     before = index[:, 1] + lookback + horizon <= cutoff  # windows entirely before the cutoff
     assert before.any() and not before.all()
-    base, base2 = (pipeline.baseline_forecasts(p, list(bl.NAMES), 24) for p in (prep, prep2))
-    for name in bl.NAMES:
+    names = list(pipeline.BASELINES)
+    base, base2 = (pipeline.baseline_forecasts(p, names, 24) for p in (prep, prep2))
+    for name in pipeline.BASELINES:
         np.testing.assert_array_equal(base[name][before], base2[name][before], err_msg=name)
     module = Forecaster(pipeline.net_kwargs(prep, {"hidden_size": 8}))
     module.eval()

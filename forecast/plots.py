@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +14,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+
+def safe_name(name: str) -> str:
+    """A column name as part of a file name. Characters other than letters, digits, '.', '-' and
+    '_' become '_' ('sh (g/kg)' -> 'sh__g_kg_-<hash>'); a name that had to change gets a short
+    hash of the original, so two columns never share a file."""
+    safe = re.sub(r"[^\w.-]", "_", str(name))
+    if not safe.strip("."):  # '.', '..' or empty would name a folder
+        safe = "_" + safe
+    if safe != name:
+        safe += "-" + hashlib.sha1(str(name).encode()).hexdigest()[:6]
+    return safe
 
 def forecasts_vs_actuals(
     forecasts: pd.DataFrame, target: str, days: int = 14, every: int | None = None

@@ -351,7 +351,7 @@ def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> 
     table.to_csv(paths[0], index=False)
     table.to_parquet(paths[1], index=False)
     for target in pd.unique(table["target"]):
-        path = out_dir / "plots" / f"forecast_{target}.png"
+        path = out_dir / "plots" / f"forecast_{plots.safe_name(target)}.png"
         plots.save(plots.history_and_forecast(history, table, target), path)
         paths.append(path)
     return paths

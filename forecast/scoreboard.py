@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -57,5 +58,20 @@ def verdict(metrics: dict) -> str:
                else "."))
 
 
+def finite(obj):
+    """obj with every NaN or infinite number (also in numpy scalars) as None: JSON has no NaN,
+    and a score that is undefined (a constant target, an overflow) must not read as a number."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(obj, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=float))
+    """Strict JSON (no NaN or Infinity tokens): undefined numbers are written as null."""
+    path.write_text(json.dumps(finite(obj), indent=2, default=float, allow_nan=False))

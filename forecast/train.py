@@ -297,7 +297,7 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
     out.mkdir(exist_ok=True)
     for target in targets:
         fig = plots.forecasts_vs_actuals(forecasts, target, days=days)
-        plots.save(fig, out / f"forecasts_{target}.png")
+        plots.save(fig, out / f"forecasts_{plots.safe_name(target)}.png")
     everyone = {"model": metrics["model"], **metrics["baselines"]}
     by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
     plots.save(plots.error_by_lead(by_lead, "mae"), out / "mae_by_lead.png")

@@ -1,0 +1,65 @@
+"""What a run writes survives odd names and undefined numbers: file names made from column names
+are safe and distinct, and metrics.json is strict JSON with null for undefined scores."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.plots import safe_name
+from forecast.scoreboard import write_json
+
+FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
+
+
+@pytest.mark.parametrize("name", ["sh (g/kg)", "temp/max", "a\\b", "x:y", "..", "temp"])
+def test_safe_names_stay_in_their_folder(tmp_path, name):
+    safe = safe_name(name)
+    assert "/" not in safe and "\\" not in safe and ":" not in safe and safe not in (".", "..")
+    (tmp_path / f"forecasts_{safe}.png").write_bytes(b"")  # a plain file in tmp_path
+    assert [p.name for p in tmp_path.iterdir()] == [f"forecasts_{safe}.png"]
+    if name == "temp":
+        assert safe == "temp"  # ordinary names are kept as they are
+
+
+def test_safe_names_of_different_columns_differ():
+    assert safe_name("temp/max") != safe_name("temp_max") != safe_name("temp max")
+    assert safe_name("temp_max") == "temp_max"
+
+
+def test_metrics_json_is_strict_with_null_for_undefined_numbers(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_json({"mae": float("nan"), "mse": np.float32("inf"), "by_lead": [1.5, -math.inf],
+                "ok": np.float64(2.0), "n": np.int64(3)}, path)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"mae": None, "mse": None, "by_lead": [1.5, None], "ok": 2.0,
+                                "n": 3}
+
+
+@pytest.mark.slow
+def test_a_target_with_a_slash_in_its_name_trains_and_plots(tmp_path):
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=400, freq="h")
+    daily = np.sin(2 * np.pi * np.arange(400) / 24)
+    frame = pd.DataFrame({"time": times, "temp/max": 10 + 5 * daily + rng.normal(0, 0.3, 400),
+                          "sh (g/kg)": 4 + daily + rng.normal(0, 0.1, 400)})
+    frame.to_csv(tmp_path / "obs.csv", index=False)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [str(FORECAST_TRAIN), "data=csv", f"data.path={tmp_path / 'obs.csv'}",
+         "data.series_col=null", "targets=['temp/max','sh (g/kg)']", "lookback=24", "horizon=6",
+         "trainer=fast", f"hydra.run.dir={run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plots = sorted(p.name for p in (run / "plots").glob("forecasts_*.png"))
+    assert plots == sorted(f"forecasts_{safe_name(t)}.png" for t in ("temp/max", "sh (g/kg)"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["model"]["by_target"]) == {"temp/max", "sh (g/kg)"}

@@ -45,6 +45,8 @@ class DataConfig:
     calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs
     mask_features: bool = False  # observed-mask of each feature as an extra input
     split: SplitConfig = field(default_factory=SplitConfig)
+    # only the first `steps` time steps are split and used (null: all); ETT's protocol uses 14,400
+    steps: int | None = None
     batch_size: int = 256
     num_workers: int = 0
     # synthetic data only

@@ -34,7 +34,7 @@ from forecast import (
     scoreboard,
 )
 from forecast.module import Forecaster
-from forecast.panel import fingerprint, season_length, to_panel
+from forecast.panel import fingerprint, season_length, split_points, to_panel
 
 log = logging.getLogger(__name__)
 config.register()
@@ -109,9 +109,22 @@ def check_model(model: DictConfig, lookback: int) -> None:
     OmegaConf.to_object(model).check(lookback)
 
 
+def used_steps(data: DictConfig, panel) -> int:
+    """How many leading time steps the run splits and uses: data.steps, or all of them."""
+    if data.steps is None:
+        return panel.n_steps
+    if not 0 < data.steps <= panel.n_steps:
+        raise ValueError(f"data.steps={data.steps} must lie in [1, {panel.n_steps}] (the "
+                         "panel's steps); lower it or set data.steps=null to use every step")
+    return data.steps
+
+
 def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
     if cfg.evaluate.stride < 1:
         raise ValueError(f"evaluate.stride={cfg.evaluate.stride} must be >= 1")
+    if ends is None:
+        steps = used_steps(cfg.data, panel)
+        ends = (*split_points(steps, split), steps)
     return pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
                             cfg.data.calendar, cfg.data.mask_features,
                             stride=cfg.evaluate.stride, ends=ends)
@@ -238,7 +251,7 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
     fold_metrics, tables = [], []
-    for i, ends in enumerate(folds.fold_ends(panel.n_steps, split, cfg.evaluate.folds,
+    for i, ends in enumerate(folds.fold_ends(used_steps(cfg.data, panel), split, cfg.evaluate.folds,
                                                      cfg.horizon)):
         log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
                  i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])

@@ -72,6 +72,7 @@ class ModelConfig:
     instance_norm: bool = False
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
+    head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
     residual: bool = True  # forecast changes from the last observed target value
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3

@@ -71,6 +71,7 @@ class RegLSTM(nn.Module):
         self.directions = 2 if bidirectional else 1
         width = self.directions * hidden_size
         self.attention = nn.Linear(width, 1) if head == "attention" else None
+        self.head_dropout = nn.Dropout(o.head_dropout)  # no weights: state dicts are unchanged
         n_out = horizon * n_targets * max(1, len(self.quantiles))
         self.out = nn.Linear(width, n_out) if decoder == "direct" else None
         self.step_out = nn.Linear(width, n_features) if decoder == "autoregressive" else None
@@ -127,7 +128,7 @@ class RegLSTM(nn.Module):
 
     def _direct(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
         output, state = self.rnn(self._embed(x, series))  # (B, L, D*hidden)
-        y = self.out(self._pool(output, state))  # (B, H*n_targets*Q)
+        y = self.out(self.head_dropout(self._pool(output, state)))  # (B, H*n_targets*Q)
         y = y.view(x.shape[0], self.horizon, self.n_targets, -1)  # (B, H, n_targets, Q)
         if self.skip is not None:
             y = y + self.skip(x.flatten(1)).view(x.shape[0], self.horizon, self.n_targets, 1)

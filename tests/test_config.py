@@ -158,7 +158,8 @@ _EXTRAS = [
     ("model.bidirectional=true", "model.num_layers=2", "model.dropout=0.2"),
     ("model.embedding_dim=2", "model.quantiles=[0.1,0.5,0.9]", "model.linear_skip=true"),
     ("model.instance_norm=true", "model.lr=0.01", "model.weight_decay=0.001"),
-    ("model.bidirectional=false", "model.residual=true", "model.loss=huber"),
+    ("model.bidirectional=false", "model.residual=true", "model.loss=huber",
+     "model.head_dropout=0.3"),
 ]
 _ROWS = max(len(CELLS), len(HEADS), len(_EXTRAS))
 MODEL_OVERRIDES = [

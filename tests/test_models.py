@@ -602,3 +602,15 @@ def test_instance_norm_shifts_forecasts_in_data_units(panel):
         before = to_units(prep, module(x, series).numpy())
         after = to_units(prep, module(moved, series).numpy())
     np.testing.assert_allclose(after - before, c[0], rtol=0, atol=5e-3)
+
+
+def test_head_dropout_acts_in_training_only_and_adds_no_weights():
+    plain, dropped = _net(), _net(head_dropout=0.5)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()
+    x = _x()
+    with torch.no_grad():
+        torch.testing.assert_close(dropped.eval()(x), plain.eval()(x))  # same seed, same weights
+        dropped.train()
+        torch.manual_seed(1)
+        first = dropped(x)
+        assert not torch.allclose(first, dropped(x))  # a new mask each training pass

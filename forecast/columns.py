@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Cells read as missing in any file (compared stripped and lower-cased); pandas already reads
 # most of them as NaN in a CSV, but not in Parquet and not with surrounding spaces.
@@ -83,15 +84,25 @@ def clean_column(values: pd.Series, name: str, cleaning: Cleaning, role: str,
     if is_direction(name, cleaning.direction_cols):
         return encode_direction(values, name, source)
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64").to_frame(name)
+        return finite_or_missing(values.astype("float64"), name, source).to_frame(name)
     if pd.api.types.is_datetime64_any_dtype(values):
         return _unusable(name, "holds times", role, source)
     numbers = text_to_numbers(values, cleaning.thousands)
     present, parsed = int(values.notna().sum()), int(numbers.notna().sum())
     if present == 0 or 2 * parsed > present:  # mostly numbers: the rest is noise
         _log_text_numbers(values, numbers, name, source)
-        return numbers.to_frame(name)
+        return finite_or_missing(numbers, name, source).to_frame(name)
     return encode_text(values, name, cleaning.max_categories, role, source)
+
+
+def finite_or_missing(values: pd.Series, name: str, source: str) -> pd.Series:
+    """inf, -inf and numbers beyond float32's range (the panel would hold them as inf) -> NaN,
+    (R,) -> (R,); the count is logged with the column, as every other repair."""
+    bad = values.notna() & ~(values.abs() <= FLOAT32_MAX)
+    if bad.any():
+        log.warning("%s: column '%s': %d infinite or out-of-range value(s) (beyond +-%.1e) read "
+                    "as missing", source, name, int(bad.sum()), FLOAT32_MAX)
+    return values.mask(bad)
 
 
 def is_number(value: object) -> bool:

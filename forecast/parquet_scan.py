@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forecast import files, repair
+from forecast.columns import FLOAT32_MAX
 from forecast.mapped import release
 from forecast.panel import NO_STEP, check_one_step, inferred_offset, off_grid_message, offset
 from forecast.sources import SERIES, TIME
@@ -299,12 +300,17 @@ def feature_block(batch: pa.RecordBatch, columns: list[Column], rules: MissingVa
 
 
 def _numbers(array: pa.Array, name: str, sentinels: tuple, tally: Counter) -> np.ndarray:
-    """A numeric or boolean column (R,) -> float64 (R,), NaN where empty or a sentinel."""
+    """A numeric or boolean column (R,) -> float64 (R,), NaN where empty, a sentinel or not
+    finite in float32."""
     x = np.array(pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False))
     if sentinels:
         hit = np.isin(x, sentinels)
         tally[f"sentinel value(s) {list(sentinels)}", name] += int(hit.sum())
         x[hit] = np.nan
+    # as in memory: beyond float32's range the panel would hold inf
+    infinite = ~np.isnan(x) & ~(np.abs(x) <= FLOAT32_MAX)
+    tally["infinite or out-of-range value(s)", name] += int(infinite.sum())
+    x[infinite] = np.nan
     return x
 
 

@@ -110,7 +110,7 @@ def test_scaled_features_in_a_scratch_file_equal_those_in_memory(gappy_panel, tm
 
 
 def _parquet(path, n_steps=200, seed=0, shuffle=False, start="2022-03-01", zone=None,
-             categories=None):
+             categories=None, infinite=False):
     """A long Parquet file: 3 stations, hourly, with gaps, a sentinel and wind directions; times
     in `zone` when given, the station a categorical with `categories` when given."""
     rng = np.random.default_rng(seed)
@@ -125,6 +125,8 @@ def _parquet(path, n_steps=200, seed=0, shuffle=False, start="2022-03-01", zone=
     df.loc[[5, 250, 251], "temp"] = -9999.0
     df.loc[[7, 8], "wind_dir"] = np.nan
     df = df.drop(index=[40, 41, 42, 300])  # missing steps
+    if infinite:  # 1e308 is finite in float64, inf in the float32 panel
+        df.loc[[60, 61, 400], "temp"] = [np.inf, -np.inf, 1e308]
     if categories:
         df["station"] = pd.Categorical(df["station"], categories=categories)
     if shuffle:
@@ -161,6 +163,7 @@ CASES = {
     "zoned": ({"start": "2022-03-12", "zone": "America/New_York"},  # across a DST change
               {"tz": "Europe/Berlin"}),
     "categorical": ({"categories": ["st_a", "st_b", "st_c", "st_zz"]}, {}),  # st_zz: no rows
+    "infinite": ({"infinite": True}, {"valid_range": {}}),  # missing, not inf, either way
 }
 
 
@@ -173,7 +176,7 @@ def test_memmap_panel_equals_the_panel_in_memory(tmp_path, batch_rows, case):
     assert isinstance(mapped_panel.values, np.memmap)
     assert mapped_panel.values.shape == panel.values.shape == (3, 200, 4)
     np.testing.assert_array_equal(mapped_panel.values, panel.values)
-    assert np.isnan(panel.values).any()
+    assert np.isnan(panel.values).any() and not np.isinf(panel.values).any()
     np.testing.assert_array_equal(mapped_panel.ids, panel.ids)
     assert mapped_panel.times.equals(panel.times) and mapped_panel.times.dtype == panel.times.dtype
     assert (mapped_panel.features, mapped_panel.freq) == (panel.features, panel.freq)

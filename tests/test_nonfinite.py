@@ -1,0 +1,47 @@
+"""Infinite and out-of-range numbers in a user's file are missing values, counted per column,
+in training and in forecast-predict's reading alike (both read through datasets.load)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from forecast import datasets, pipeline
+from forecast.panel import to_panel
+
+
+def _file(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "temp": 10 + np.sin(np.arange(n) / 4) + rng.normal(0, 0.1, n),
+                          "wind": rng.normal(3, 1, n)})
+    frame.loc[[5, 9], "wind"] = [np.inf, -np.inf]
+    frame.loc[[20], "wind"] = 1e308  # finite in float64, inf in the float32 panel
+    frame.loc[[30], "temp"] = np.inf
+    frame.to_csv(tmp_path / "obs.csv", index=False)
+    text = (tmp_path / "obs.csv").read_text().replace("1e+308", "1e308")
+    (tmp_path / "obs.csv").write_text(text)
+    return tmp_path / "obs.csv"
+
+
+def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
+    path = _file(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        df = datasets.load("csv", path=str(path), series_col=None)
+    values = df[["temp", "wind"]].to_numpy()
+    assert np.isfinite(values[~np.isnan(values)]).all()
+    assert df["wind"].isna().sum() == 3 and df["temp"].isna().sum() == 1
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "column 'wind': 3 infinite" in said and "column 'temp': 1 infinite" in said
+
+
+def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_path):
+    df = datasets.load("csv", path=str(_file(tmp_path)), series_col=None)
+    prep = pipeline.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
+    assert np.isfinite(prep.inputs).all()  # filled causally, never inf
+    ridge = pipeline.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
+    assert np.isfinite(ridge).all()
+    assert prep.dropped["train"] > 0  # the window whose target was inf is dropped, not scored

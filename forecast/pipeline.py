@@ -102,6 +102,7 @@ def prepare(
     train_end, val_end, test_end = ends
     bounds = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, test_end)}
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
+    check_target_spans(panel, targets, target_cols, train_end)
     inputs = build_inputs(panel, scaler, calendar, mask_features)
     target_observed = observed_steps(panel.values, target_cols)
     indices, dropped = {}, {}
@@ -122,6 +123,29 @@ def prepare(
         target_cols=target_cols, bounds=bounds, indices=indices, dropped=dropped,
         lookback=lookback, horizon=horizon,
     )
+
+
+# squared errors of larger values overflow float32, and every score would be inf
+LARGEST_TARGET = 1e18
+
+
+def check_target_spans(panel: Panel, targets: list[str], target_cols: list[int],
+                       train_end: int) -> None:
+    """Refuse a target that is constant over the train span (nothing to learn; MASE and skill
+    undefined) or whose values are too large to score, naming the column and the fix."""
+    for name, col in zip(targets, target_cols, strict=True):
+        train = panel.values[:, :train_end, col]
+        low, high = np.nanmin(train), np.nanmax(train)
+        if low == high:
+            raise ValueError(
+                f"target '{name}' is constant ({low:g}) over the train span [0, {train_end}): "
+                "there is nothing to learn and its scores are undefined; drop it from targets "
+                "or change data.split")
+        if max(abs(low), abs(high)) > LARGEST_TARGET:
+            raise ValueError(
+                f"target '{name}' reaches {max(abs(low), abs(high)):.3g} in the train span: its "
+                f"squared errors overflow float32 (above {LARGEST_TARGET:g}); rescale the "
+                "column (e.g. in other units) before forecasting it")
 
 
 def data_description(prep: Prepared) -> dict:

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forecast import datasets, pipeline
 from forecast.panel import to_panel
@@ -45,3 +46,25 @@ def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_pa
     ridge = pipeline.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
     assert np.isfinite(ridge).all()
     assert prep.dropped["train"] > 0  # the window whose target was inf is dropped, not scored
+
+
+def _panel(temp: np.ndarray):
+    n = len(temp)
+    return to_panel(pd.DataFrame({"series": "a", "time": pd.date_range("2024-01-01", periods=n,
+                                                                       freq="h", tz="UTC"),
+                                  "temp": temp, "wind": np.arange(n, dtype=float) % 7}))
+
+
+def test_a_constant_target_is_refused_by_name():
+    temp = np.full(300, 4.0)
+    temp[250:] = np.arange(50)  # varies only after the train span
+    with pytest.raises(ValueError, match=r"target 'temp' is constant \(4\) over the train span"):
+        pipeline.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
+    pipeline.prepare(_panel(temp), 24, 6, ["wind"], calendar=())  # another target is fine
+
+
+def test_a_target_too_large_to_score_is_refused_by_name():
+    temp = 1e30 * (1 + np.sin(np.arange(300) / 5))
+    with pytest.raises(ValueError, match=r"target 'temp' reaches 2e\+30.*rescale the column"):
+        pipeline.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
+    pipeline.prepare(_panel(temp / 1e27), 24, 6, ["temp"], calendar=())  # rescaled: accepted

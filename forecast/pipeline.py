@@ -211,7 +211,7 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
 
 
 @dataclass
-class TestWindows:
+class BaselineWindows:
     """What the baselines read of a run's test windows; the filled target history is built once,
     on first use, for those that need it."""
 
@@ -230,22 +230,22 @@ class TestWindows:
         return target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
 
 
-def _persistence(w: TestWindows) -> np.ndarray:
+def _persistence(w: BaselineWindows) -> np.ndarray:
     return bl.persistence(w.history, w.index, w.prep.lookback, w.prep.horizon)
 
 
-def _seasonal_naive(w: TestWindows) -> np.ndarray:
+def _seasonal_naive(w: BaselineWindows) -> np.ndarray:
     return bl.seasonal_naive(w.history, w.index, w.prep.lookback, w.prep.horizon, w.season)
 
 
-def _climatology(w: TestWindows) -> np.ndarray:
+def _climatology(w: BaselineWindows) -> np.ndarray:
     prep = w.prep
     raw = prep.panel.values[:, :, prep.target_cols]
     return bl.climatology(raw, season_phase(prep.panel.times), prep.bounds["train"][1], w.index,
                           prep.lookback, prep.horizon)
 
 
-def _ridge(w: TestWindows) -> np.ndarray:
+def _ridge(w: BaselineWindows) -> np.ndarray:
     prep, inputs = w.prep, w.prep.model_inputs
     # train windows have every target observed: the scaled targets are those input columns
     ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
@@ -263,7 +263,7 @@ def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: 
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(BASELINES)}")
-    windows = TestWindows(prep, season, seed)
+    windows = BaselineWindows(prep, season, seed)
     return {name: BASELINES[name](windows) for name in BASELINES if name in names}
 
 

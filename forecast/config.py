@@ -48,6 +48,8 @@ class DataConfig:
     # only the first `steps` time steps are split and used (null: all); ETT's protocol uses 14,400
     steps: int | None = None
     batch_size: int = 256
+    # at most this many train windows per epoch, a new random draw each epoch (null: all)
+    windows_per_epoch: int | None = None
     num_workers: int = 0
     # synthetic data only
     n_series: int = 3
@@ -55,7 +57,7 @@ class DataConfig:
 
 
 # read by the Forecaster (optimiser, loss), not by the network; "name" labels the run
-TRAINING_OPTIONS = ("name", "lr", "weight_decay", "loss")
+TRAINING_OPTIONS = ("name", "lr", "weight_decay", "loss", "schedule", "warmup_steps")
 
 
 @dataclass
@@ -67,9 +69,13 @@ class ModelConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     head: str = "last"  # last | mean | max | attention
-    decoder: str = "direct"  # direct | autoregressive
+    decoder: str = "direct"  # direct | autoregressive | parallel (one step per output segment)
     embedding_dim: int = 0  # > 0: learned embedding of the series identity on every step
-    instance_norm: bool = False
+    instance_norm: bool = False  # standardise each window (mean, spread), reversed on the output
+    window_norm: str = "none"  # none | last (minus the last value) | revin (with learned affine)
+    channel_independent: bool = False  # each target column its own series, shared weights
+    channel_embedding: int = 0  # > 0: learned embedding of the column (channel_independent)
+    segment: int = 0  # > 0: the lookback in segments of this many steps, each embedded linearly
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
@@ -77,6 +83,8 @@ class ModelConfig:
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
+    schedule: str = "plateau"  # plateau (halve after 2 checks without gain) | cosine | constant
+    warmup_steps: int = 0  # linear warm-up of the learning rate over this many optimiser steps
 
     def net_options(self) -> dict[str, Any]:
         """The options the network is built from: every field but the training ones."""
@@ -85,10 +93,11 @@ class ModelConfig:
 
     def check(self, lookback: int, n_series: int | None = None) -> None:
         """Refuse impossible options before any data is read, naming the option and the fix."""
-        from forecast.module import check_loss
+        from forecast.module import check_loss, check_schedule
         from forecast.nets import check_options
 
         check_loss(self.loss)
+        check_schedule(self.schedule, self.warmup_steps)
         check_options(self, lookback, n_series, warn=False)
 
 
@@ -96,7 +105,8 @@ class ModelConfig:
 class EvaluateConfig:
     space: str = "original"  # original | scaled
     baselines: list[str] = field(
-        default_factory=lambda: ["persistence", "seasonal_naive", "climatology", "ridge"]
+        default_factory=lambda: ["persistence", "seasonal_naive", "climatology", "ridge",
+                                 "rlinear"]
     )
     season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
     folds: int = 1  # > 1: rolling-origin backtest over the end of the data
@@ -104,6 +114,7 @@ class EvaluateConfig:
     plot_days: int = 14
     intervals: list[float] | None = None  # e.g. [0.8, 0.95]: calibrated prediction intervals
     calibrate: bool = True  # conformal calibration of the intervals on the validation windows
+    published: bool = False  # print the long-horizon tables' scores beside the run's (ETT files)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from forecast.config import ModelConfig
+from forecast.config import TRAINING_OPTIONS, ModelConfig
 from forecast.nets import RegLSTM
 
 
@@ -31,6 +31,32 @@ def check_loss(loss: str) -> None:
         raise ValueError(f"model.loss='{loss}' is unknown; choose one of {list(LOSSES)}")
 
 
+SCHEDULES = ("plateau", "cosine", "constant")
+
+
+def check_schedule(schedule: str, warmup_steps: int) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"model.schedule='{schedule}' is unknown; choose one of {SCHEDULES}")
+    if warmup_steps < 0:
+        raise ValueError(f"model.warmup_steps={warmup_steps} must be >= 0")
+    if warmup_steps and schedule == "plateau":
+        raise ValueError("model.warmup_steps needs model.schedule=cosine or constant (the "
+                         "plateau schedule lowers the rate from validation, not by step)")
+
+
+def warmup_cosine(warmup: int, total: int | None):
+    """Learning-rate factor of optimiser step s: linear from 1/warmup to 1 over `warmup` steps,
+    then a cosine from 1 to 0 at step `total` (None: constant after the warm-up)."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if total is None:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
 class Forecaster(pl.LightningModule):
     """Trains RegLSTM on scaled targets with `loss` (mse | mae | huber), or the pinball loss when
     the net has quantiles.
@@ -39,16 +65,19 @@ class Forecaster(pl.LightningModule):
     """
 
     def __init__(self, net: dict, lr: float = ModelConfig.lr,
-                 weight_decay: float = ModelConfig.weight_decay, loss: str = ModelConfig.loss):
+                 weight_decay: float = ModelConfig.weight_decay, loss: str = ModelConfig.loss,
+                 schedule: str = ModelConfig.schedule,
+                 warmup_steps: int = ModelConfig.warmup_steps):
         super().__init__()
         check_loss(loss)
+        check_schedule(schedule, warmup_steps)
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
 
     @classmethod
     def from_options(cls, net: dict, model: dict) -> Forecaster:
-        """From RegLSTM's kwargs and the `model` config (its lr, weight_decay and loss)."""
-        return cls(net, lr=model["lr"], weight_decay=model["weight_decay"], loss=model["loss"])
+        """From RegLSTM's kwargs and the `model` config's training options (name aside)."""
+        return cls(net, **{k: model[k] for k in TRAINING_OPTIONS if k in model and k != "name"})
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)  # (B, H, n_targets[, Q])
@@ -60,7 +89,13 @@ class Forecaster(pl.LightningModule):
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y, series = batch
-        loss = self.loss(self(x, series), y)
+        y_hat = self(x, series)
+        loss = self.loss(y_hat, y)
+        if split == "val":  # both scores of the tables, whatever the loss: recipes compare on them
+            point = y_hat[..., self.net.quantiles.index(0.5)] if self.net.quantiles else y_hat
+            self.log_dict({"val/mse": torch.nn.functional.mse_loss(point, y),
+                           "val/mae": torch.nn.functional.l1_loss(point, y)},
+                          batch_size=x.shape[0], sync_dist=True)
         # sync_dist: under DDP every rank must see the same val/loss for checkpoints and stopping
         self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
                  prog_bar=split != "test", batch_size=x.shape[0], sync_dist=split != "train")
@@ -91,6 +126,16 @@ class Forecaster(pl.LightningModule):
         opt = torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss"}}
+        if self.hparams.schedule == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+            return {"optimizer": opt,
+                    "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss"}}
+        total = None
+        if self.hparams.schedule == "cosine":
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError("model.schedule=cosine needs a finite trainer.max_epochs or "
+                                 "trainer.max_steps (the length of the cosine)")
+        factor = warmup_cosine(self.hparams.warmup_steps, total)
+        by_step = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": by_step, "interval": "step"}}

@@ -13,13 +13,21 @@ import torch
 from torch import nn
 
 from forecast.config import ModelConfig
+from forecast.layers import (
+    WINDOW_NORMS,
+    ParallelDecoder,
+    SegmentEmbedding,
+    WindowNorm,
+    join_channels,
+    split_channels,
+)
 from forecast.manual_lstm import ManualLSTM
 
 log = logging.getLogger(__name__)
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "manual_lstm": ManualLSTM}
 HEADS = ("last", "mean", "max", "attention")
-DECODERS = ("direct", "autoregressive")
+DECODERS = ("direct", "autoregressive", "parallel")
 
 
 class RegLSTM(nn.Module):
@@ -29,6 +37,13 @@ class RegLSTM(nn.Module):
     Linear(D*hidden -> H * n_targets [* n_quantiles]).
     decoder="autoregressive" (many-to-many, per-step): Linear(hidden -> F_in) on every step predicts
     the next input step; a forecast rolls out H steps feeding its own predictions back.
+    decoder="parallel": every output segment of `segment` steps from the final state and a
+    position embedding, all in one batched recurrent step (forecast.layers.ParallelDecoder).
+
+    Around the encoder and decoder: `window_norm` (or `instance_norm`) normalises each window and
+    reverses it on the output; `channel_independent` runs each target column as its own
+    univariate series through the shared weights; `segment` > 0 embeds segments of the lookback
+    instead of single steps.
     """
 
     def __init__(
@@ -48,68 +63,106 @@ class RegLSTM(nn.Module):
         super().__init__()
         o = net_options(options)
         check_options(o, lookback, n_series)
-        hidden_size, num_layers, cell, head = o.hidden_size, o.num_layers, o.cell, o.head
-        decoder, embedding_dim, bidirectional = o.decoder, o.embedding_dim, o.bidirectional
-        instance_norm, quantiles, residual = o.instance_norm, o.quantiles, o.residual
-        dropout, linear_skip = o.dropout, o.linear_skip
-        self.horizon, self.n_targets, self.head, self.decoder = horizon, n_targets, head, decoder
-        self.instance_norm, self.residual = instance_norm, residual
-        self.quantiles = list(quantiles or [])
+        self.horizon, self.head, self.decoder = horizon, o.head, o.decoder
+        self.residual, self.quantiles = o.residual, list(o.quantiles or [])
         # input columns holding the targets, and how many leading columns are data features
         # (calendar and mask columns after them are not normalised per window)
         self.target_positions = list(target_positions or range(n_targets))
-        self.norm_features = norm_features or n_features
-        self.embedding = nn.Embedding(n_series, embedding_dim) if embedding_dim else None
-        self.rnn = CELLS[cell](
-            input_size=n_features + embedding_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
+        self.channels = len(self.target_positions) if o.channel_independent else 0
+        if self.channels:  # the net sees one column, the target, of one channel at a time
+            if n_features > self.channels:
+                log.info("model.channel_independent: the %d target columns are read, each on "
+                         "its own; the other %d inputs are not", self.channels,
+                         n_features - self.channels)
+            n_features, n_targets, norm_features = 1, 1, 1
+            self.inner_positions = [0]
+        else:
+            self.inner_positions = self.target_positions
+        self.n_targets = n_targets
+        kind = "standard" if o.instance_norm else o.window_norm
+        self.norm = WindowNorm(kind, norm_features or n_features, self.inner_positions)
+        self.embedding = nn.Embedding(n_series, o.embedding_dim) if o.embedding_dim else None
+        self.channel_embedding = (nn.Embedding(self.channels, o.channel_embedding)
+                                  if self.channels and o.channel_embedding else None)
+        # a parallel decoder reads the channel embedding; otherwise every encoder step does
+        step_channel = 0 if o.decoder == "parallel" or not self.channels else o.channel_embedding
+        self.segments = (SegmentEmbedding(o.segment, n_features, o.hidden_size)
+                         if o.segment else None)
+        step_width = o.hidden_size if o.segment else n_features
+        self.rnn = CELLS[o.cell](
+            input_size=step_width + o.embedding_dim + step_channel,
+            hidden_size=o.hidden_size,
+            num_layers=o.num_layers,
+            dropout=o.dropout if o.num_layers > 1 else 0.0,
+            bidirectional=o.bidirectional,
             batch_first=True,
         )
-        self.directions = 2 if bidirectional else 1
-        width = self.directions * hidden_size
-        self.attention = nn.Linear(width, 1) if head == "attention" else None
+        self.directions = 2 if o.bidirectional else 1
+        width = self.directions * o.hidden_size
+        self.attention = nn.Linear(width, 1) if o.head == "attention" else None
         self.head_dropout = nn.Dropout(o.head_dropout)  # no weights: state dicts are unchanged
-        n_out = horizon * n_targets * max(1, len(self.quantiles))
-        self.out = nn.Linear(width, n_out) if decoder == "direct" else None
-        self.step_out = nn.Linear(width, n_features) if decoder == "autoregressive" else None
+        n_out = n_targets * max(1, len(self.quantiles))
+        self.out = nn.Linear(width, horizon * n_out) if o.decoder == "direct" else None
+        self.step_out = nn.Linear(width, n_features) if o.decoder == "autoregressive" else None
+        self.parallel = None
+        if o.decoder == "parallel":
+            self.parallel = ParallelDecoder(
+                -(-horizon // o.segment), o.segment, self.rnn.input_size,
+                o.channel_embedding if self.channels else 0, width, n_out, o.head_dropout)
         # LSTNet-style highway: a linear map of the whole window added to the recurrent forecast
-        self.skip = nn.Linear(lookback * n_features, horizon * n_targets) if linear_skip else None
+        self.skip = (nn.Linear(lookback * n_features, horizon * n_targets)
+                     if o.linear_skip else None)
         self.aux_loss: torch.Tensor | None = None  # next-step loss of the autoregressive decoder
+
+    @property
+    def instance_norm(self) -> bool:
+        return self.norm.kind == "standard"
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, F_in), series (B,) -> y_hat (B, H, n_targets), or (B, H, n_targets, Q)
         sorted along Q when the model has quantiles."""
-        if self.instance_norm:
-            x, loc, scale = self._normalise(x)
-        if self.decoder == "direct":
-            y = self._direct(x, series)
+        x, series, channel = self._rows(x, series)
+        x, stats = self.norm(x)
+        if self.decoder == "autoregressive":
+            y = self._rollout(x, series, channel)
         else:
-            y = self._rollout(x, series)
-        if self.instance_norm:
-            t = self.target_positions
-            loc, scale = loc[:, :, t], scale[:, :, t]  # (B, 1, n_targets)
-            if self.quantiles:
-                loc, scale = loc[..., None], scale[..., None]
-            y = y * scale + loc
+            y = self._direct(x, series, channel)
+        y = self.norm.restore(y, stats)
+        if self.channels:
+            y = join_channels(y, self.channels)  # (B, H, n_targets[, Q])
         return y.sort(dim=-1).values if self.quantiles else y
 
-    def _normalise(self, x: torch.Tensor):
-        k = self.norm_features
-        loc = x[:, :, :k].mean(dim=1, keepdim=True)  # (B, 1, k)
-        scale = x[:, :, :k].std(dim=1, keepdim=True) + 1e-3  # (B, 1, k)
-        return torch.cat([(x[:, :, :k] - loc) / scale, x[:, :, k:]], dim=2), loc, scale
+    def encoder_inputs(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+        """What the recurrent layers read of a batch x (B, L, F_in): (B', L', input_size)."""
+        x, series, channel = self._rows(x, series)
+        return self._steps(self.norm(x)[0], series, channel)
 
-    def _embed(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
-        """Append the series embedding (B, d) to every step of x (B, L, F_in)."""
-        if self.embedding is None:
-            return x
-        if series is None:
-            raise ValueError("a model with model.embedding_dim > 0 needs the series ids")
-        e = self.embedding(series)[:, None, :].expand(-1, x.shape[1], -1)  # (B, L, d)
-        return torch.cat([x, e], dim=2)
+    def _rows(self, x: torch.Tensor, series: torch.Tensor | None):
+        """Under channel independence, one row per (window, target column):
+        x (B*C, L, 1), series (B*C,) and the channel ids (B*C,); otherwise as given."""
+        if not self.channels:
+            return x, series, None
+        channel = torch.arange(self.channels, device=x.device).repeat(x.shape[0])
+        if series is not None:
+            series = series.repeat_interleave(self.channels)
+        return split_channels(x, self.target_positions), series, channel
+
+    def _steps(self, x: torch.Tensor, series: torch.Tensor | None,
+               channel: torch.Tensor | None) -> torch.Tensor:
+        """x (B, L, F) -> the recurrent input (B, L or L/segment, input_size): segment
+        embedding, then the series (and channel) embeddings appended to every step."""
+        steps = self.segments(x) if self.segments is not None else x
+        extra = []
+        if self.embedding is not None:
+            if series is None:
+                raise ValueError("a model with model.embedding_dim > 0 needs the series ids")
+            extra.append(self.embedding(series))  # (B, d)
+        if self.channel_embedding is not None and self.parallel is None:
+            extra.append(self.channel_embedding(channel))
+        if not extra:
+            return steps
+        e = torch.cat(extra, dim=1)[:, None, :].expand(-1, steps.shape[1], -1)  # (B, L', d)
+        return torch.cat([steps, e], dim=2)
 
     def _pool(self, output: torch.Tensor, state) -> torch.Tensor:
         """Recurrent outputs (B, L, D*hidden) -> summary (B, D*hidden) that has read it all."""
@@ -126,18 +179,22 @@ class RegLSTM(nn.Module):
         weights = torch.softmax(self.attention(output), dim=1)  # (B, L, 1)
         return (weights * output).sum(dim=1)
 
-    def _direct(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
-        output, state = self.rnn(self._embed(x, series))  # (B, L, D*hidden)
-        y = self.out(self.head_dropout(self._pool(output, state)))  # (B, H*n_targets*Q)
-        y = y.view(x.shape[0], self.horizon, self.n_targets, -1)  # (B, H, n_targets, Q)
+    def _direct(self, x: torch.Tensor, series, channel) -> torch.Tensor:
+        output, state = self.rnn(self._steps(x, series, channel))  # (B, L', D*hidden)
+        if self.parallel is not None:
+            ids = self.channel_embedding(channel) if self.channel_embedding is not None else None
+            y = self.parallel(self.rnn, state, ids)[:, : self.horizon]  # (B, H, n_targets*Q)
+        else:
+            y = self.out(self.head_dropout(self._pool(output, state)))  # (B, H*n_targets*Q)
+        y = y.reshape(x.shape[0], self.horizon, self.n_targets, -1)  # (B, H, n_targets, Q)
         if self.skip is not None:
             y = y + self.skip(x.flatten(1)).view(x.shape[0], self.horizon, self.n_targets, 1)
         if self.residual:  # every lead (and quantile) is a change from the last observed value
-            y = y + x[:, -1, self.target_positions][:, None, :, None]
+            y = y + x[:, -1, self.inner_positions][:, None, :, None]
         return y if self.quantiles else y[..., 0]
 
-    def _rollout(self, x: torch.Tensor, series: torch.Tensor | None) -> torch.Tensor:
-        output, state = self.rnn(self._embed(x, series))  # (B, L, hidden)
+    def _rollout(self, x: torch.Tensor, series, channel) -> torch.Tensor:
+        output, state = self.rnn(self._steps(x, series, channel))  # (B, L, hidden)
         steps = self.step_out(output)  # (B, L, F_in): step t predicts input step t+1
         if self.residual:  # ... as a change from step t
             steps = steps + x
@@ -145,11 +202,12 @@ class RegLSTM(nn.Module):
             self.aux_loss = nn.functional.mse_loss(steps[:, :-1], x[:, 1:])
         preds = [steps[:, -1]]
         for _ in range(self.horizon - 1):
-            out, state = self.rnn(self._embed(preds[-1][:, None], series), state)  # (B, 1, hidden)
+            step_in = self._steps(preds[-1][:, None], series, channel)  # (B, 1, input_size)
+            out, state = self.rnn(step_in, state)  # (B, 1, hidden)
             step = self.step_out(out[:, -1])  # (B, F_in)
             preds.append(step + preds[-1] if self.residual else step)
         path = torch.stack(preds, dim=1)  # (B, H, F_in)
-        return path[:, :, self.target_positions]
+        return path[:, :, self.inner_positions]
 
 
 def net_options(options: dict) -> SimpleNamespace:
@@ -167,6 +225,7 @@ def check_options(o, lookback: int | None = None, n_series: int | None = None,
     """Refuse combinations that cannot work, at start-up, with the option names and the fix.
     `o` holds the net options as attributes (ModelConfig, or `net_options`); `n_series` None:
     not known yet (checked again when the net is built)."""
+    check_long_horizon_options(o, lookback)
     cell, head, decoder, bidirectional = o.cell, o.head, o.decoder, o.bidirectional
     quantiles, linear_skip, embedding_dim = o.quantiles, o.linear_skip, o.embedding_dim
     instance_norm, dropout, num_layers = o.instance_norm, o.dropout, o.num_layers
@@ -199,3 +258,36 @@ def check_options(o, lookback: int | None = None, n_series: int | None = None,
     if warn and dropout and num_layers == 1:
         log.warning("model.dropout=%s has no effect with model.num_layers=1: dropout acts "
                     "between stacked recurrent layers", dropout)
+
+
+def check_long_horizon_options(o, lookback: int | None) -> None:
+    """The options of forecast.layers: window_norm, segment, parallel decoding, channels."""
+    if o.window_norm not in WINDOW_NORMS or o.window_norm == "standard":
+        raise ValueError(f"model.window_norm='{o.window_norm}' is unknown; choose one of "
+                         "none, last, revin (model.instance_norm=true is the plain standardising)")
+    if o.window_norm != "none" and o.instance_norm:
+        raise ValueError("model.instance_norm=true and model.window_norm="
+                         f"{o.window_norm} both normalise each window; keep one of them")
+    if o.segment < 0 or (o.segment and lookback is not None and lookback % o.segment):
+        raise ValueError(f"model.segment={o.segment} must be 0 (step-wise input) or divide "
+                         f"lookback={lookback}; e.g. model.segment=24 with lookback=96")
+    if o.segment and o.decoder == "autoregressive":
+        raise ValueError("model.segment > 0 reads whole segments, which the autoregressive "
+                         "decoder cannot feed back step by step; use model.decoder=parallel "
+                         "or direct")
+    if o.decoder == "parallel":
+        if not o.segment:
+            raise ValueError("model.decoder=parallel forecasts one segment per recurrent step: "
+                             "set model.segment (e.g. 24)")
+        if o.head != "last":
+            raise ValueError(f"model.decoder=parallel starts from the final state; "
+                             f"model.head={o.head} is for model.decoder=direct")
+        if o.linear_skip:
+            raise ValueError("model.linear_skip is for model.decoder=direct")
+    if o.channel_embedding < 0 or (o.channel_embedding and not o.channel_independent):
+        raise ValueError(f"model.channel_embedding={o.channel_embedding} names each target "
+                         "column's series: it needs model.channel_independent=true")
+    if o.decoder == "parallel" and o.channel_embedding >= o.hidden_size + o.embedding_dim:
+        raise ValueError(f"model.channel_embedding={o.channel_embedding} must be smaller than "
+                         f"model.hidden_size={o.hidden_size}: the parallel decoder's input is "
+                         "the position embedding and the channel embedding together")

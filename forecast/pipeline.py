@@ -167,10 +167,11 @@ def data_description(prep: Prepared) -> dict:
 
 
 def datamodule(
-    prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0
+    prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0,
+    windows_per_epoch: int | None = None,
 ) -> PanelDataModule:
     return PanelDataModule(prep.model_inputs, prep.target_cols, prep.indices, prep.lookback,
-                           prep.horizon, batch_size, num_workers, seed)
+                           prep.horizon, batch_size, num_workers, seed, windows_per_epoch)
 
 
 def net_kwargs(prep: Prepared, model: Mapping) -> dict:
@@ -200,10 +201,9 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
     x, _, series = ds[pick.tolist()]
     rnn.record_gates, was_training = True, module.training
     module.eval()
-    net = module.net
     try:
         with torch.no_grad():  # the encoder pass over the lookback only, not a decoder rollout
-            rnn(net._embed(net._normalise(x)[0] if net.instance_norm else x, series))
+            rnn(module.net.encoder_inputs(x, series))
         return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
     finally:
         rnn.record_gates = False
@@ -253,9 +253,18 @@ def _ridge(w: BaselineWindows) -> np.ndarray:
     return prep.scaler.inverse(ridge.predict(inputs, w.index, prep.lookback), prep.target_cols)
 
 
+def _rlinear(w: BaselineWindows) -> np.ndarray:
+    prep = w.prep
+    targets = prep.model_inputs.columns(prep.target_cols)  # (N, T, n_targets) scaled, filled
+    linear = bl.LinearBaseline().fit(targets, prep.indices["train"], prep.indices["val"],
+                                     prep.lookback, prep.horizon, w.seed)
+    log.info("rlinear: windows normalised by their %s (chosen on validation)", linear.kind)
+    return prep.scaler.inverse(linear.predict(targets, w.index, prep.lookback), prep.target_cols)
+
+
 # evaluate.baselines names -> forecasts (K, H, n_targets) of the test windows, data units
 BASELINES = {"persistence": _persistence, "seasonal_naive": _seasonal_naive,
-             "climatology": _climatology, "ridge": _ridge}
+             "climatology": _climatology, "ridge": _ridge, "rlinear": _rlinear}
 
 
 def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:

@@ -30,6 +30,7 @@ from forecast import (
     legacy,
     pipeline,
     plots,
+    published,
     report,
     scoreboard,
 )
@@ -99,6 +100,9 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
         print(conformal.describe(metrics["model"]))
+    if cfg.evaluate.published:
+        print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
+                                 metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
 
 
@@ -135,7 +139,8 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
     seconds, clock = {}, time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed)
+    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
+                             cfg.data.windows_per_epoch)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
     trainer = build_trainer(cfg, out_dir)

@@ -122,25 +122,27 @@ class EpochBatchSampler(Sampler):
     """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, limit: int | None = None):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world = rank, world
+        # an epoch of at most `limit` windows, a fresh random draw each epoch (when shuffled)
+        self.used = min(n, limit) if limit else n
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n_batches = (self.n + self.batch_size - 1) // self.batch_size
+        n_batches = (self.used + self.batch_size - 1) // self.batch_size
         return (n_batches + self.world - 1) // self.world
 
     def __iter__(self):
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g)
+            order = torch.randperm(self.n, generator=g)[: self.used]
         else:
-            order = torch.arange(self.n)
-        n_batches = (self.n + self.batch_size - 1) // self.batch_size
+            order = torch.arange(self.used)
+        n_batches = (self.used + self.batch_size - 1) // self.batch_size
         for k in range(len(self)):  # one batch at a time: a list of all would hold every window
             start = (k * self.world + self.rank) % n_batches * self.batch_size
             yield order[start : start + self.batch_size].tolist()
@@ -160,9 +162,10 @@ class PanelDataModule(pl.LightningDataModule):
         batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 0,
+        windows_per_epoch: int | None = None,
     ):
         super().__init__()
-        self.seed = seed
+        self.seed, self.windows_per_epoch = seed, windows_per_epoch
         self.inputs = inputs  # (N, T, F_in)
         self.target_cols = list(target_cols)  # targets among the input columns
         self.indices = indices
@@ -178,9 +181,11 @@ class PanelDataModule(pl.LightningDataModule):
         ds = self.dataset(split)
         trainer = self.trainer  # None outside a Trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        limit = self.windows_per_epoch if split == "train" else None
         return DataLoader(
             ds,
-            sampler=EpochBatchSampler(len(ds), self.batch_size, shuffle, self.seed, rank, world),
+            sampler=EpochBatchSampler(len(ds), self.batch_size, shuffle, self.seed, rank, world,
+                                      limit),
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -170,9 +170,15 @@ MODEL_OVERRIDES = [
     ("model.decoder=autoregressive", f"model.cell={cell}", "model.instance_norm=true",
      "model.embedding_dim=2", "model.num_layers=2")
     for cell in ("lstm", "gru")
-] + [("model.decoder=autoregressive", "model.residual=true", "model.loss=mae")]
+] + [("model.decoder=autoregressive", "model.residual=true", "model.loss=mae")] + [
+    ("model.decoder=parallel", "model.segment=4", f"model.cell={cell}",
+     "model.channel_independent=true", "model.channel_embedding=2", "model.window_norm=last",
+     "model.schedule=cosine", "model.warmup_steps=5")
+    for cell in CELLS
+] + [("model.segment=6", "model.window_norm=revin", "model.schedule=constant",
+      "model.channel_independent=true", "model.decoder=direct")]
 
-L, H = 12, 4
+L, H = 24, 4  # segment 24 (model=segrnn) divides the lookback
 
 
 @pytest.fixture
@@ -194,8 +200,7 @@ def test_every_model_file_builds_a_forecaster(hydra_ctx, small_prep, option):
     model = _compose(f"model={option}").model
     options = OmegaConf.to_container(model)
     # every model option reaches the net (or the Forecaster): none is silently dropped
-    unused = set(options) - {"name", "lr", "weight_decay", "loss"} - set(net_kwargs(small_prep,
-                                                                                 options))
+    unused = set(options) - set(config.TRAINING_OPTIONS) - set(net_kwargs(small_prep, options))
     assert not unused
     module, y = _forward(small_prep, model)
     net = module.net

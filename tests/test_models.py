@@ -59,14 +59,14 @@ def test_every_cell_is_registered():
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("head", HEADS)
 def test_shape_every_head_and_decoder(head, decoder):
-    net = _net(head=head, decoder=decoder)
+    if decoder == "parallel" and head != "last":
+        pytest.skip("the parallel decoder starts from the final state (refusal tested)")
+    net = _net(head=head, decoder=decoder, segment=L if decoder == "parallel" else 0)
     y = net(_x())
     assert y.shape == (B, H, NT)
     assert torch.isfinite(y).all()
-    if decoder == "direct":
-        assert net.out is not None and net.step_out is None
-    else:
-        assert net.step_out is not None and net.out is None
+    built = {"direct": net.out, "autoregressive": net.step_out, "parallel": net.parallel}
+    assert [d for d, part in built.items() if part is not None] == [decoder]
 
 
 def test_heads_pool_differently():
@@ -113,7 +113,8 @@ def test_embedding_needs_and_uses_series_ids():
 
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_embedding_with_each_decoder(decoder):
-    assert _net(embedding_dim=2, decoder=decoder)(_x(), _ids()).shape == (B, H, NT)
+    net = _net(embedding_dim=2, decoder=decoder, segment=L if decoder == "parallel" else 0)
+    assert net(_x(), _ids()).shape == (B, H, NT)
 
 
 @pytest.mark.parametrize("options", [{}, {"quantiles": Q}, {"decoder": "autoregressive"},
@@ -258,6 +259,18 @@ CAUSAL = {
                           "linear_skip": True, "residual": True},
     "everything-autoregressive": {"decoder": "autoregressive", "embedding_dim": 2,
                                   "instance_norm": True, "residual": True},
+    "window_norm-last": {"window_norm": "last"},
+    "window_norm-revin": {"window_norm": "revin", "quantiles": Q},
+    "segment": {"segment": 6},
+    "channels-direct": {"channel_independent": True, "channel_embedding": 2, "head": "mean"},
+    "channels-autoregressive": {"channel_independent": True, "decoder": "autoregressive",
+                                "window_norm": "last"},
+    **{f"segrnn-{cell}": {"cell": cell, "segment": 6, "decoder": "parallel",
+                          "channel_independent": True, "channel_embedding": 2,
+                          "window_norm": "last"} for cell in ALL_CELLS},
+    "segrnn-bi-2layers-revin": {"cell": "manual_lstm", "bidirectional": True, "num_layers": 2,
+                                "segment": 8, "decoder": "parallel", "window_norm": "revin",
+                                "embedding_dim": 2, "quantiles": Q, "residual": True},
 }
 
 
@@ -426,9 +439,15 @@ def _val_loss(trainer: pl.Trainer, module, dm) -> float:
     return trainer.validate(module, datamodule=dm, verbose=False)[0]["val/loss"]
 
 
+SEGRNN = {"segment": 6, "decoder": "parallel", "channel_independent": True,
+          "channel_embedding": 4, "window_norm": "last"}
+
+
 @pytest.mark.parametrize("options", [{"cell": c} for c in ALL_CELLS]
-                         + [{"decoder": "autoregressive"}],
-                         ids=[*ALL_CELLS, "autoregressive"])
+                         + [{"decoder": "autoregressive"}]
+                         + [{**SEGRNN, "cell": c} for c in ("gru", "lstm", "manual_lstm")],
+                         ids=[*ALL_CELLS, "autoregressive", "segrnn-gru", "segrnn-lstm",
+                              "segrnn-manual_lstm"])
 def test_training_lowers_validation_loss(sine_prep, options):
     torch.manual_seed(0)
     dm = datamodule(sine_prep, batch_size=64)

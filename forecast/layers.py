@@ -1,0 +1,128 @@
+"""Building blocks of RegLSTM's long-horizon options: per-window normalisation, channel
+independence, segment-wise input embedding and parallel multi-step decoding (the ideas behind
+SegRNN, Lin et al. 2023, written from their description).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+WINDOW_NORMS = ("none", "last", "standard", "revin")
+
+
+class WindowNorm(nn.Module):
+    """Per-window normalisation of the first `n_norm` input columns, reversed on the output.
+
+    kind="last": subtract each column's last lookback value; "standard": subtract the lookback
+    mean and divide by its spread; "revin": "standard" followed by a learned affine map per column
+    (Kim et al. 2022), inverted on the output. Calendar and mask columns after the first
+    `n_norm` are left as they are. Only past values (the lookback) are read.
+    """
+
+    def __init__(self, kind: str, n_norm: int, target_positions: list[int]):
+        super().__init__()
+        self.kind, self.n_norm = kind, n_norm
+        self.target_positions = list(target_positions)
+        self.affine_weight = nn.Parameter(torch.ones(n_norm)) if kind == "revin" else None
+        self.affine_bias = nn.Parameter(torch.zeros(n_norm)) if kind == "revin" else None
+
+    def forward(self, x: torch.Tensor):
+        """x (B, L, F_in) -> (normalised x, stats); stats feed `restore`."""
+        if self.kind == "none":
+            return x, None
+        k = self.n_norm
+        values = x[:, :, :k]
+        if self.kind == "last":
+            loc, scale = values[:, -1:], None  # (B, 1, k)
+            values = values - loc
+        else:
+            loc = values.mean(dim=1, keepdim=True)  # (B, 1, k)
+            scale = values.std(dim=1, keepdim=True) + 1e-3  # (B, 1, k)
+            values = (values - loc) / scale
+            if self.affine_weight is not None:
+                values = values * self.affine_weight + self.affine_bias
+        return torch.cat([values, x[:, :, k:]], dim=2), (loc, scale)
+
+    def restore(self, y: torch.Tensor, stats) -> torch.Tensor:
+        """y (B, H, n_targets[, Q]) in normalised units -> the units of the inputs."""
+        if stats is None:
+            return y
+        t = self.target_positions
+        loc, scale = stats
+        extra = (None,) * (y.dim() - 3)  # a quantile axis, when there is one
+        if self.affine_weight is not None:
+            weight = self.affine_weight[t].view(1, 1, -1, *[1] * len(extra))
+            bias = self.affine_bias[t].view(1, 1, -1, *[1] * len(extra))
+            y = (y - bias) / (weight + 1e-10)
+        if scale is not None:
+            y = y * scale[:, :, t][(...,) + extra]
+        return y + loc[:, :, t][(...,) + extra]
+
+
+def split_channels(x: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """x (B, L, F_in) -> (B*C, L, 1): each of the C columns at `positions` its own series."""
+    b, steps, _ = x.shape
+    channels = x[:, :, positions]  # (B, L, C)
+    return channels.permute(0, 2, 1).reshape(b * len(positions), steps, 1)
+
+
+def join_channels(y: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """y (B*C, H, 1[, Q]) -> (B, H, C[, Q])."""
+    rows, horizon = y.shape[:2]
+    y = y.reshape(rows // n_channels, n_channels, horizon, *y.shape[3:])  # (B, C, H[, Q])
+    return y.transpose(1, 2)
+
+
+class SegmentEmbedding(nn.Module):
+    """The lookback cut into segments of `segment` steps, each embedded by Linear + ReLU:
+    x (B, L, F) -> (B, L / segment, width), so the recurrent layers take L / segment steps."""
+
+    def __init__(self, segment: int, n_features: int, width: int):
+        super().__init__()
+        self.segment = segment
+        self.linear = nn.Linear(segment * n_features, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, steps, f = x.shape
+        segments = x.reshape(b, steps // self.segment, self.segment * f)  # (B, L/seg, seg*F)
+        return torch.relu(self.linear(segments))
+
+
+class ParallelDecoder(nn.Module):
+    """Every output segment from the encoder's final state and a learned position embedding
+    (joined with the channel embedding under channel independence), all segments in one batched
+    recurrent step; then dropout and a linear map to the segment's steps.
+
+    state (layers*D, B, hidden) [or an LSTM's (h, c)] -> y (B, n_segments * segment, n_out).
+    """
+
+    def __init__(self, n_segments: int, segment: int, input_size: int, channel_dim: int,
+                 width: int, n_out: int, dropout: float):
+        super().__init__()
+        self.n_segments, self.segment, self.n_out = n_segments, segment, n_out
+        self.position = nn.Parameter(torch.randn(n_segments, input_size - channel_dim))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(width, segment * n_out)
+
+    def forward(self, rnn: nn.Module, state, channel: torch.Tensor | None) -> torch.Tensor:
+        """channel: (B, channel_dim) embedding of each row's channel, or None."""
+        rows, m = _rows(state), self.n_segments
+        steps = self.position[None].expand(rows, -1, -1)  # (B, m, P)
+        if channel is not None:
+            steps = torch.cat([steps, channel[:, None].expand(-1, m, -1)], dim=2)
+        steps = steps.reshape(rows * m, 1, -1)  # (B*m, 1, input_size): one step per segment
+        state = _repeat_state(state, m)  # (layers*D, B*m, hidden)
+        output, _ = rnn(steps, state)  # (B*m, 1, D*hidden)
+        y = self.out(self.dropout(output[:, 0]))  # (B*m, segment * n_out)
+        return y.view(rows, m * self.segment, self.n_out)
+
+
+def _rows(state) -> int:
+    return (state[0] if isinstance(state, tuple) else state).shape[1]
+
+
+def _repeat_state(state, m: int):
+    if isinstance(state, tuple):
+        return tuple(s.repeat_interleave(m, dim=1) for s in state)
+    return state.repeat_interleave(m, dim=1)

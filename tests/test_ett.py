@@ -3,12 +3,17 @@ small synthetic file of the same layout (a `date` column and numeric columns).""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 
-from forecast import config, train
+from forecast import config, published, train
 
 ROWS, STEPS, L, H = 200, 150, 8, 4  # ETT: 17,420 rows, 14,400 used, L=96, H in {96, ...}
 
@@ -63,3 +68,54 @@ def test_data_steps_beyond_the_file_is_refused(ett_file):
     path, _ = ett_file
     with pytest.raises(ValueError, match=r"data.steps=999 must lie in \[1, 200\]"):
         _prepared(path, "data.steps=999")
+
+
+def test_the_published_rows_stand_beside_the_run():
+    text = published.describe("../shared/benchmarks/ETTh2.csv", 96, 192, 0.370, 0.400)
+    assert "ETTh2, L=96, H=192" in text
+    assert "SegRNN          0.359   0.389" in text and "this run        0.370   0.400" in text
+    assert text.endswith("at or below: iTransformer, TimesNet, PatchTST, DLinear.")
+    assert published.describe("ETTh1.csv", 96, 96, 0.3, 0.3).endswith(
+        "at or below: SegRNN, iTransformer, TimesNet, PatchTST, DLinear.")
+    for path, lookback, horizon in (("weather.csv", 96, 96), ("ETTh1.csv", 336, 96),
+                                    ("ETTh1.csv", 96, 24)):
+        assert published.describe(path, lookback, horizon, 0.4, 0.4).startswith(
+            "No published row")
+
+
+def test_ett_and_ltsf_use_the_segment_recurrent_model(ett_file):
+    path, _ = ett_file
+    for experiment in ("ett", "ltsf"):
+        config.register()
+        with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[f"+experiment={experiment}", f"data.path={path}"])
+        assert cfg.model.name == "segrnn" and cfg.model.decoder == "parallel"
+        assert cfg.model.channel_independent and cfg.model.segment == 24
+        assert "rlinear" in cfg.evaluate.baselines
+        assert cfg.evaluate.published == (experiment == "ett")
+
+
+@pytest.mark.slow
+def test_an_ett_run_prints_the_published_table(tmp_path):
+    """The ETT recipe end to end on a small synthetic file named as the benchmark's."""
+    rng = np.random.default_rng(1)
+    t = np.arange(400)
+    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=400, freq="h")})
+    for k, name in enumerate(("HUFL", "MUFL", "OT")):
+        frame[name] = np.sin(2 * np.pi * (t + 3 * k) / 24) + rng.normal(0, 0.2, 400)
+    path = tmp_path / "ETTh1.csv"
+    frame.to_csv(path, index=False)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "forecast-train"), "+experiment=ett",
+         f"data.path={path}", "data.steps=null", "horizon=24", "model.hidden_size=16",
+         "model.channel_embedding=8", "trainer.max_epochs=2", "+trainer.limit_train_batches=4",
+         "+trainer.enable_progress_bar=false", f"hydra.run.dir={run}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["space"] == "scaled" and metrics["lookback"] == 96
+    assert set(metrics["baselines"]) == {"persistence", "seasonal_naive", "ridge", "rlinear"}
+    assert "Published test scores, ETTh1, L=96, H=24" not in proc.stdout
+    assert "No published row for 'ETTh1' at lookback=96, horizon=24" in proc.stdout
+    assert f"{metrics['model']['mse']:7.3f}" in proc.stdout

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
-BASELINES = ("persistence", "seasonal_naive", "climatology", "ridge")
+BASELINES = ("persistence", "seasonal_naive", "climatology", "ridge", "rlinear")
 HORIZON = 24  # conf/train.yaml
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,9 @@ and the fix.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pandas as pd
@@ -43,6 +44,14 @@ from forecast.sources import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def load_options(data: Mapping, **given) -> pd.DataFrame:
+    """`load` from the data.* options (a DataConfig as a dict): every option `load` knows is
+    passed on by name, so a file option added here reaches training and forecast-predict alike;
+    `given` (seed, targets, features, ...) wins over `data`."""
+    accepted = inspect.signature(load).parameters
+    return load(**{**{k: v for k, v in data.items() if k in accepted}, **given})
 
 
 def load(

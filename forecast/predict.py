@@ -10,7 +10,6 @@ whose import would take most of the command's time; nothing on this path may imp
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import pickle
@@ -193,15 +192,9 @@ def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
     """Long DataFrame [series, time, *features] in the run's feature order, read by the very
     loader and options training used."""
     features = list(features)
-    # every data.* option that datasets.load knows is passed on, so file options added there
-    # later (cleaning, time parts, ...) reach forecast-predict without a change here
-    accepted = inspect.signature(datasets.load).parameters
-    kwargs = {k: v for k, v in data.items() if k in accepted}
-    kwargs.update(features=features, seed=seed)
-    if "targets" in accepted:
-        kwargs["targets"] = list(targets) or None
     try:
-        df = datasets.load(**kwargs)
+        df = datasets.load_options(data, features=features, seed=seed,
+                                   targets=list(targets) or None)
     except ValueError as err:
         if data["name"] != "csv":
             raise

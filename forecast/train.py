@@ -45,19 +45,13 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     """The data.* options -> Panel. With `targets` and `min_steps` (lookback + horizon) the
     targets are checked to be numeric and non-empty, and every series long enough."""
     def plain(value):  # ListConfig / DictConfig -> list / dict; None stays None
-        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
     if data.get("memmap"):
         return largepanel.load(plain(data), plain(targets), min_steps)
-    df = datasets.load(
-        name=data.name, path=data.path, series_col=data.series_col, time_col=data.time_col,
-        features=plain(data.features), tz=data.tz, na_values=plain(data.na_values),
-        valid_range=plain(data.valid_range), n_series=data.n_series,
-        n_steps=data.n_steps, seed=seed, duplicates=data.duplicates,
-        time_parts=plain(data.time_parts), direction_cols=plain(data.direction_cols),
-        trace_cols=plain(data.trace_cols), max_categories=data.max_categories,
-        thousands=data.thousands, targets=plain(targets), min_steps=min_steps,
-    )
+    # data.path first: a missing path stops here with Hydra's message naming it
+    options = {**plain(data), "path": data.path}
+    df = datasets.load_options(options, seed=seed, targets=plain(targets), min_steps=min_steps)
     return to_panel(df, data.freq)
 
 

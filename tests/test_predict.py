@@ -359,3 +359,26 @@ def test_forecast_predict_bad_run_exits_2_with_one_message(tmp_path):
     output = proc.stdout + proc.stderr
     assert f"run folder '{tmp_path / 'nope'}' does not exist" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_a_segment_recurrent_run_trains_and_forecasts_ahead(tmp_path):
+    """model=segrnn (with the LSTM cell) through forecast-train on the fast trainer, then
+    forecast-predict from its folder: the long-horizon options survive the checkpoint."""
+    run = tmp_path / "run"
+    args = [a for a in TRAIN_ARGS if not a.startswith("model.")]
+    proc = subprocess.run([str(BIN / "forecast-train"), *args, "model=segrnn", "model.cell=lstm",
+                           "model.hidden_size=16", "model.channel_embedding=4",
+                           "model.segment=12", f"hydra.run.dir={run}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trained = predict.load_run(run)
+    net = trained.module
+    assert net.parallel is not None and net.channels == len(TARGETS)
+    assert net.segments.segment == 12 and isinstance(net.rnn, torch.nn.LSTM)
+    out = tmp_path / "predict"
+    proc = subprocess.run([str(BIN / "forecast-predict"), f"run={run}", f"hydra.run.dir={out}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = pd.read_parquet(out / "forecast.parquet")
+    assert len(table) == 3 * HORIZON * len(TARGETS) and table["forecast"].notna().all()

@@ -28,10 +28,9 @@ from forecast import (
     folds,
     largepanel,
     legacy,
+    outputs,
     pipeline,
-    plots,
     published,
-    report,
     scoreboard,
 )
 from forecast.module import Forecaster
@@ -280,54 +279,18 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
 
 
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
-    """metrics.json, forecasts.parquet, tables/, plots/ and report.html of a run."""
-    clock = time.perf_counter()
+    """The run folder's scores, plots and page (forecast.outputs), titled from the config."""
     loss = "pinball" if cfg.model.quantiles else cfg.model.loss
-    write_plots(run_dir, forecasts, metrics, targets, cfg.evaluate.plot_days, loss)
-    if gates:
-        plots.save(plots.gate_distributions(gates), run_dir / "plots" / "gates.png")
-    metrics["seconds"]["plots"] = time.perf_counter() - clock
-    scoreboard.write_json(metrics, run_dir / "metrics.json")
-    forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
-    tables = write_tables(run_dir, metrics)
     title = f"{cfg.model.name} on {cfg.data.name}: {targets}, lookback {cfg.lookback}, " \
             f"horizon {cfg.horizon}"
-    page = report.run_page(title, scoreboard.summary_table(metrics), scoreboard.verdict(metrics),
-                           tables, sorted((run_dir / "plots").glob("*.png")))
-    (run_dir / "report.html").write_text(page)
+    outputs.write_run(run_dir, title, metrics, forecasts, targets, gates,
+                      cfg.evaluate.plot_days, loss)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
     print(scoreboard.summary_table(metrics))
     print(scoreboard.verdict(metrics))
     print(f"Run folder: {run_dir}")
-
-
-def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, days: int,
-                loss: str = "loss"):
-    out = run_dir / "plots"
-    out.mkdir(exist_ok=True)
-    for target in targets:
-        fig = plots.forecasts_vs_actuals(forecasts, target, days=days)
-        plots.save(fig, out / f"forecasts_{plots.safe_name(target)}.png")
-    everyone = {"model": metrics["model"], **metrics["baselines"]}
-    by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
-    plots.save(plots.error_by_lead(by_lead, "mae"), out / "mae_by_lead.png")
-    by_series = {k: m["by_series"] for k, m in everyone.items()}
-    plots.save(plots.error_by_series(by_series, "mae"), out / "mae_by_series.png")
-    plots.save(plots.residuals(forecasts), out / "residuals.png")
-    history = run_dir / "logs" / "metrics.csv"
-    if history.is_file():
-        plots.save(plots.learning_curves(pd.read_csv(history), loss), out / "learning_curves.png")
-
-
-def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
-    out = run_dir / "tables"
-    out.mkdir(exist_ok=True)
-    tables = scoreboard.metric_tables(metrics)
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    return tables
 
 
 def job_threads(cfg: DictConfig) -> int | None:

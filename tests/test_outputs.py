@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hydra import compose, initialize_config_module
+
+from forecast import config, plots, train
 from forecast.plots import safe_name
 from forecast.scoreboard import write_json
 
@@ -63,3 +66,29 @@ def test_a_target_with_a_slash_in_its_name_trains_and_plots(tmp_path):
     assert plots == sorted(f"forecasts_{safe_name(t)}.png" for t in ("temp/max", "sh (g/kg)"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["model"]["by_target"]) == {"temp/max", "sh (g/kg)"}
+
+
+def test_a_failing_plot_costs_no_scores(tmp_path, monkeypatch, caplog):
+    """Scores are written before any plot, and a plot that fails is logged and skipped."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("no font for this label")
+
+    monkeypatch.setattr(plots, "residuals", broken)
+    monkeypatch.setattr(plots, "forecasts_vs_actuals", broken)
+    config.register()
+    with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["data=synthetic", "trainer=fast", "data.n_steps=500",
+                                          "lookback=24", "horizon=6", "model.hidden_size=8",
+                                          "targets=[temp]", "trainer.max_epochs=1",
+                                          "logger=csv"])
+    run = tmp_path / "run"
+    train.run(cfg, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["mae"] > 0 and "plots" in metrics["seconds"]
+    assert len(pd.read_parquet(run / "forecasts.parquet")) > 0
+    assert (run / "tables" / "summary.csv").is_file() and (run / "report.html").is_file()
+    made = {p.name for p in (run / "plots").iterdir()}
+    assert "mae_by_lead.png" in made and "residuals.png" not in made
+    assert "forecasts_temp.png" not in made
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert any("residuals.png" in m and "no font" in m for m in skipped), skipped

@@ -1,0 +1,75 @@
+"""What a finished run writes into its folder, scores first: metrics.json, forecasts.parquet and
+tables/ as soon as they exist, then plots/ and report.html. A plot or page that fails is logged
+and skipped: it never costs the scores of a run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from forecast import plots, report, scoreboard
+
+log = logging.getLogger(__name__)
+
+
+def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame, targets,
+              gates: dict, plot_days: int, loss: str) -> None:
+    """metrics.json, forecasts.parquet, tables/ (scores), then plots/ and report.html."""
+    scoreboard.write_json(metrics, run_dir / "metrics.json")
+    forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
+    tables = write_tables(run_dir, metrics)
+    clock = time.perf_counter()
+    write_plots(run_dir, forecasts, metrics, targets, plot_days, loss)
+    if gates:
+        _plot(run_dir / "plots" / "gates.png", lambda: plots.gate_distributions(gates))
+    metrics["seconds"]["plots"] = time.perf_counter() - clock
+    scoreboard.write_json(metrics, run_dir / "metrics.json")
+    try:
+        page = report.run_page(title, scoreboard.summary_table(metrics),
+                               scoreboard.verdict(metrics), tables,
+                               sorted((run_dir / "plots").glob("*.png")))
+        (run_dir / "report.html").write_text(page)
+    except Exception as error:  # the scores are written; the page is only a view
+        log.warning("report.html skipped (%s: %s); the scores are in metrics.json and tables/",
+                    type(error).__name__, error)
+
+
+def _plot(path: Path, make: Callable[[], Figure]) -> None:
+    """Draw and save one plot; a failure is logged with the file it would have been."""
+    try:
+        plots.save(make(), path)
+    except Exception as error:  # a plot only views scores already written
+        log.warning("plot %s skipped (%s: %s)", path.name, type(error).__name__, error)
+
+
+def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, days: int,
+                loss: str = "loss") -> None:
+    out = run_dir / "plots"
+    out.mkdir(exist_ok=True)
+    for target in targets:
+        _plot(out / f"forecasts_{plots.safe_name(target)}.png",
+              lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days))
+    everyone = {"model": metrics["model"], **metrics["baselines"]}
+    by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
+    _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae"))
+    by_series = {k: m["by_series"] for k, m in everyone.items()}
+    _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae"))
+    _plot(out / "residuals.png", lambda: plots.residuals(forecasts))
+    history = run_dir / "logs" / "metrics.csv"
+    if history.is_file():
+        _plot(out / "learning_curves.png",
+              lambda: plots.learning_curves(pd.read_csv(history), loss))
+
+
+def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
+    out = run_dir / "tables"
+    out.mkdir(exist_ok=True)
+    tables = scoreboard.metric_tables(metrics)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    return tables

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from hydra import compose, initialize_config_module
 
 from forecast import config, plots, train

@@ -39,7 +39,7 @@ def tidy(
     _check_keys(raw, time_col, series_col, source)
     keys = {time_col, series_col, *skip} - {None}
     wanted = target_list(targets)
-    sources = _feature_sources(raw, features, keys, source)
+    sources = _feature_sources(raw, features, keys, source, wanted)
     columns = missing_to_nan(raw[sources], cleaning.na_values, source)
     encoded = {
         col: clean_column(columns[col], col, cleaning, _role(col, features, wanted), source)
@@ -70,14 +70,18 @@ def target_list(targets: str | Sequence[str] | None) -> list[str]:
 
 
 def _feature_sources(raw: pd.DataFrame, features: Sequence[str] | None, keys: set,
-                     source: str) -> list[str]:
+                     source: str, targets: Sequence[str] = ()) -> list[str]:
     """The table's columns that the features come from, in table order (features=None) or in the
-    order of `features`."""
+    order of `features`. With features=None, saved row indexes and row counters are left out."""
     if features is None:
         columns = [c for c in raw.columns if c not in keys]
-        index_like = [c for c in columns if c.startswith("Unnamed:")]
+        index_like = [c for c in columns
+                      if c not in targets and (str(c).startswith("Unnamed:")
+                                               or is_row_counter(raw[c]))]
         if index_like:
-            log.info("%s: column(s) %s look like a saved row index; ignored", source, index_like)
+            log.warning("%s: column(s) %s count the rows (integers rising by one, or a saved "
+                        "row index) and are not used as inputs; list them in data.features to "
+                        "use them", source, index_like)
         return [c for c in columns if c not in index_like]
     found, missing = [], []
     for name in features:
@@ -92,6 +96,20 @@ def _feature_sources(raw: pd.DataFrame, features: Sequence[str] | None, keys: se
             "Set data.features to column names of the file, or null for every usable column"
         )
     return found
+
+
+# fewer rows than this: a few whole numbers rising by one may be real values (a small example)
+COUNTER_MIN_ROWS = 24
+
+
+def is_row_counter(column: pd.Series) -> bool:
+    """A numeric column of integers that rise by exactly one from row to row (`No`, `index`):
+    it numbers the rows and says nothing about the weather."""
+    if (len(column) < COUNTER_MIN_ROWS or not pd.api.types.is_numeric_dtype(column)
+            or column.isna().any()):
+        return False
+    values = column.to_numpy(dtype=float)
+    return bool((np.diff(values) == 1).all() and (values % 1 == 0).all())
 
 
 def source_column(name: str, columns: Sequence[str]) -> str | None:

@@ -354,6 +354,26 @@ def test_single_series_without_a_series_column(tmp_path):
     assert list(df["series"]) == ["my_station"] * 2 and list(df["temp"]) == [1.0, 2.0]
 
 
+@pytest.mark.parametrize("counter", ["No", "index", "Unnamed: 0", "row"])
+def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter):
+    n = 30
+    rows = pd.DataFrame({counter: np.arange(1, n + 1),
+                         "time": pd.date_range("2022-01-01", periods=n, freq="h"),
+                         "temp": np.sin(np.arange(n)),
+                         "hour": np.r_[np.arange(n - 1), n - 0.5],  # rises, not by ones
+                         "code": np.arange(n) % 3 + 7})  # whole numbers that do not keep rising
+    path = tmp_path / "station.csv"
+    rows.to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING, logger="forecast.repair"):
+        df = _load(path, series_col=None)
+    assert counter not in df.columns and {"temp", "hour", "code"} <= set(df.columns)
+    warned = [r.getMessage() for r in caplog.records if counter in r.getMessage()]
+    assert len(warned) == 1 and "data.features" in warned[0]
+    asked = _load(path, series_col=None, features=[counter, "temp"])
+    assert list(asked.columns) == ["series", "time", counter, "temp"]
+    assert list(asked[counter]) == list(range(1, n + 1))
+
+
 # --- city_weather -------------------------------------------------------------------------------
 
 

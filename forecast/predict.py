@@ -25,7 +25,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import conformal, datasets, legacy
+from forecast import conformal, datasets, legacy, runfolder
 from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
@@ -50,14 +50,24 @@ class TrainedRun:
     module: RegLSTM  # in eval mode
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> TrainedRun:
-    """Everything forecasting needs from a run folder; names the path and what is missing."""
+def load_run(run_dir: str | Path, checkpoint: str = "best",
+             allow_incomplete: bool = False) -> TrainedRun:
+    """Everything forecasting needs from a run folder; names the path and what is missing.
+    A run that did not finish (killed, or still training) is refused unless `allow_incomplete`,
+    which forecasts from its checkpoint with a warning."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(
             f"run folder '{run_dir}' does not exist; pass run=<a forecast-train output folder>, "
             "e.g. run=outputs/2024-05-01/12-00-00"
         )
+    if not runfolder.is_complete(run_dir):
+        message = (f"run folder '{run_dir}' holds a run that has not finished (killed, or "
+                   "still training): its checkpoint may be a partial model")
+        if not allow_incomplete:
+            raise ValueError(f"{message}. Finish it with forecast-train hydra.run.dir={run_dir} "
+                             "resume=true, or pass allow_incomplete=true to forecast anyway")
+        log.warning("%s; forecasting from it as allow_incomplete=true asks", message)
     folder = checkpoint_dir(run_dir)
     ckpt = find_checkpoint(folder, checkpoint)
     description = folder / "data.json"
@@ -353,7 +363,7 @@ def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> 
 def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     if OmegaConf.is_missing(cfg, "run"):
         raise ValueError("which run? give its folder: forecast-predict run=outputs/<date>/<time>")
-    trained = load_run(cfg.run, cfg.checkpoint)
+    trained = load_run(cfg.run, cfg.checkpoint, cfg.allow_incomplete)
     log.info("run %s, checkpoint %s", trained.path, trained.checkpoint.name)
     overrides = OmegaConf.to_container(cfg.data, resolve=True)
     table, history = forecast_run(trained, overrides, cfg.plot_days)

@@ -31,6 +31,7 @@ from forecast import (
     outputs,
     pipeline,
     published,
+    runfolder,
     scoreboard,
 )
 from forecast.module import Forecaster
@@ -67,13 +68,22 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> float:
-    """One run into `run_dir` (a backtest when evaluate.folds > 1); returns the best validation
-    loss (scaled), the sweep objective."""
-    clock = time.perf_counter()
+    """One run into `run_dir` (a backtest when evaluate.folds > 1), which it owns while it runs
+    and marks complete at its end; returns the best validation loss (scaled), the sweep
+    objective."""
     check_model(cfg.model, cfg.lookback)
+    if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
+        return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
+    with runfolder.claim(run_dir, cfg.resume):
+        objective = _run(cfg, run_dir)
+        runfolder.mark_complete(run_dir)
+    return objective
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> float:
+    clock = time.perf_counter()
     panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                        min_steps=cfg.lookback + cfg.horizon)
-    run_dir.mkdir(parents=True, exist_ok=True)
     scoreboard.write_json(provenance(panel), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:

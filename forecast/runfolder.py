@@ -1,0 +1,93 @@
+"""One owner per run folder: a lock while a run writes, a refusal to start a fresh run over
+another one, and a mark when a run has finished (which forecast-predict looks for).
+
+A run folder holds, besides the run's files, `.lock` (JSON: pid, host, started) while a run
+writes into it, and `complete.json` once the run has written everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK, COMPLETE = ".lock", "complete.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict | None:
+    """The lock's owner while it is a live process of this machine; None for a stale lock."""
+    try:
+        owner = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None  # half-written or unreadable: left by a run that died while starting
+    same_host = owner.get("host") == socket.gethostname()
+    if same_host and owner.get("pid") != os.getpid() and _alive(int(owner.get("pid", -1))):
+        return owner
+    return None
+
+
+def holds_a_run(run_dir: Path) -> list[str]:
+    """What of an earlier run the folder holds (checkpoints, scores), as relative paths."""
+    found = sorted(p for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    found += [p for p in (run_dir / "metrics.json", run_dir / COMPLETE) if p.is_file()]
+    return [str(p.relative_to(run_dir)) for p in found]
+
+
+@contextmanager
+def claim(run_dir: Path, resume) -> Iterator[None]:
+    """Own `run_dir` for the length of the block: refuse a folder that another live run writes
+    into, and a fresh run (resume unset) into a folder that holds an earlier run."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the run folder '{run_dir}' ({error.strerror}); choose "
+                         "another with hydra.run.dir=<folder>") from None
+    lock = run_dir / LOCK
+    owner = _holder(lock) if lock.exists() else None
+    if owner is not None:
+        raise ValueError(
+            f"run folder '{run_dir}' is in use by process {owner['pid']} (since "
+            f"{owner.get('started')}); wait for it to finish or choose another folder with "
+            "hydra.run.dir=<folder>")
+    earlier = holds_a_run(run_dir)
+    if earlier and resume in (None, False):
+        raise ValueError(
+            f"run folder '{run_dir}' holds an earlier run ({', '.join(earlier[:3])}); continue "
+            "it with resume=true, or start a new run in another folder (hydra.run.dir=<folder>)")
+    try:
+        lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        (run_dir / COMPLETE).unlink(missing_ok=True)  # a resumed run is incomplete until done
+    except OSError as error:
+        raise ValueError(f"cannot write into the run folder '{run_dir}' ({error.strerror}); "
+                         "choose another with hydra.run.dir=<folder>") from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def mark_complete(run_dir: Path) -> None:
+    (run_dir / COMPLETE).write_text(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M:%S")}))
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Finished: marked complete, or (a folder from before the mark existed) scored with no
+    lock left behind."""
+    if (run_dir / COMPLETE).is_file():
+        return True
+    return (run_dir / "metrics.json").is_file() and not (run_dir / LOCK).exists()

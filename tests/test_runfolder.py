@@ -1,0 +1,104 @@
+"""One owner per run folder: the lock, the refusal of a fresh run over an earlier one, the
+complete mark, and forecast-predict's refusal of a run that did not finish."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from forecast import config, predict, runfolder, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = ["data=synthetic", "trainer=fast", "data.n_steps=500", "lookback=24", "horizon=6",
+        "model.hidden_size=8", "targets=[temp]", "trainer.max_epochs=1"]
+
+
+def _cfg(*overrides: str):
+    config.register()
+    with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
+        return compose("train", overrides=[*FAST, *overrides])
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run = tmp_path_factory.mktemp("owned") / "run"
+    cfg = _cfg()
+    train.run(cfg, run)
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # as Hydra does around a run
+    return run
+
+
+def test_a_finished_run_is_marked_and_leaves_no_lock(finished):
+    assert (finished / runfolder.COMPLETE).is_file()
+    assert not (finished / runfolder.LOCK).exists()
+    assert runfolder.is_complete(finished)
+
+
+def test_a_fresh_run_into_a_folder_with_a_run_is_refused(finished):
+    best = finished / "checkpoints" / "best.ckpt"
+    before = (best.read_bytes(), (finished / "metrics.json").read_text())
+    with pytest.raises(ValueError, match="holds an earlier run .*resume=true.*hydra.run.dir"):
+        train.run(_cfg("seed=1"), finished)
+    assert (best.read_bytes(), (finished / "metrics.json").read_text()) == before
+    assert runfolder.is_complete(finished)  # the refused run took nothing over
+
+
+def test_a_folder_written_by_a_live_run_is_refused(tmp_path):
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / runfolder.LOCK).write_text(json.dumps(
+            {"pid": holder.pid, "host": os.uname().nodename, "started": "now"}))
+        with pytest.raises(ValueError, match=f"in use by process {holder.pid}"):
+            with runfolder.claim(run, resume=True):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and the folder can be taken
+    with runfolder.claim(run, resume=None):
+        assert json.loads((run / runfolder.LOCK).read_text())["pid"] == os.getpid()
+    assert not (run / runfolder.LOCK).exists()
+
+
+def test_a_resumed_run_is_incomplete_until_it_ends(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    runfolder.mark_complete(run)
+    with runfolder.claim(run, resume=True):
+        assert not runfolder.is_complete(run)
+    with pytest.raises(ValueError, match="holds an earlier run"):
+        with runfolder.claim(run, resume=False):
+            pass
+
+
+def test_an_impossible_run_folder_is_named(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ValueError, match="cannot create the run folder '.*file/run'"):
+        with runfolder.claim(tmp_path / "file" / "run", resume=None):
+            pass
+
+
+def test_forecast_predict_refuses_a_run_that_did_not_finish(finished, tmp_path, caplog):
+    killed = tmp_path / "killed"
+    shutil.copytree(finished, killed)
+    (killed / runfolder.COMPLETE).unlink()
+    (killed / runfolder.LOCK).write_text("{}")  # what a killed run leaves behind
+    with pytest.raises(ValueError, match="has not finished.*resume=true.*allow_incomplete"):
+        predict.load_run(killed)
+    with caplog.at_level(logging.WARNING, logger="forecast.predict"):
+        trained = predict.load_run(killed, allow_incomplete=True)
+    assert trained.checkpoint.is_file()
+    assert any("allow_incomplete" in r.getMessage() for r in caplog.records)
+    assert predict.load_run(finished).checkpoint.name == "best.ckpt"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 # before model.residual, every lead was forecast directly
 NET = {"residual": False}
-# before model.loss, training used the MSE
-TRAINING = {"loss": "mse"}
+# before model.loss, training used the MSE; before model.schedule, the plateau schedule
+TRAINING = {"loss": "mse", "schedule": "plateau", "warmup_steps": 0}
 
 
 def upgrade(hparams: dict) -> dict:

@@ -7,6 +7,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
+from forecast.checkpoints import DIGEST as DATA_DIGEST
 from forecast.config import TRAINING_OPTIONS, ModelConfig
 from forecast.nets import RegLSTM
 
@@ -73,6 +74,7 @@ class Forecaster(pl.LightningModule):
         check_schedule(schedule, warmup_steps)
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
+        self.data_digest: str | None = None  # sha256 of the run's data.json, set by the run
 
     @classmethod
     def from_options(cls, net: dict, model: dict) -> Forecaster:
@@ -121,6 +123,10 @@ class Forecaster(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> torch.Tensor:
         return self(batch[0], batch[2])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.data_digest is not None:
+            checkpoint[DATA_DIGEST] = self.data_digest
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import conformal, datasets, legacy, runfolder
+from forecast import checkpoints, conformal, datasets, legacy, runfolder
 from forecast.nets import RegLSTM
 from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.quantiles import point
@@ -84,7 +83,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best",
     config = OmegaConf.load(run_dir / CONFIG)
     description = read_description(description)
     description["calibration"] = conformal.load(folder, description)  # None without intervals
-    module = load_module(ckpt, description)
+    module = load_module(ckpt, description, folder / "data.json")
     return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
                       int(config.get("seed", 0)), description, ckpt, module)
 
@@ -125,20 +124,13 @@ def read_description(path: Path) -> dict:
     return description
 
 
-def load_module(path: Path, description: dict) -> RegLSTM:
+def load_module(path: Path, description: dict, data_json: Path | None = None) -> RegLSTM:
     """The RegLSTM of a forecast-train checkpoint, in eval mode, checked against the run's
     data.json. Read with weights_only=True: tensors and plain values only, so a checkpoint from
     elsewhere cannot run code when it is loaded."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"cannot load checkpoint '{path}' as weights only ({str(err).splitlines()[0]}); "
-            "it must be a forecast-train checkpoint"
-        ) from None
-    if ("hyper_parameters" not in ckpt or "state_dict" not in ckpt
-            or "net" not in ckpt["hyper_parameters"]):
-        raise ValueError(f"checkpoint '{path}' has no hyper_parameters/state_dict")
+    ckpt = checkpoints.read(path)
+    if data_json is not None:
+        checkpoints.check_digest(ckpt, path, data_json)
     # RegLSTM's arguments; what an older version left out, as it trained them
     kwargs = legacy.upgrade(ckpt["hyper_parameters"])["net"]
     check_module(kwargs, description, path)

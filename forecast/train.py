@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forecast import (
+    checkpoints,
     config,
     conformal,
     datasets,
@@ -148,10 +149,13 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
     trainer = build_trainer(cfg, out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    scoreboard.write_json(pipeline.data_description(prep), out_dir / "checkpoints" / "data.json")
+    data_json = out_dir / "checkpoints" / "data.json"
+    scoreboard.write_json(pipeline.data_description(prep), data_json)
+    module.data_digest = checkpoints.digest(data_json)  # recorded in every checkpoint
     ckpt_path = resume_checkpoint(cfg.resume, out_dir)
     if ckpt_path:
         check_resumed(ckpt_path, dict(module.hparams))
+    earlier = earlier_log(trainer, ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
@@ -177,6 +181,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
                          pipeline.actuals(prep), calibration, model["quantiles"],
                          cfg.evaluate.space)
+    continue_log(trainer, earlier)
     gates = pipeline.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock
     metrics.update({
@@ -203,11 +208,36 @@ def resume_checkpoint(resume, run_dir: Path) -> str | None:
     return str(path)
 
 
+def _csv_log(trainer: pl.Trainer) -> Path | None:
+    logger = trainer.logger
+    if isinstance(logger, pl.loggers.CSVLogger):
+        return Path(logger.log_dir) / "metrics.csv"
+    return None
+
+
+def earlier_log(trainer: pl.Trainer, ckpt_path: str | None) -> pd.DataFrame | None:
+    """On resume, the CSV learning log of the epochs up to the checkpoint's (the logger starts
+    its file afresh; rows after the checkpoint are trained again)."""
+    path = _csv_log(trainer)
+    if not ckpt_path or path is None or not path.is_file():
+        return None
+    rows = pd.read_csv(path)
+    return rows[rows["epoch"] <= checkpoints.read(ckpt_path).get("epoch", -1)]
+
+
+def continue_log(trainer: pl.Trainer, earlier: pd.DataFrame | None) -> None:
+    """Put the epochs before a resume back in front of the resumed run's learning log."""
+    path = _csv_log(trainer)
+    if earlier is None or path is None or not path.is_file():
+        return
+    pd.concat([earlier, pd.read_csv(path)], ignore_index=True).to_csv(path, index=False)
+
+
 def check_resumed(path: str, hparams: dict) -> None:
     """A resumed run must build the model its checkpoint trained: the same network arguments,
     lr, weight decay and loss. Otherwise the weights would load into a model that differs only in
     meaning (e.g. residual or loss), and the run would silently mix two models."""
-    saved = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    saved = checkpoints.read(path)["hyper_parameters"]
     saved = legacy.upgrade(saved)  # settings an older version left out, as it trained them
     changed = _differences(saved, hparams)
     if changed:

@@ -10,10 +10,11 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from forecast import config, predict, runfolder, train
+from forecast import checkpoints, config, predict, runfolder, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,3 +103,41 @@ def test_forecast_predict_refuses_a_run_that_did_not_finish(finished, tmp_path, 
     assert trained.checkpoint.is_file()
     assert any("allow_incomplete" in r.getMessage() for r in caplog.records)
     assert predict.load_run(finished).checkpoint.name == "best.ckpt"
+
+
+class _Payload:
+    """Unpickling this would run code of the checkpoint's choosing."""
+
+    def __reduce__(self):
+        return (os.system, ("echo owned",))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "hostile"])
+def test_resume_refuses_a_broken_or_foreign_checkpoint_by_name(finished, tmp_path, damage):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    last = run / "checkpoints" / "last.ckpt"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[:2000])
+    elif damage == "foreign":
+        torch.save({"weights": torch.zeros(3)}, last)
+    else:
+        torch.save({"hyper_parameters": {"net": {}}, "state_dict": _Payload()}, last)
+    with pytest.raises(ValueError, match=f"checkpoint '{last}'") as info:
+        train.run(_cfg("resume=true"), run)
+    assert "weights_only=False" not in str(info.value)
+    assert "truncated or not a forecast-train checkpoint" in str(info.value) or \
+        "not a forecast-train checkpoint" in str(info.value)
+
+
+def test_a_hand_edited_data_json_is_refused(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    data_json = run / "checkpoints" / "data.json"
+    description = json.loads(data_json.read_text())
+    assert torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)[
+        checkpoints.DIGEST] == checkpoints.digest(data_json)
+    description["scaler"]["mean"][0] += 50.0
+    data_json.write_text(json.dumps(description))
+    with pytest.raises(ValueError, match="data.json' has changed since .*best.ckpt"):
+        predict.load_run(run)

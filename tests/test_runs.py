@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -74,6 +75,12 @@ def test_same_seed_same_metrics_provenance_and_resume_ends_where_a_straight_run_
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from" in second.stdout + second.stderr
     assert _model_scores(resumed) == _model_scores(straight)
+    # the learning log holds the epochs before the interruption too, as the straight run's does
+    log, whole = (pd.read_csv(run / "logs" / "metrics.csv") for run in (resumed, straight))
+    epochs = sorted(log.dropna(subset=["val/loss"])["epoch"])
+    assert epochs == sorted(whole.dropna(subset=["val/loss"])["epoch"]) == [0, 1, 2, 3]
+    np.testing.assert_allclose(log.dropna(subset=["val/loss"])["val/loss"],
+                               whole.dropna(subset=["val/loss"])["val/loss"], rtol=1e-6)
 
 
 @pytest.mark.slow

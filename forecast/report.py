@@ -18,6 +18,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+log = logging.getLogger(__name__)
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -95,7 +97,15 @@ def _job_scores(job: Path) -> dict:
         reason = error.read_text().strip() if error.is_file() else "no metrics.json (unfinished?)"
         lines = reason.splitlines()
         return {"status": "failed", "error": lines[0][:200] if lines else "error.txt is empty"}
-    m = json.loads(path.read_text())
+    try:
+        return _scores(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:  # truncated, or not this tool's
+        log.warning("%s cannot be read (%s: %s); the job is listed as failed", path,
+                    type(error).__name__, error)
+        return {"status": "failed", "error": f"unreadable {path} ({type(error).__name__})"}
+
+
+def _scores(m: dict) -> dict:
     model, base = m["model"], m["baselines"]
     out = {"status": "ok", "val_loss": m.get("val_loss"), "test_mae": model["mae"],
            "test_rmse": model["rmse"], "skill": model.get("skill"),
@@ -221,7 +231,7 @@ class LeaderboardCallback(Callback):
         try:
             return write_leaderboard(sweep_dir)
         except Exception as error:  # a broken report must not take the sweep down with it
-            logging.getLogger(__name__).warning("leaderboard not written: %s", error)
+            log.warning("leaderboard not written: %s", error)
             return None
 
 

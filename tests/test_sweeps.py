@@ -168,6 +168,19 @@ def test_an_empty_error_file_is_a_failed_row(sweep):
     assert "model=rnn seed=0" in _read_board(sweep)["config"].tolist()
 
 
+def test_a_truncated_metrics_json_is_a_failed_row_naming_the_file(sweep, capsys):
+    job = _job(sweep, ["data=synthetic", "model=rnn", "seed=0"], _metrics(*GRU))
+    text = (job / "metrics.json").read_text()
+    (job / "metrics.json").write_text(text[: len(text) // 2])
+    assert report.main([str(sweep)]) == 0
+    board = _read_board(sweep)
+    assert board["config"].tolist()[-2:] == ["model=gru seed=0 lookback=5000",
+                                             "model=rnn seed=0"]  # failed rows, listed last
+    md = (sweep / "leaderboard.md").read_text()
+    assert f"unreadable {job / 'metrics.json'}" in md
+    assert len(board) == 4  # the readable jobs are still on the board
+
+
 def test_overrides_with_spaces_keep_their_names(tmp_path):
     sweep = tmp_path / "sweep"
     splits = ["data.split={train: 0.6, val: 0.2, test: 0.2}",

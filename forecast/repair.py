@@ -46,7 +46,8 @@ def tidy(
         for col in sources
     }
     keyed = pd.DataFrame({SERIES: series(raw, series_col),
-                          TIME: parse_times(raw[time_col], tz, source, time_col)}, index=raw.index)
+                          TIME: parse_times(raw[time_col], tz, source, time_col,
+                                            cleaning.time_unit)}, index=raw.index)
     chosen = select_features(encoded, features, source)
     if chosen.shape[1] == 0:
         raise ValueError(f"{source}: no usable feature column among {sources}; set data.features "

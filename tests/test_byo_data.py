@@ -374,6 +374,52 @@ def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter)
     assert list(asked[counter]) == list(range(1, n + 1))
 
 
+def test_semicolons_and_decimal_commas_name_the_options_that_read_them(tmp_path):
+    path = _write(tmp_path / "euro.csv", """
+        station;time;temp;wind
+        A;2022-01-01 00:00;1,5;3,25
+        A;2022-01-01 01:00;2,5;4,0
+        A;2022-01-01 02:00;-0,5;2,75
+    """)
+    with pytest.raises(ValueError, match=r"separated by ';', not commas; set data.sep=';' "
+                                         r"\(and data.decimal=','"):
+        _load(path)
+    with pytest.raises(ValueError, match=r"target 'temp' is text.*set data.decimal=','"):
+        _load(path, sep=";", targets=["temp"])
+    df = _load(path, sep=";", decimal=",", targets=["temp"])
+    assert list(df["temp"]) == [1.5, 2.5, -0.5] and list(df["wind"]) == [3.25, 4.0, 2.75]
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 1000)])
+def test_unix_times_name_data_time_unit_and_are_read_with_it(tmp_path, unit, scale):
+    seconds = 1_700_000_000 + 3600 * np.arange(4)
+    pd.DataFrame({"time": seconds * scale, "temp": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        tmp_path / "unix.csv", index=False)
+    with pytest.raises(ValueError, match=f"look like {unit} since 1970.*data.time_unit={unit}"):
+        _load(tmp_path / "unix.csv", series_col=None)
+    df = _load(tmp_path / "unix.csv", series_col=None, time_unit=unit, tz="Europe/Berlin")
+    assert df["time"].iloc[0] == pd.Timestamp("2023-11-14 22:13:20", tz="UTC")
+    assert str(df["time"].dt.tz) == "Europe/Berlin"
+    with pytest.raises(ValueError, match="data.time_unit='days' is unknown"):
+        _load(tmp_path / "unix.csv", series_col=None, time_unit="days")
+
+
+def test_compass_text_in_an_unnamed_column_names_data_direction_cols(tmp_path, caplog):
+    points = ["N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "WSW", "W",
+              "WNW", "NW", "NNW"] * 2
+    rows = pd.DataFrame({"time": pd.date_range("2022-01-01", periods=32, freq="h"),
+                         "temp": np.arange(32) % 7 * 1.0, "gust_from": points})
+    rows.to_csv(tmp_path / "obs.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="forecast.columns"):
+        df = _load(tmp_path / "obs.csv", series_col=None)
+    assert not [c for c in df.columns if c.startswith("gust_from")]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "data.direction_cols=[gust_from]" in said and "data.features" not in said
+    encoded = _load(tmp_path / "obs.csv", series_col=None, direction_cols=["gust_from"])
+    np.testing.assert_allclose(encoded["gust_from_sin"].iloc[:5],
+                               np.sin(np.deg2rad([0, 22.5, 45, 67.5, 90])), atol=1e-12)
+
+
 # --- city_weather -------------------------------------------------------------------------------
 
 

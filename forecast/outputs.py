@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame, targets,
               gates: dict, plot_days: int, loss: str) -> None:
     """metrics.json, forecasts.parquet, tables/ (scores), then plots/ and report.html."""
+    gaps = scoreboard.undefined({"model": metrics["model"], "baselines": metrics["baselines"]})
+    if gaps:  # written as null in metrics.json; here is why
+        metrics["undefined"] = gaps
+        log.warning("%d score(s) undefined, null in metrics.json (see its \"undefined\"), "
+                    "e.g. %s", len(gaps), next(iter(gaps.items())))
     scoreboard.write_json(metrics, run_dir / "metrics.json")
     forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
     tables = write_tables(run_dir, metrics)

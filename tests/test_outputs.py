@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_module
 
 from forecast import config, plots, train
 from forecast.plots import safe_name
-from forecast.scoreboard import write_json
+from forecast.scoreboard import undefined, write_json
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 
@@ -91,3 +91,16 @@ def test_a_failing_plot_costs_no_scores(tmp_path, monkeypatch, caplog):
     assert "forecasts_temp.png" not in made
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert any("residuals.png" in m and "no font" in m for m in skipped), skipped
+
+
+def test_undefined_scores_are_null_with_a_reason():
+    scores = {"model": {"mae": 1.0, "mase": float("nan"),
+                        "by_series": {"A": {"mase": np.float32("inf"), "mae": 2.0}}},
+              "baselines": {"persistence": {"skill": float("nan"), "by_lead": [1.0, -math.inf]}}}
+    gaps = undefined(scores)
+    assert set(gaps) == {"model.mase", "model.by_series.A.mase", "baselines.persistence.skill",
+                         "baselines.persistence.by_lead.1"}
+    assert "seasonal-naive MAE is 0" in gaps["model.mase"] and gaps["model.mase"].startswith("nan")
+    assert "persistence's MSE is 0" in gaps["baselines.persistence.skill"]
+    assert gaps["baselines.persistence.by_lead.1"] == "-inf (not a finite number)"
+    assert undefined({"model": {"mae": 1.0}}) == {}

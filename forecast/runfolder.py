@@ -91,3 +91,27 @@ def is_complete(run_dir: Path) -> bool:
     if (run_dir / COMPLETE).is_file():
         return True
     return (run_dir / "metrics.json").is_file() and not (run_dir / LOCK).exists()
+
+
+def unusable(folder: Path) -> str | None:
+    """Why a run folder could not be created or written, naming it and the fix; None if it can.
+    Checked before anything starts, so that a typo in hydra.run.dir costs no work."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        why = f"'{existing}' is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"'{existing}' is not writable"
+    else:
+        return None
+    return (f"cannot use the run folder '{folder}': {why}; choose another with "
+            "hydra.run.dir=<folder> (hydra.sweep.dir=<folder> for -m)")
+
+
+def asked_folder(args: list[str]) -> Path:
+    """The run (or sweep) folder that command-line overrides ask for; outputs/ by default."""
+    sweep = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir=" if sweep else "hydra.run.dir="
+    asked = [a.removeprefix(key) for a in args if a.startswith(key)]
+    return Path(asked[-1]) if asked else Path("outputs")

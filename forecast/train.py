@@ -362,5 +362,15 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The forecast-train command: an impossible run folder is refused with one message before
+    Hydra starts (Hydra would stop creating it with a traceback)."""
+    problem = runfolder.unusable(runfolder.asked_folder(sys.argv[1:]))
+    if problem:
+        print(f"forecast-train: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

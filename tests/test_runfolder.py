@@ -8,6 +8,8 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +143,27 @@ def test_a_hand_edited_data_json_is_refused(finished, tmp_path):
     data_json.write_text(json.dumps(description))
     with pytest.raises(ValueError, match="data.json' has changed since .*best.ckpt"):
         predict.load_run(run)
+
+
+def test_an_impossible_folder_is_named_before_anything_starts(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    problem = runfolder.unusable(tmp_path / "file" / "runs" / "1")
+    assert f"'{tmp_path / 'file'}' is a file" in problem and "hydra.run.dir" in problem
+    assert runfolder.unusable(tmp_path / "new" / "run") is None
+    assert runfolder.asked_folder(["model=gru", f"hydra.run.dir={tmp_path}"]) == tmp_path
+    assert runfolder.asked_folder(["-m", "hydra.run.dir=a", "hydra.sweep.dir=b"]) == Path("b")
+    assert runfolder.asked_folder([]) == Path("outputs")
+
+
+@pytest.mark.slow
+def test_forecast_train_into_a_folder_under_a_file_exits_2_with_one_message(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    done = subprocess.run([str(Path(sys.executable).parent / "forecast-train"),
+                           f"hydra.run.dir={tmp_path / 'file' / 'run'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"forecast-train: cannot use the run folder '{tmp_path / 'file' / 'run'}': "
+        f"'{tmp_path / 'file'}' is a file; choose another with hydra.run.dir=<folder> "
+        "(hydra.sweep.dir=<folder> for -m)"]
+    assert "Traceback" not in done.stdout + done.stderr

@@ -25,6 +25,7 @@ from forecast import (
     checkpoints,
     config,
     conformal,
+    console,
     datasets,
     folds,
     largepanel,
@@ -350,6 +351,7 @@ def job_threads(cfg: DictConfig) -> int | None:
 
 @hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    console.quiet()
     threads = job_threads(cfg)
     if threads:
         torch.set_num_threads(threads)

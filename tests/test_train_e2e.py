@@ -99,6 +99,16 @@ def test_stdout_shows_table_and_run_folder(fast_run):
     assert f"Run folder: {run_dir}" in proc.stdout
 
 
+def test_the_console_holds_nothing_a_user_cannot_act_on(fast_run):
+    run_dir, proc = fast_run
+    said = proc.stdout + proc.stderr
+    for noise in ("GPU available", "TPU available", "litlogger", "LeafSpec",
+                  "exists and is not empty", "Restoring states", "Seed set to"):
+        assert noise not in said, noise
+    log = (run_dir / "train.log").read_text()
+    assert "windows:" in log and "GPU available" not in log
+
+
 def test_unknown_config_key_fails(tmp_path):
     proc = _run(["trainer=fast", "model.hiden_size=3", f"hydra.run.dir={tmp_path / 'run'}"],
                 cwd=tmp_path, timeout=300)

@@ -31,7 +31,7 @@ def test_quick_bench_writes_every_section(tmp_path):
     results = json.loads(out.read_text())
     assert {"machine", "training", "loader", "loader_vs_model", "memory", "lookback_growth",
             "targets", "load_start", "load_end"} <= set(results)
-    assert set(results["training"]) == {"lstm", "bilstm_2layer"}
+    assert set(results["training"]) == {"lstm", "bilstm_2layer", "segrnn"}
     for r in results["training"].values():
         for key in ("full_steps_per_s", "bare_steps_per_s", "ratio", "full_median_step_ms",
                     "bare_median_step_ms", "timed_steps"):

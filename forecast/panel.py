@@ -16,6 +16,7 @@ import pandas as pd
 
 from forecast.inputs import ModelInputs
 from forecast.mapped import is_mapped, scratch, series_blocks
+from forecast.repair import target_list
 from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
@@ -321,10 +322,10 @@ def scaled_filled(values: np.ndarray, scaler: Scaler, folder: str | None = None)
 
 
 def resolve_targets(targets: str | Sequence[str], features: Sequence[str]) -> list[str]:
-    """`all` or a list of column names -> validated list of target names."""
-    if isinstance(targets, str):
-        targets = list(features) if targets == "all" else [targets]
-    targets = list(targets)
+    """`all` or a list of column names (repair.target_list reads the option) -> validated list
+    of target names."""
+    all_columns = isinstance(targets, str) and targets == "all"
+    targets = list(features) if all_columns else target_list(targets)
     unknown = [t for t in targets if t not in features]
     if not targets or unknown:
         raise ValueError(

@@ -16,8 +16,9 @@ class WindowNorm(nn.Module):
 
     kind="last": subtract each column's last lookback value; "standard": subtract the lookback
     mean and divide by its spread; "revin": "standard" followed by a learned affine map per column
-    (Kim et al. 2022), inverted on the output. Calendar and mask columns after the first
-    `n_norm` are left as they are. Only past values (the lookback) are read.
+    (Kim et al. 2022), inverted on the output; under channel independence the net sees one
+    column at a time, so all columns share one affine pair. Calendar and mask columns after the
+    first `n_norm` are left as they are. Only past values (the lookback) are read.
     """
 
     def __init__(self, kind: str, n_norm: int, target_positions: list[int]):

@@ -3,8 +3,10 @@ defaults differ, so that they load and resume as they were trained."""
 
 from __future__ import annotations
 
-# before model.residual, every lead was forecast directly
-NET = {"residual": False}
+# before model.residual, every lead was forecast directly; before the long-horizon options,
+# the net read every step of every column with no window normalisation
+NET = {"residual": False, "window_norm": "none", "channel_independent": False,
+       "channel_embedding": 0, "segment": 0}
 # before model.loss, training used the MSE; before model.schedule, the plateau schedule
 TRAINING = {"loss": "mse", "schedule": "plateau", "warmup_steps": 0}
 

@@ -250,9 +250,9 @@ def check_options(o, lookback: int | None = None, n_series: int | None = None,
                          "(the median is the point forecast)")
     if linear_skip and not lookback:
         raise ValueError("model.linear_skip needs the lookback (the width of the linear map)")
-    if instance_norm and lookback is not None and lookback < 2:
-        raise ValueError(f"model.instance_norm needs lookback >= 2 (a window's spread); "
-                         f"got lookback={lookback}")
+    if (instance_norm or o.window_norm == "revin") and lookback is not None and lookback < 2:
+        raise ValueError(f"model.instance_norm and model.window_norm=revin need lookback >= 2 "
+                         f"(a window's spread); got lookback={lookback}")
     if embedding_dim and n_series is not None and n_series < 1:
         raise ValueError("model.embedding_dim > 0 needs the number of series")
     if warn and dropout and num_layers == 1:
@@ -289,5 +289,6 @@ def check_long_horizon_options(o, lookback: int | None) -> None:
                          "column's series: it needs model.channel_independent=true")
     if o.decoder == "parallel" and o.channel_embedding >= o.hidden_size + o.embedding_dim:
         raise ValueError(f"model.channel_embedding={o.channel_embedding} must be smaller than "
-                         f"model.hidden_size={o.hidden_size}: the parallel decoder's input is "
-                         "the position embedding and the channel embedding together")
+                         f"model.hidden_size={o.hidden_size} + model.embedding_dim="
+                         f"{o.embedding_dim}: the parallel decoder's input is the position "
+                         "embedding and the channel embedding together")

@@ -29,20 +29,26 @@ def _alive(pid: int) -> bool:
 
 
 def _holder(lock: Path) -> dict | None:
-    """The lock's owner while it is a live process of this machine; None for a stale lock."""
+    """The lock's owner while it may still run: a live process of this machine, or any process
+    of another machine (which cannot be checked from here); None for a stale lock."""
     try:
         owner = json.loads(lock.read_text())
     except (OSError, ValueError):
         return None  # half-written or unreadable: left by a run that died while starting
-    same_host = owner.get("host") == socket.gethostname()
-    if same_host and owner.get("pid") != os.getpid() and _alive(int(owner.get("pid", -1))):
+    if not isinstance(owner, dict) or "pid" not in owner:
+        return None
+    if owner.get("host") != socket.gethostname():
+        return owner
+    if owner["pid"] != os.getpid() and _alive(int(owner["pid"])):
         return owner
     return None
 
 
 def holds_a_run(run_dir: Path) -> list[str]:
-    """What of an earlier run the folder holds (checkpoints, scores), as relative paths."""
-    found = sorted(p for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    """What of an earlier run the folder holds (checkpoints, a backtest's too, scores), as
+    relative paths."""
+    found = sorted([*(run_dir / "checkpoints").glob("*.ckpt"),
+                    *(run_dir / "folds").glob("*/checkpoints/*.ckpt")])
     found += [p for p in (run_dir / "metrics.json", run_dir / COMPLETE) if p.is_file()]
     return [str(p.relative_to(run_dir)) for p in found]
 
@@ -57,39 +63,62 @@ def claim(run_dir: Path, resume) -> Iterator[None]:
         raise ValueError(f"cannot create the run folder '{run_dir}' ({error.strerror}); choose "
                          "another with hydra.run.dir=<folder>") from None
     lock = run_dir / LOCK
-    owner = _holder(lock) if lock.exists() else None
-    if owner is not None:
-        raise ValueError(
-            f"run folder '{run_dir}' is in use by process {owner['pid']} (since "
-            f"{owner.get('started')}); wait for it to finish or choose another folder with "
-            "hydra.run.dir=<folder>")
-    earlier = holds_a_run(run_dir)
-    if earlier and resume in (None, False):
-        raise ValueError(
-            f"run folder '{run_dir}' holds an earlier run ({', '.join(earlier[:3])}); continue "
-            "it with resume=true, or start a new run in another folder (hydra.run.dir=<folder>)")
+    _take(lock, run_dir)
     try:
-        lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
-        (run_dir / COMPLETE).unlink(missing_ok=True)  # a resumed run is incomplete until done
-    except OSError as error:
-        raise ValueError(f"cannot write into the run folder '{run_dir}' ({error.strerror}); "
-                         "choose another with hydra.run.dir=<folder>") from None
-    try:
+        earlier = holds_a_run(run_dir)
+        if earlier and resume in (None, False):
+            raise ValueError(
+                f"run folder '{run_dir}' holds an earlier run ({', '.join(earlier[:3])}); "
+                "continue it with resume=true, or start a new run in another folder "
+                "(hydra.run.dir=<folder>)")
         yield
     finally:
         lock.unlink(missing_ok=True)
 
 
-def mark_complete(run_dir: Path) -> None:
-    (run_dir / COMPLETE).write_text(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M:%S")}))
+def _take(lock: Path, run_dir: Path) -> None:
+    """Create the lock atomically (O_EXCL: of two runs starting together one gets it); a stale
+    lock, of a process of this machine that is gone, is taken over."""
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder is not None:
+                raise ValueError(
+                    f"run folder '{run_dir}' is in use by process {holder['pid']} on "
+                    f"{holder.get('host')} (since {holder.get('started')}); wait for it to "
+                    f"finish, choose another folder with hydra.run.dir=<folder>, or delete "
+                    f"'{lock}' if that run is gone") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        except OSError as error:
+            raise ValueError(f"cannot write into the run folder '{run_dir}' "
+                             f"({error.strerror}); choose another with hydra.run.dir=<folder>"
+                             ) from None
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(owner))
+        return
+    raise ValueError(f"run folder '{run_dir}': could not take '{lock}'; try again")
+
+
+def mark_complete(run_dir: Path, complete: bool = True) -> None:
+    """complete.json: {"complete": true} at a run's end; false while a resumed run trains (its
+    checkpoints are no longer the finished run's)."""
+    (run_dir / COMPLETE).write_text(json.dumps(
+        {"complete": complete, "at": time.strftime("%Y-%m-%d %H:%M:%S")}))
 
 
 def is_complete(run_dir: Path) -> bool:
     """Finished: marked complete, or (a folder from before the mark existed) scored with no
     lock left behind."""
     if (run_dir / COMPLETE).is_file():
-        return True
+        try:
+            return bool(json.loads((run_dir / COMPLETE).read_text()).get("complete", True))
+        except (OSError, ValueError, AttributeError):
+            return False
     return (run_dir / "metrics.json").is_file() and not (run_dir / LOCK).exists()
 
 

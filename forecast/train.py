@@ -105,7 +105,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
         print(conformal.describe(metrics["model"]))
-    if cfg.evaluate.published:
+    if cfg.evaluate.published and metrics["space"] != "scaled":
+        print("The published tables score z-scores: set evaluate.space=scaled to compare.")
+    elif cfg.evaluate.published:
         print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
                                  metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
@@ -156,6 +158,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
     ckpt_path = resume_checkpoint(cfg.resume, out_dir)
     if ckpt_path:
         check_resumed(ckpt_path, dict(module.hparams))
+        runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on
     earlier = earlier_log(trainer, ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -222,8 +225,10 @@ def earlier_log(trainer: pl.Trainer, ckpt_path: str | None) -> pd.DataFrame | No
     path = _csv_log(trainer)
     if not ckpt_path or path is None or not path.is_file():
         return None
-    rows = pd.read_csv(path)
-    return rows[rows["epoch"] <= checkpoints.read(ckpt_path).get("epoch", -1)]
+    rows, ckpt = pd.read_csv(path), checkpoints.read(ckpt_path)
+    if "global_step" in ckpt and "step" in rows:  # a checkpoint may be saved within an epoch
+        return rows[rows["step"] < ckpt["global_step"]]
+    return rows[rows["epoch"] <= ckpt.get("epoch", -1)]
 
 
 def continue_log(trainer: pl.Trainer, earlier: pd.DataFrame | None) -> None:

@@ -119,15 +119,23 @@ def test_revin_learns_an_affine_map_that_is_undone_on_the_output():
 
 
 def test_the_parallel_decoder_forecasts_every_segment_from_the_same_state():
-    net = _net(**SEGRNN)
+    net = _net(**{**SEGRNN, "cell": "gru"})
     x = _x()
     calls = []
-    hook = net.rnn.register_forward_hook(lambda m, inputs, out: calls.append(inputs[0].shape))
+    hook = net.rnn.register_forward_hook(lambda m, inputs, out: calls.append((inputs, out)))
     with torch.no_grad():
         net(x)
     hook.remove()
     # one encoder pass over 3 segments, one decoder pass of a single step for all 2 segments
-    assert calls == [torch.Size([B * 2, 3, 8]), torch.Size([B * 2 * 2, 1, 8])]
+    assert [c[0][0].shape for c in calls] == [torch.Size([B * 2, 3, 8]),
+                                              torch.Size([B * 2 * 2, 1, 8])]
+    final = calls[0][1][1]  # the encoder's h_n (1, B*C, hidden)
+    start = calls[1][0][1]  # the decoder's initial state (1, B*C*m, hidden)
+    torch.testing.assert_close(start, final.repeat_interleave(2, dim=1))
+    # the two segments of a row differ only by their position embedding
+    steps = calls[1][0][0].view(B * 2, 2, -1)
+    assert not torch.equal(steps[:, 0], steps[:, 1])
+    torch.testing.assert_close(steps[0, :, -3:], steps[0, :, -3:].flip(0))  # same channel part
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -140,6 +148,8 @@ def test_the_parallel_decoder_forecasts_every_segment_from_the_same_state():
     ({"segment": 4, "decoder": "parallel", "linear_skip": True}, "model.linear_skip"),
     ({"channel_embedding": 2}, "needs model.channel_independent=true"),
     ({**SEGRNN, "channel_embedding": 8}, "smaller than model.hidden_size=8"),
+    ({"window_norm": "revin", "lookback": 1}, "need lookback >= 2"),
+    ({"instance_norm": True, "lookback": 1}, "need lookback >= 2"),
 ])
 def test_impossible_combinations_are_refused(options, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):

@@ -273,7 +273,9 @@ def test_checkpoint_of_an_older_version_loads_as_it_was_trained(run_dir, tmp_pat
     assert predict.load_run(copy).module.residual is False
     assert predict.load_run(run_dir).module.residual is True  # the run itself: today's default
     upgraded = legacy.upgrade({"net": {"hidden_size": 8}, "lr": 0.1})
-    assert upgraded == {"loss": "mse", "lr": 0.1, "net": {"residual": False, "hidden_size": 8}}
+    assert upgraded == {"loss": "mse", "schedule": "plateau", "warmup_steps": 0, "lr": 0.1,
+                        "net": {**legacy.NET, "hidden_size": 8}}
+    assert upgraded["net"]["residual"] is False and upgraded["net"]["segment"] == 0
 
 
 def test_checkpoint_without_network_arguments(run_dir, tmp_path):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -74,13 +75,15 @@ def test_a_folder_written_by_a_live_run_is_refused(tmp_path):
     assert not (run / runfolder.LOCK).exists()
 
 
-def test_a_resumed_run_is_incomplete_until_it_ends(tmp_path):
+def test_a_resumed_run_is_incomplete_once_it_trains(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
     runfolder.mark_complete(run)
     with runfolder.claim(run, resume=True):
-        assert not runfolder.is_complete(run)
+        assert runfolder.is_complete(run)  # nothing changed yet (a refused resume keeps it)
+        runfolder.mark_complete(run, False)  # what a resume does before it trains
+    assert not runfolder.is_complete(run)
     with pytest.raises(ValueError, match="holds an earlier run"):
         with runfolder.claim(run, resume=False):
             pass
@@ -167,3 +170,61 @@ def test_forecast_train_into_a_folder_under_a_file_exits_2_with_one_message(tmp_
         f"'{tmp_path / 'file'}' is a file; choose another with hydra.run.dir=<folder> "
         "(hydra.sweep.dir=<folder> for -m)"]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_resume_that_fails_leaves_the_run_marked_unfinished(finished, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # killed while training again
+
+    monkeypatch.setattr(pl.Trainer, "fit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(_cfg("resume=true", "trainer.max_epochs=2"), run)
+    assert not runfolder.is_complete(run) and not (run / runfolder.LOCK).exists()
+    with pytest.raises(ValueError, match="has not finished"):
+        predict.load_run(run)
+
+
+def test_a_refused_resume_leaves_the_finished_run_as_it_was(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    with pytest.raises(ValueError, match="trained with other settings"):
+        train.run(_cfg("resume=true", "model.loss=mse"), run)
+    assert runfolder.is_complete(run)
+
+
+def test_a_checkpoint_from_before_the_long_horizon_options_resumes(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    for key in ("window_norm", "channel_independent", "channel_embedding", "segment"):
+        ckpt["hyper_parameters"]["net"].pop(key)
+    for key in ("schedule", "warmup_steps"):
+        ckpt["hyper_parameters"].pop(key)
+    torch.save(ckpt, last)
+    train.run(_cfg("resume=true", "trainer.max_epochs=2"), run)
+    assert runfolder.is_complete(run)
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_an_unfinished_backtest_is_an_earlier_run(tmp_path):
+    run = tmp_path / "run"
+    (run / "folds" / "0" / "checkpoints").mkdir(parents=True)
+    (run / "folds" / "0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert runfolder.holds_a_run(run) == [str(Path("folds/0/checkpoints/last.ckpt"))]
+    with pytest.raises(ValueError, match="holds an earlier run"):
+        with runfolder.claim(run, resume=None):
+            pass
+
+
+def test_a_lock_of_another_machine_is_respected(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runfolder.LOCK).write_text(json.dumps({"pid": 1, "host": "elsewhere",
+                                                  "started": "now"}))
+    with pytest.raises(ValueError, match=r"in use by process 1 on elsewhere.*delete"):
+        with runfolder.claim(run, resume=True):
+            pass

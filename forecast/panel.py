@@ -16,7 +16,7 @@ import pandas as pd
 
 from forecast.inputs import ModelInputs
 from forecast.mapped import is_mapped, scratch, series_blocks
-from forecast.repair import target_list
+from forecast.repair import resolve_duplicates, target_list
 from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
@@ -123,20 +123,12 @@ def off_grid_message(count: int, alias: str, start: pd.Timestamp, examples: list
             f"frequencies?), e.g. {examples}. Resample the file or set data.freq.")
 
 
-def _aggregate_duplicates(df: pd.DataFrame) -> pd.DataFrame:
-    dup = df.duplicated([SERIES, TIME])
-    if not dup.any():
-        return df
-    log.warning("%d duplicate (series, time) rows averaged", int(dup.sum()))
-    return df.groupby([SERIES, TIME], sort=True, as_index=False).mean(numeric_only=True)
-
-
 def to_panel(df: pd.DataFrame, freq: str | None = None) -> Panel:
     """Long [series, time, *features] -> Panel on the regular grid from the first to last time.
 
     Missing steps become NaN with observed=False; every series shares the grid.
     """
-    df = _aggregate_duplicates(df)
+    df = resolve_duplicates(df, "mean", "to_panel")  # frames from datasets.load have none left
     features = [c for c in df.columns if c not in (SERIES, TIME)]
     step, alias = _to_offset(freq, df)
     start, end = df[TIME].min(), df[TIME].max()

@@ -21,8 +21,9 @@ ROWS, STEPS, L, H = 200, 150, 8, 4  # ETT: 17,420 rows, 14,400 used, L=96, H in 
 @pytest.fixture(scope="module")
 def ett_file(tmp_path_factory):
     rng = np.random.default_rng(0)
+    # OT a trend: whole numbers rising by one would be read as a row counter and left out
     frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=ROWS, freq="h"),
-                          "HUFL": rng.normal(5, 2, ROWS), "OT": np.arange(ROWS, dtype=float)})
+                          "HUFL": rng.normal(5, 2, ROWS), "OT": 0.5 * np.arange(ROWS)})
     path = tmp_path_factory.mktemp("ett") / "ETTsynth.csv"
     frame.to_csv(path, index=False)
     return path, frame

@@ -47,16 +47,79 @@ def skill(actual, forecast, reference) -> float:
     return float(1.0 - mse(actual, forecast) / mse(actual, reference))
 
 
-def _scores(actual, forecast, series, scale, axis=None) -> dict:
-    out = {
-        "mae": mae(actual, forecast, axis),
-        "mse": mse(actual, forecast, axis),
-        "rmse": rmse(actual, forecast, axis),
-        "smape": smape(actual, forecast, axis),
-    }
+def _terms(actual, forecast, series, scale) -> dict:
+    """The elementwise terms whose means are the scores, float64 (K, H, n_targets) each."""
+    error = forecast.astype(np.float64) - actual
+    absolute = np.abs(error)
+    denom = np.abs(actual) + np.abs(forecast)
+    out = {"mae": absolute, "mse": error * error,
+           "smape": 200.0 * np.divide(absolute, denom, out=np.zeros_like(absolute),
+                                      where=denom > 0)}
     if scale is not None:
-        out["mase"] = mase(actual, forecast, series, scale, axis)
+        out["mase"] = absolute / scale[series][:, None, :]
     return out
+
+
+class Totals:
+    """Running sums of one forecaster's error terms per (series, lead, target), so that test
+    windows can be scored a block at a time: memory is (N, H, n_targets) per score, whatever the
+    number of windows. `summary()` gives the same scores as scoring every window at once."""
+
+    def __init__(self, n_series: int, horizon: int, n_targets: int,
+                 scale: np.ndarray | None = None):
+        names = ("mae", "mse", "smape") + (("mase",) if scale is not None else ())
+        self.scale = scale
+        self.sums = {k: np.zeros((n_series, horizon, n_targets)) for k in names}
+        self.windows = np.zeros(n_series, dtype=np.int64)
+
+    def add(self, actual: np.ndarray, forecast: np.ndarray, series: np.ndarray) -> Totals:
+        """Add a block: actual, forecast (k, H, n_targets), series (k,) positions."""
+        terms = _terms(actual, forecast, series, self.scale)
+        present = np.unique(series)
+        self.windows += np.bincount(series, minlength=len(self.windows))
+        for name, values in terms.items():
+            if len(present) == 1:  # the usual block: one series, no per-row mask
+                self.sums[name][present[0]] += values.sum(axis=0)
+            else:
+                for i in present:
+                    self.sums[name][i] += values[series == i].sum(axis=0)
+        return self
+
+    def mse(self) -> float:
+        """Overall MSE, the ratio that skill scores compare."""
+        return float(self.sums["mse"].sum() / self._count(self.windows.sum()))
+
+    def _count(self, windows) -> float:
+        _, horizon, n_targets = self.sums["mae"].shape
+        return float(windows) * horizon * n_targets
+
+    @staticmethod
+    def _means(sums: dict, count) -> dict:
+        out = {k: v / count for k, v in sums.items()}
+        out["rmse"] = np.sqrt(out["mse"])
+        return {k: out[k] for k in ("mae", "mse", "rmse", "smape", "mase") if k in out}
+
+    def summary(self, ids: Sequence[str], targets: Sequence[str]) -> dict:
+        """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`."""
+        n_series, horizon, n_targets = self.sums["mae"].shape
+        total = self.windows.sum()
+        result = {k: float(v) for k, v in
+                  self._means({k: s.sum() for k, s in self.sums.items()},
+                              self._count(total)).items()}
+        by_lead = self._means({k: s.sum(axis=(0, 2)) for k, s in self.sums.items()},
+                              float(total) * n_targets)
+        result["by_lead"] = {k: [float(x) for x in v] for k, v in by_lead.items()}
+        result["by_series"] = {
+            str(name): {k: float(v) for k, v in self._means(
+                {k: s[i].sum() for k, s in self.sums.items()},
+                self._count(self.windows[i])).items()}
+            for i, name in enumerate(ids) if self.windows[i]}
+        result["by_target"] = {
+            name: {k: float(v) for k, v in self._means(
+                {k: s[..., j].sum() for k, s in self.sums.items()},
+                float(total) * horizon).items()}
+            for j, name in enumerate(targets)}
+        return result
 
 
 def summary(
@@ -67,22 +130,11 @@ def summary(
     targets: Sequence[str],
     scale: np.ndarray | None = None,
 ) -> dict:
-    """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`."""
-    result = {k: float(v) for k, v in _scores(actual, forecast, series, scale).items()}
-    by_lead = _scores(actual, forecast, series, scale, axis=(0, 2))
-    result["by_lead"] = {k: [float(x) for x in v] for k, v in by_lead.items()}
-    result["by_series"] = {}
-    for i, name in enumerate(ids):
-        rows = series == i
-        if rows.any():
-            sub = _scores(actual[rows], forecast[rows], series[rows], scale)
-            result["by_series"][str(name)] = {k: float(v) for k, v in sub.items()}
-    result["by_target"] = {}
-    for j, name in enumerate(targets):
-        sub_scale = None if scale is None else scale[:, j : j + 1]
-        sub = _scores(actual[..., j : j + 1], forecast[..., j : j + 1], series, sub_scale)
-        result["by_target"][name] = {k: float(v) for k, v in sub.items()}
-    return result
+    """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`, of every
+    window at once (`Totals` adds them up a block at a time)."""
+    k, horizon, n_targets = actual.shape
+    totals = Totals(len(ids), horizon, n_targets, scale)
+    return totals.add(actual, forecast, np.asarray(series)).summary(ids, targets)
 
 
 def pinball(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> float:

@@ -26,7 +26,7 @@ def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame,
         log.warning("%d score(s) undefined, null in metrics.json (see its \"undefined\"), "
                     "e.g. %s", len(gaps), next(iter(gaps.items())))
     scoreboard.write_json(metrics, run_dir / "metrics.json")
-    forecasts.to_parquet(run_dir / "forecasts.parquet", index=False)
+    write_parquet(forecasts, run_dir / "forecasts.parquet")
     tables = write_tables(run_dir, metrics)
     clock = time.perf_counter()
     write_plots(run_dir, forecasts, metrics, targets, plot_days, loss)
@@ -42,6 +42,19 @@ def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame,
     except Exception as error:  # the scores are written; the page is only a view
         log.warning("report.html skipped (%s: %s); the scores are in metrics.json and tables/",
                     type(error).__name__, error)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path, rows: int = 1 << 20) -> None:
+    """frame as one Parquet file, converted to Arrow `rows` rows at a time: a forecasts table of
+    20M rows is not copied whole into Arrow's memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(len(frame), 1), rows):
+            writer.write_table(pa.Table.from_pandas(frame.iloc[start:start + rows], schema=schema,
+                                                    preserve_index=False))
 
 
 def _plot(path: Path, make: Callable[[], Figure]) -> None:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from forecast import baselines as bl
-from forecast import metrics as mt
 from forecast.config import TRAINING_OPTIONS
 from forecast.inputs import FeatureColumns, ModelInputs, window_steps
 from forecast.mapped import series_blocks
@@ -28,7 +25,6 @@ from forecast.panel import (
     fill_causal,
     observed_steps,
     resolve_targets,
-    season_phase,
     split_points,
 )
 from forecast.quantiles import point
@@ -210,72 +206,6 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
         module.train(was_training)
 
 
-@dataclass
-class BaselineWindows:
-    """What the baselines read of a run's test windows; the filled target history is built once,
-    on first use, for those that need it."""
-
-    prep: Prepared
-    season: int
-    seed: int = 0
-
-    @property
-    def index(self) -> np.ndarray:
-        return self.prep.indices["test"]
-
-    @cached_property
-    def history(self) -> np.ndarray:
-        """(N, T, n_targets) causally filled targets up to the end of the test span, data units."""
-        prep = self.prep
-        return target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
-
-
-def _persistence(w: BaselineWindows) -> np.ndarray:
-    return bl.persistence(w.history, w.index, w.prep.lookback, w.prep.horizon)
-
-
-def _seasonal_naive(w: BaselineWindows) -> np.ndarray:
-    return bl.seasonal_naive(w.history, w.index, w.prep.lookback, w.prep.horizon, w.season)
-
-
-def _climatology(w: BaselineWindows) -> np.ndarray:
-    prep = w.prep
-    raw = prep.panel.values[:, :, prep.target_cols]
-    return bl.climatology(raw, season_phase(prep.panel.times), prep.bounds["train"][1], w.index,
-                          prep.lookback, prep.horizon)
-
-
-def _ridge(w: BaselineWindows) -> np.ndarray:
-    prep, inputs = w.prep, w.prep.model_inputs
-    # train windows have every target observed: the scaled targets are those input columns
-    ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
-                                   prep.indices["train"], prep.lookback, prep.horizon, w.seed)
-    return prep.scaler.inverse(ridge.predict(inputs, w.index, prep.lookback), prep.target_cols)
-
-
-def _rlinear(w: BaselineWindows) -> np.ndarray:
-    prep = w.prep
-    targets = prep.model_inputs.columns(prep.target_cols)  # (N, T, n_targets) scaled, filled
-    linear = bl.LinearBaseline().fit(targets, prep.indices["train"], prep.indices["val"],
-                                     prep.lookback, prep.horizon, w.seed)
-    log.info("rlinear: windows normalised by their %s (chosen on validation)", linear.kind)
-    return prep.scaler.inverse(linear.predict(targets, w.index, prep.lookback), prep.target_cols)
-
-
-# evaluate.baselines names -> forecasts (K, H, n_targets) of the test windows, data units
-BASELINES = {"persistence": _persistence, "seasonal_naive": _seasonal_naive,
-             "climatology": _climatology, "ridge": _ridge, "rlinear": _rlinear}
-
-
-def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
-    """Each named baseline's forecasts (K, H, n_targets) of the test windows, in data units."""
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(BASELINES)}")
-    windows = BaselineWindows(prep, season, seed)
-    return {name: BASELINES[name](windows) for name in BASELINES if name in names}
-
-
 def actuals(prep: Prepared) -> np.ndarray:
     """The test windows' target values (K, H, n_targets), data units."""
     values = FeatureColumns(prep.panel.values, prep.target_cols)
@@ -285,40 +215,6 @@ def actuals(prep: Prepared) -> np.ndarray:
 def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
     """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
     return prep.scaler.inverse_forecast(scaled, prep.target_cols)
-
-
-def evaluate(
-    prep: Prepared,
-    model_scaled: np.ndarray,
-    baseline: dict,
-    season: int,
-    space: str = "original",
-    quantiles: Sequence[float] | None = None,
-) -> dict:
-    """metrics.json's "model" and "baselines" parts, scored on the test windows."""
-    if space not in ("original", "scaled"):
-        raise ValueError(f"evaluate.space='{space}' must be 'original' or 'scaled'")
-    index = prep.indices["test"]
-    actual = actuals(prep)
-    model_units = to_units(prep, model_scaled)
-    forecasts = {"model": point(model_units, quantiles), **baseline}
-    train_history = target_history(prep.panel, prep.target_cols, prep.bounds["train"][1])
-    if space == "scaled":
-        to_scaled = lambda a: prep.scaler.transform(a, prep.target_cols)  # noqa: E731
-        actual, train_history = to_scaled(actual), to_scaled(train_history)
-        forecasts = {k: to_scaled(v) for k, v in forecasts.items()}
-        model_units = model_scaled
-    scale = mt.seasonal_scale(train_history, season)
-    series, ids = index[:, 0], prep.panel.ids
-    scores = {k: mt.summary(actual, f, series, ids, prep.targets, scale)
-              for k, f in forecasts.items()}
-    if "persistence" in forecasts:
-        for k, f in forecasts.items():
-            scores[k]["skill"] = mt.skill(actual, f, forecasts["persistence"])
-    if quantiles:
-        scores["model"].update(mt.interval_scores(actual, model_units, quantiles))
-    model = scores.pop("model")
-    return {"model": model, "baselines": scores, "space": space}
 
 
 def forecast_table(
@@ -332,17 +228,21 @@ def forecast_table(
     actual = actuals(prep)
     k, h, nt = forecast_units.shape
     times = prep.panel.times
-    steps = window_steps(index, lookback, h)  # (K, H)
-    rep = lambda a: np.repeat(a.reshape(k * h), nt)  # noqa: E731  (K, H) -> K*H*nt rows
+    steps = window_steps(index, lookback, h).astype(np.int32)  # (K, H)
+    per_row = h * nt  # rows of one window
+    # categories, small integers and no consolidation copy (copy=False): the table has
+    # K*H*n_targets rows, 20M at benchmark scale
     table = pd.DataFrame({
-        "series": rep(np.repeat(prep.panel.ids[index[:, 0]], h)),
-        "origin": times[rep(np.repeat(index[:, 1] + lookback - 1, h))],
-        "lead": rep(np.tile(np.arange(1, h + 1), k)),
-        "time": times[rep(steps)],
-        "target": np.tile(np.asarray(prep.targets), k * h),
+        "series": pd.Categorical.from_codes(np.repeat(index[:, 0].astype(np.int32), per_row),
+                                            pd.Index(prep.panel.ids)),
+        "origin": times[np.repeat((index[:, 1] + lookback - 1).astype(np.int32), per_row)],
+        "lead": np.tile(np.repeat(np.arange(1, h + 1, dtype=np.int16), nt), k),
+        "time": times[np.repeat(steps.reshape(-1), nt)],
+        "target": pd.Categorical.from_codes(np.tile(np.arange(nt, dtype=np.int32), k * h),
+                                            list(prep.targets)),
         "actual": actual.reshape(-1),
         "forecast": forecast_units.reshape(-1),
-    })
+    }, copy=False)
     for j, q in enumerate(quantiles or []):
         table[f"q{q:g}"] = units[..., j].reshape(-1)
     return table

@@ -35,6 +35,7 @@ from forecast import (
     published,
     runfolder,
     scoreboard,
+    scoring,
 )
 from forecast.module import Forecaster
 from forecast.panel import fingerprint, season_length, split_points, to_panel
@@ -172,14 +173,13 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
         # predictions of a DDP trainer are split across ranks: evaluate on one device instead
         trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
                              logger=False, enable_progress_bar=False, enable_checkpointing=False)
-    trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
     # the best weights are loaded now: calibrate the intervals on the validation windows
     calibration = conformal.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
                                           dm, model["quantiles"], out_dir / "checkpoints")
     season = cfg.evaluate.season or season_length(prep.panel.times)
-    baseline = pipeline.baseline_forecasts(prep, cfg.evaluate.baselines, season, cfg.seed)
-    metrics = pipeline.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
+    baseline = scoring.baseline_forecasters(prep, cfg.evaluate.baselines, season, cfg.seed)
+    metrics = scoring.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
                                 model["quantiles"])
     forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
     conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),

@@ -75,13 +75,18 @@ def _hourly_values(n_steps, seed=0):
     return times, values
 
 
+def _climatology(values, phase, train_end, index, lookback, horizon):
+    return bl.climatology(bl.climatology_means(values, phase, train_end), phase, index, lookback,
+                          horizon)
+
+
 def test_climatology_is_the_train_mean_per_hour_of_day():
     n_steps, train_end, lookback, horizon = 24 * 20, 300, 24, 30
     times, values = _hourly_values(n_steps)
     phase = season_phase(times)
     np.testing.assert_array_equal(phase, times.hour)  # hourly UTC data: phase = hour of day
     index = _all_windows(2, n_steps, lookback, horizon, start=train_end)
-    got = bl.climatology(values, phase, train_end, index, lookback, horizon)
+    got = _climatology(values, phase, train_end, index, lookback, horizon)
     assert got.shape == (len(index), horizon, 1)
 
     # the same means computed independently, with pandas, from the train span only
@@ -98,17 +103,36 @@ def test_climatology_uses_only_the_train_span():
     n_steps, train_end, lookback, horizon = 24 * 20, 300, 24, 30
     times, values = _hourly_values(n_steps, seed=1)
     index = _all_windows(2, n_steps, lookback, horizon, start=train_end)
-    got = bl.climatology(values, season_phase(times), train_end, index, lookback, horizon)
+    got = _climatology(values, season_phase(times), train_end, index, lookback, horizon)
     later = values.copy()
     later[:, train_end:] = 1e6
     later[:, train_end::5] = np.nan
-    again = bl.climatology(later, season_phase(times), train_end, index, lookback, horizon)
+    again = _climatology(later, season_phase(times), train_end, index, lookback, horizon)
     np.testing.assert_array_equal(again, got)
     changed = values.copy()
     changed[:, :train_end] += 1.0  # ...while the train span does move it
     np.testing.assert_allclose(
-        bl.climatology(changed, season_phase(times), train_end, index, lookback, horizon),
+        _climatology(changed, season_phase(times), train_end, index, lookback, horizon),
         got + 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, p, m", [(400, 20, 3), (300, 60, 1), (90, 120, 5)])
+def test_block_ridge_is_ridgecv_read_in_blocks(n, p, m):
+    """The penalty chosen by leave-one-out and the fitted map equal scikit-learn's RidgeCV
+    (intercept unpenalised), with rows read in blocks of 37, also when p > n."""
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, p)) * rng.uniform(0.2, 3.0, p) + rng.normal(size=p)
+    y = x @ rng.normal(size=(p, m)) * 0.2 + 3.0 * rng.normal(size=(n, m)) + 5.0
+    alphas = np.geomspace(0.01, 1000.0, 25)
+    reference = RidgeCV(alphas=alphas).fit(x, y)
+    ridge = bl.BlockRidge(alphas).fit(lambda: ((x[i:i + 37], y[i:i + 37])
+                                               for i in range(0, n, 37)))
+    assert ridge.alpha_ == reference.alpha_
+    assert alphas[0] < ridge.alpha_ < alphas[-1]  # an inner choice, not an end of the grid
+    np.testing.assert_allclose(ridge.predict(x), reference.predict(x).reshape(n, m),
+                               rtol=1e-8, atol=1e-8)
 
 
 def test_ridge_recovers_a_linear_ar_process():

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forecast import conformal, pipeline, plots, predict
+from forecast import conformal, pipeline, plots, predict, scoring
 
 BIN = Path(sys.executable).parent
 L, H = 24, 6
@@ -204,7 +204,7 @@ def test_calibrate_false_reports_the_raw_quantile_interval(panel, tmp_path):
                                           dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
-    metrics = pipeline.evaluate(prep, scaled, {}, 24, quantiles=Q)
+    metrics = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
     table = pipeline.forecast_table(prep, scaled, Q)
     conformal.add_to_run(metrics, table, prep, pipeline.to_units(prep, scaled),
                          pipeline.actuals(prep), calibration, Q)

@@ -17,7 +17,7 @@ import pytest
 
 from forecast import folds as fold_plan
 from forecast import metrics as mt
-from forecast import pipeline, scoreboard
+from forecast import pipeline, scoreboard, scoring
 from forecast.windows import gather
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
@@ -121,7 +121,7 @@ def _baselines(actual):
 def test_evaluate_in_data_units(prep):
     actual, z, std = _actual_and_z(prep)
     model = (z + 0.5).astype(np.float32)  # 0.5 train-std too high everywhere
-    out = pipeline.evaluate(prep, model, _baselines(actual), SEASON, space="original")
+    out = scoring.evaluate(prep, model, _baselines(actual), SEASON, space="original")
     assert out["space"] == "original"
     assert set(out["baselines"]) == {"persistence", "ridge"}
     m, p = out["model"], out["baselines"]["persistence"]
@@ -148,8 +148,8 @@ def test_evaluate_in_scaled_space_scores_z_scores(prep):
     actual, z, std = _actual_and_z(prep)
     model = (z + 0.5).astype(np.float32)
     baselines = _baselines(actual)
-    out = pipeline.evaluate(prep, model, baselines, SEASON, space="scaled")
-    original = pipeline.evaluate(prep, model, baselines, SEASON, space="original")
+    out = scoring.evaluate(prep, model, baselines, SEASON, space="scaled")
+    original = scoring.evaluate(prep, model, baselines, SEASON, space="original")
     assert out["space"] == "scaled"
     m, p, r = out["model"], out["baselines"]["persistence"], out["baselines"]["ridge"]
     assert m["mae"] == pytest.approx(0.5, rel=1e-4)
@@ -176,7 +176,46 @@ def test_evaluate_in_scaled_space_scores_z_scores(prep):
 def test_evaluate_refuses_an_unknown_space(prep):
     actual, z, _ = _actual_and_z(prep)
     with pytest.raises(ValueError, match="evaluate.space='kelvin'"):
-        pipeline.evaluate(prep, z.astype(np.float32), {}, SEASON, space="kelvin")
+        scoring.evaluate(prep, z.astype(np.float32), {}, SEASON, space="kelvin")
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    if isinstance(tree, list) and tree and isinstance(tree[0], float):
+        return {f"{prefix}{i}": v for i, v in enumerate(tree)}
+    return {prefix: tree}
+
+
+@pytest.mark.parametrize("space", ["scaled", "original"])
+def test_scoring_in_blocks_equals_scoring_every_window_at_once(prep, space):
+    """Blocks of 7 windows (series boundaries inside blocks, a last short block) and fitted
+    baselines forecasting each block give the scores of the arrays scored whole."""
+    rng = np.random.default_rng(0)
+    _, z, _ = _actual_and_z(prep)
+    model = np.stack([z - 1.0, z + rng.normal(size=z.shape), z + 1.0], -1).astype(np.float32)
+    names = list(scoring.BASELINES)
+    whole = scoring.evaluate(prep, model, scoring.baseline_forecasts(prep, names, SEASON),
+                             SEASON, space, Q, block=10**6)
+    fitted = scoring.baseline_forecasters(prep, names, SEASON)
+    assert len(prep.indices["test"]) % 7 and len(np.unique(prep.indices["test"][:, 0])) == 3
+    blocked = scoring.evaluate(prep, model, fitted, SEASON, space, Q, block=7)
+    a, b = _flat(whole), _flat(blocked)
+    assert a.keys() == b.keys() and set(whole["baselines"]) == set(names)
+    for key, value in a.items():
+        if isinstance(value, float):
+            # float32 ridge forecasts differ by ~1e-9 between block sizes (BLAS)
+            assert b[key] == pytest.approx(value, rel=1e-6, abs=1e-5), key
+        else:
+            assert b[key] == value, key
+    # the quantile scores of the blocks are those of the whole arrays
+    actual = scoring.FeatureColumns(prep.panel.values, prep.target_cols).gather(
+        prep.indices["test"], L, H)
+    units = model if space == "scaled" else pipeline.to_units(prep, model)
+    reference = mt.interval_scores(actual if space == "original" else
+                                   prep.scaler.transform(actual, prep.target_cols), units, Q)
+    for key in ("pinball", "coverage", "width"):
+        assert blocked["model"][key] == pytest.approx(reference[key], rel=1e-6), key
 
 
 @pytest.mark.parametrize("space", ["scaled", "original"])
@@ -184,7 +223,7 @@ def test_evaluate_with_quantiles_adds_interval_scores(prep, space):
     actual, z, std = _actual_and_z(prep)
     # scaled quantiles 0.1, 0.5, 0.9 at z - 1, z + 0.5, z + 1: every actual is inside
     model = np.stack([z - 1.0, z + 0.5, z + 1.0], axis=-1).astype(np.float32)
-    out = pipeline.evaluate(prep, model, _baselines(actual), SEASON, space=space, quantiles=Q)
+    out = scoring.evaluate(prep, model, _baselines(actual), SEASON, space=space, quantiles=Q)
     m = out["model"]
     unit = np.ones(2) if space == "scaled" else std  # one scaled unit in this space
     assert m["mae"] == pytest.approx(0.5 * unit.mean(), rel=1e-4)  # scored on the median
@@ -256,7 +295,7 @@ def test_aggregate_folds_means_and_population_std():
 def test_metric_tables_shapes(prep):
     actual, z, _ = _actual_and_z(prep)
     model = np.stack([z - 1.0, z + 0.5, z + 1.0], axis=-1).astype(np.float32)
-    metrics = pipeline.evaluate(prep, model, _baselines(actual), SEASON, quantiles=Q)
+    metrics = scoring.evaluate(prep, model, _baselines(actual), SEASON, quantiles=Q)
     tables = scoreboard.metric_tables(metrics)
     assert set(tables) == {"summary", "by_lead", "by_series", "by_target"}
     names = ["model", "persistence", "ridge"]

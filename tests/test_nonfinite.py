@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import datasets, pipeline
+from forecast import datasets, pipeline, scoring
 from forecast.panel import to_panel
 
 
@@ -43,7 +43,7 @@ def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_pa
     df = datasets.load("csv", path=str(_file(tmp_path)), series_col=None)
     prep = pipeline.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
     assert np.isfinite(prep.inputs).all()  # filled causally, never inf
-    ridge = pipeline.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
+    ridge = scoring.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
     assert np.isfinite(ridge).all()
     assert prep.dropped["train"] > 0  # the window whose target was inf is dropped, not scored
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forecast import datasets, pipeline
+from forecast import datasets, pipeline, scoring
 from forecast.module import Forecaster
 from forecast.panel import Panel, fingerprint, to_panel
 from forecast.windows import EpochBatchSampler
@@ -148,9 +148,9 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     index = prep.indices["test"]
     before = index[:, 1] + lookback + horizon <= cutoff  # windows entirely before the cutoff
     assert before.any() and not before.all()
-    names = list(pipeline.BASELINES)
-    base, base2 = (pipeline.baseline_forecasts(p, names, 24) for p in (prep, prep2))
-    for name in pipeline.BASELINES:
+    names = list(scoring.BASELINES)
+    base, base2 = (scoring.baseline_forecasts(p, names, 24) for p in (prep, prep2))
+    for name in scoring.BASELINES:
         np.testing.assert_array_equal(base[name][before], base2[name][before], err_msg=name)
     module = Forecaster(pipeline.net_kwargs(prep, {"hidden_size": 8}))
     module.eval()

@@ -1,0 +1,179 @@
+"""The test windows scored a block at a time: the baselines fitted once, then the model and every
+baseline forecast and scored block by block, so that memory stays near the size of the panel
+whatever the number of test windows (only the model's own forecasts are held whole).
+
+Forecasts and actuals are (K, H, n_targets) in data units unless `space='scaled'`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from forecast import baselines as bl
+from forecast import metrics as mt
+from forecast.inputs import FeatureColumns
+from forecast.panel import season_phase
+from forecast.pipeline import Prepared, target_history, to_units
+from forecast.quantiles import point
+
+log = logging.getLogger(__name__)
+BLOCK = 2048  # test windows per block: a few MB per forecaster at H=96 x 21 targets
+
+Forecaster = Callable[[np.ndarray], np.ndarray]  # test window rows (k, 2) -> (k, H, n_targets)
+
+
+@dataclass
+class BaselineWindows:
+    """What the baselines read of a run's test windows; the filled target history is built once,
+    on first use, for those that need it."""
+
+    prep: Prepared
+    season: int
+    seed: int = 0
+
+    @cached_property
+    def history(self) -> np.ndarray:
+        """(N, T, n_targets) causally filled targets up to the end of the test span, data units."""
+        prep = self.prep
+        return target_history(prep.panel, prep.target_cols, prep.bounds["test"][1])
+
+
+def _persistence(w: BaselineWindows) -> Forecaster:
+    return lambda index: bl.persistence(w.history, index, w.prep.lookback, w.prep.horizon)
+
+
+def _seasonal_naive(w: BaselineWindows) -> Forecaster:
+    return lambda index: bl.seasonal_naive(w.history, index, w.prep.lookback, w.prep.horizon,
+                                           w.season)
+
+
+def _climatology(w: BaselineWindows) -> Forecaster:
+    prep = w.prep
+    phase = season_phase(prep.panel.times)
+    means = bl.climatology_means(prep.panel.values[:, :, prep.target_cols], phase,
+                                 prep.bounds["train"][1])
+    return lambda index: bl.climatology(means, phase, index, prep.lookback, prep.horizon)
+
+
+def _ridge(w: BaselineWindows) -> Forecaster:
+    prep, inputs = w.prep, w.prep.model_inputs
+    # train windows have every target observed: the scaled targets are those input columns
+    ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
+                                   prep.indices["train"], prep.lookback, prep.horizon, w.seed)
+    return lambda index: prep.scaler.inverse(ridge.predict(inputs, index, prep.lookback),
+                                             prep.target_cols)
+
+
+def _rlinear(w: BaselineWindows) -> Forecaster:
+    prep = w.prep
+    targets = prep.model_inputs.columns(prep.target_cols)  # (N, T, n_targets) scaled, filled
+    linear = bl.LinearBaseline().fit(targets, prep.indices["train"], prep.indices["val"],
+                                     prep.lookback, prep.horizon, w.seed)
+    log.info("rlinear: windows normalised by their %s (chosen on validation)", linear.kind)
+    return lambda index: prep.scaler.inverse(linear.predict(targets, index, prep.lookback),
+                                             prep.target_cols)
+
+
+# evaluate.baselines names -> fitted forecasters of test windows, data units
+BASELINES = {"persistence": _persistence, "seasonal_naive": _seasonal_naive,
+             "climatology": _climatology, "ridge": _ridge, "rlinear": _rlinear}
+
+
+def baseline_forecasters(prep: Prepared, names: Sequence[str], season: int,
+                         seed: int = 0) -> dict[str, Forecaster]:
+    """Each named baseline, fitted: a function of test window rows (k, 2) -> (k, H, n_targets)."""
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"evaluate.baselines: {unknown} unknown; choose from {list(BASELINES)}")
+    windows = BaselineWindows(prep, season, seed)
+    return {name: BASELINES[name](windows) for name in BASELINES if name in names}
+
+
+def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
+    """Each named baseline's forecasts (K, H, n_targets) of all test windows at once."""
+    index = prep.indices["test"]
+    return {name: f(index) for name, f in baseline_forecasters(prep, names, season, seed).items()}
+
+
+def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class QuantileTotals:
+    """Running sums for the quantile scores of metrics.interval_scores (pinball loss, coverage and
+    width of the outermost interval)."""
+
+    def __init__(self, quantiles: Sequence[float]):
+        self.quantiles = np.asarray(quantiles, dtype=float)
+        order = np.argsort(self.quantiles)
+        self.lo, self.hi = order[0], order[-1]
+        self.pinball = self.inside = self.width = 0.0
+        self.count = 0
+
+    def add(self, actual: np.ndarray, forecast: np.ndarray) -> None:
+        """actual (k, H, n_targets), forecast (k, H, n_targets, Q)."""
+        error = actual[..., None] - forecast
+        q = self.quantiles
+        self.pinball += float(np.maximum(q * error, (q - 1) * error).sum() / len(q))
+        low, high = forecast[..., self.lo], forecast[..., self.hi]
+        self.inside += float(((actual >= low) & (actual <= high)).sum())
+        self.width += float((high - low).astype(np.float64).sum())
+        self.count += actual.size
+
+    def scores(self) -> dict:
+        q = self.quantiles
+        return {"pinball": self.pinball / self.count,
+                "interval": [float(q[self.lo]), float(q[self.hi])],
+                "coverage": self.inside / self.count,
+                "nominal_coverage": float(q[self.hi] - q[self.lo]),
+                "width": self.width / self.count}
+
+
+def evaluate(
+    prep: Prepared,
+    model_scaled: np.ndarray,
+    baseline: Mapping[str, np.ndarray | Forecaster],
+    season: int,
+    space: str = "original",
+    quantiles: Sequence[float] | None = None,
+    block: int = BLOCK,
+) -> dict:
+    """metrics.json's "model" and "baselines" parts, scored on the test windows a block at a
+    time. model_scaled: (K, H, n_targets[, Q]) scaled forecasts; baseline: name -> forecasts
+    (K, H, n_targets) in data units, or a fitted forecaster (baseline_forecasters)."""
+    if space not in ("original", "scaled"):
+        raise ValueError(f"evaluate.space='{space}' must be 'original' or 'scaled'")
+    index = prep.indices["test"]
+    ids, horizon, n_targets = prep.panel.ids, prep.horizon, len(prep.targets)
+    to_space = (lambda a: a) if space == "original" else (  # noqa: E731
+        lambda a: prep.scaler.transform(a, prep.target_cols))
+    train_history = target_history(prep.panel, prep.target_cols, prep.bounds["train"][1])
+    scale = mt.seasonal_scale(to_space(train_history), season)
+    totals = {name: mt.Totals(len(ids), horizon, n_targets, scale)
+              for name in ("model", *baseline)}
+    intervals = QuantileTotals(quantiles) if quantiles else None
+    actual_of = FeatureColumns(prep.panel.values, prep.target_cols)
+    for rows in blocks(len(index), block):
+        part, series = index[rows], index[rows, 0]
+        actual = to_space(actual_of.gather(part, prep.lookback, horizon))
+        units = to_units(prep, model_scaled[rows])
+        totals["model"].add(actual, to_space(point(units, quantiles)), series)
+        if intervals is not None:
+            intervals.add(actual, units if space == "original" else model_scaled[rows])
+        for name, forecast in baseline.items():
+            values = forecast(part) if callable(forecast) else forecast[rows]
+            totals[name].add(actual, to_space(values), series)
+    scores = {name: t.summary(ids, prep.targets) for name, t in totals.items()}
+    if "persistence" in totals:
+        for name, t in totals.items():
+            scores[name]["skill"] = 1.0 - t.mse() / totals["persistence"].mse()
+    if intervals is not None:
+        scores["model"].update(intervals.scores())
+    model = scores.pop("model")
+    return {"model": model, "baselines": scores, "space": space}

@@ -77,6 +77,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
         return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
     with runfolder.claim(run_dir, cfg.resume):
+        save_config(cfg, run_dir)
         objective = _run(cfg, run_dir)
         runfolder.mark_complete(run_dir)
     return objective
@@ -111,6 +112,14 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
         print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
                                  metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> None:
+    """.hydra/config.yaml, the resolved config forecast-predict rebuilds a run from; written by
+    the run itself so that a run started from Python leaves the same folder as forecast-train
+    (under Hydra it rewrites Hydra's own copy with the same content)."""
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
 
 
 def check_model(model: DictConfig, lookback: int) -> None:

@@ -18,7 +18,6 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forecast import (
@@ -30,6 +29,7 @@ from forecast import (
     folds,
     largepanel,
     legacy,
+    loggers,
     outputs,
     pipeline,
     published,
@@ -58,13 +58,15 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     return to_panel(df, data.freq)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, logger=None) -> pl.Trainer:
+    """The trainer of one fit into run_dir; `logger` the run's own (built here when None)."""
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
         save_last=True, save_top_k=1,
     )
     stop = pl.callbacks.EarlyStopping(monitor="val/loss", patience=cfg.early_stopping_patience)
-    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    if logger is None:
+        logger = loggers.build(cfg.logger, run_dir, cfg)
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     return pl.Trainer(callbacks=[checkpoint, stop], logger=logger,
                       default_root_dir=str(run_dir), **kwargs)
@@ -75,9 +77,11 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     and marks complete at its end; returns the best validation loss (scaled), the sweep
     objective."""
     check_model(cfg.model, cfg.lookback)
+    loggers.require(cfg.logger)
     if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
         return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
     with runfolder.claim(run_dir, cfg.resume):
+        save_config(cfg, run_dir)
         objective = _run(cfg, run_dir)
         runfolder.mark_complete(run_dir)
     return objective
@@ -95,12 +99,14 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
         return backtest(cfg, panel, split, run_dir)
     prep = prepare(cfg, panel, split)
     load_seconds = time.perf_counter() - clock
-    result = fit_and_evaluate(cfg, prep, run_dir)
+    logger = loggers.build(cfg.logger, run_dir, cfg)
+    result = fit_and_evaluate(cfg, prep, run_dir, logger)
     if result is None:  # a DDP worker process
         return float("nan")
     metrics, forecasts, extra = result
     metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
+    loggers.log_results(logger, metrics, run_dir)
     print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
           f"of {prep.targets} ({metrics['space']} units):")
     finish(metrics, run_dir)
@@ -112,6 +118,14 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
         print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
                                  metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> None:
+    """.hydra/config.yaml, the resolved config forecast-predict rebuilds a run from; written by
+    the run itself so that a run started from Python leaves the same folder as forecast-train
+    (under Hydra it rewrites Hydra's own copy with the same content)."""
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
 
 
 def check_model(model: DictConfig, lookback: int) -> None:
@@ -142,7 +156,7 @@ def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
                             stride=cfg.evaluate.stride, ends=ends)
 
 
-def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
+def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, logger=None):
     """Fit a fresh model on prep's train windows, forecast its test windows from the best
     checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
     seconds, clock = {}, time.perf_counter()
@@ -151,7 +165,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
                              cfg.data.windows_per_epoch)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
-    trainer = build_trainer(cfg, out_dir)
+    trainer = build_trainer(cfg, out_dir, logger)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     data_json = out_dir / "checkpoints" / "data.json"
     scoreboard.write_json(pipeline.data_description(prep), data_json)
@@ -318,6 +332,8 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
     write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
               fold_metrics[0]["targets"], {})
+    if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
+        loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), summary, run_dir)
     print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores "
           f"({summary['space']} units):")
     finish(summary, run_dir)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from forecast import legacy, pipeline, predict, sources
 from forecast.module import Forecaster
@@ -384,3 +385,27 @@ def test_a_segment_recurrent_run_trains_and_forecasts_ahead(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = pd.read_parquet(out / "forecast.parquet")
     assert len(table) == 3 * HORIZON * len(TARGETS) and table["forecast"].notna().all()
+
+
+@pytest.mark.slow
+def test_a_folder_from_python_is_the_folder_forecast_train_writes(run_dir, data_df, tmp_path):
+    """forecast.fit with the options of this module's forecast-train run: the same files, the
+    same config but for the data, and both load through the API as through forecast-predict."""
+    import forecast
+
+    options = [a for a in TRAIN_ARGS if a.split("=")[0] not in
+               ("data", "data.n_steps", "lookback", "horizon", "targets")]
+    fitted = forecast.fit(data_df, targets=TARGETS, lookback=LOOKBACK, horizon=HORIZON,
+                          overrides=options, run_dir=tmp_path / "run")
+
+    def files(folder: Path) -> set[str]:
+        return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+    hydra_own = {".hydra/hydra.yaml", ".hydra/overrides.yaml"}
+    assert files(fitted.dir) - {"input.parquet"} == files(run_dir) - hydra_own
+    ours, theirs = (OmegaConf.load(f / ".hydra/config.yaml") for f in (fitted.dir, run_dir))
+    assert {k: v for k, v in ours.items() if k != "data"} == \
+        {k: v for k, v in theirs.items() if k != "data"}
+    for folder in (fitted.dir, run_dir):
+        expected, _ = predict.forecast_run(predict.load_run(folder))
+        pd.testing.assert_frame_equal(forecast.load_run(folder).predict(), expected)

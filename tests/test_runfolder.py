@@ -35,9 +35,7 @@ def _cfg(*overrides: str):
 def finished(tmp_path_factory):
     run = tmp_path_factory.mktemp("owned") / "run"
     cfg = _cfg()
-    train.run(cfg, run)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # as Hydra does around a run
+    train.run(cfg, run)  # from Python: no Hydra around it to write .hydra/
     return run
 
 
@@ -45,6 +43,13 @@ def test_a_finished_run_is_marked_and_leaves_no_lock(finished):
     assert (finished / runfolder.COMPLETE).is_file()
     assert not (finished / runfolder.LOCK).exists()
     assert runfolder.is_complete(finished)
+
+
+def test_a_run_from_python_writes_its_config_and_loads_for_forecasting(finished):
+    saved = OmegaConf.load(finished / ".hydra" / "config.yaml")
+    assert saved == _cfg()
+    trained = predict.load_run(finished)
+    assert trained.description["targets"] == ["temp"] and trained.data["name"] == "synthetic"
 
 
 def test_a_fresh_run_into_a_folder_with_a_run_is_refused(finished):

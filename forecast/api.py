@@ -1,0 +1,206 @@
+"""The Python API: `fit` a run from a long DataFrame or a file, `load_run` a run folder, and
+`Run.predict` past the end of its data. A run from here leaves the same folder as forecast-train
+(configs composed from the packaged ones with the same override strings), so either loads.
+
+    import forecast
+    run = forecast.fit(df, targets=["temp"], lookback=48, horizon=24,
+                       overrides=["model=gru", "trainer.max_epochs=3"])
+    run.metrics["model"]["mae"], run.forecasts.head()
+    ahead = forecast.load_run(run.dir).predict()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, open_dict
+
+from forecast import config, console, runfolder
+
+INPUT = "input.parquet"  # a DataFrame given to fit, as the run reads it (in the run folder)
+ARGUMENTS = ("lookback", "horizon", "targets", "data", "data.path")  # fit's own arguments
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in train.log
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run folder: its scores, test forecasts and model."""
+
+    dir: Path
+
+    @property
+    def metrics(self) -> dict:
+        """metrics.json: {"model": scores, "baselines": {name: scores}, "windows", ...}."""
+        return json.loads((self.dir / "metrics.json").read_text())
+
+    @property
+    def forecasts(self) -> pd.DataFrame:
+        """forecasts.parquet: K test windows x H leads x n_targets rows (columns series, origin,
+        lead, time, target, actual, forecast [, q0.1, ..., lower_80, upper_80, ...]), in data
+        units."""
+        return pd.read_parquet(self.dir / "forecasts.parquet")
+
+    def predict(self, data: pd.DataFrame | str | os.PathLike | None = None,
+                checkpoint: str = "best") -> pd.DataFrame:
+        """Forecast the `horizon` steps after the end of the run's own data (data=None) or of
+        `data` (a long DataFrame or a CSV/Parquet file with the run's columns, frequency and
+        series), as forecast-predict does. A DataFrame is written to a temporary folder for
+        the run's loader and removed after. -> table [series, time, target, forecast
+        [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x n_targets rows."""
+        from forecast import predict  # torch and the network: only when forecasting
+
+        trained = predict.load_run(self.dir, checkpoint)
+        if not isinstance(data, pd.DataFrame):
+            path = None if data is None else str(_existing(data))
+            return predict.forecast_run(trained, {"path": path})[0]
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / INPUT
+            data.to_parquet(path, index=False)
+            try:
+                return predict.forecast_run(trained, {"path": str(path)})[0]
+            except ValueError as err:  # name what the user gave, not the temporary file
+                message = str(err).replace(f"data.path '{path}'", "data (the DataFrame)")
+                raise ValueError(message) from None
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """The run in a folder written by forecast-train or `fit`; refuses one that is missing or
+    has not finished (see forecast-predict's allow_incomplete)."""
+    path = Path(path)
+    if not (path / "metrics.json").is_file() or not runfolder.is_complete(path):
+        raise FileNotFoundError(f"'{path}' holds no finished run (no metrics.json or "
+                                "complete.json); give the folder a run was written to")
+    return Run(path)
+
+
+def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str], lookback: int,
+        horizon: int, overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None
+        ) -> Run:
+    """Train, test and score one run, as `forecast-train data=csv data.path=<file>` does.
+
+    data: a long DataFrame (columns series, time and the features; other names through the
+        overrides data.series_col=... and data.time_col=...) or the path of a CSV/Parquet file.
+        A DataFrame is written to <run_dir>/input.parquet, which the run reads (and
+        forecast-predict reads again); nothing outside the run folder is written.
+    targets: the column(s) to forecast, or "all".
+    lookback, horizon: input steps L and forecast steps H of every window.
+    overrides: forecast-train's override strings, e.g. ["model=gru", "trainer.max_epochs=3"].
+    run_dir: the run folder; default outputs/<date>/<time> (the CLI's hydra.run.dir).
+    -> the finished Run. Bad arguments raise ValueError naming the argument or column.
+    """
+    _check_arguments(data, targets, lookback, horizon, overrides)
+    cfg, folder = _compose(list(overrides), run_dir)
+    cfg.targets, cfg.lookback, cfg.horizon = _target_list(targets), lookback, horizon
+    from forecast import loggers, train  # Lightning: imported only for a run
+
+    train.check_model(cfg.model, lookback)  # refusals that cost no data and write nothing
+    loggers.require(cfg.logger)
+    problem = runfolder.unusable(folder)
+    if problem:
+        raise ValueError(f"run_dir: {problem}")
+    if isinstance(data, pd.DataFrame):
+        _check_frame(data, cfg)
+        earlier = runfolder.holds_a_run(folder)
+        if earlier:  # checked before input.parquet of that run would be replaced
+            raise ValueError(f"run_dir '{folder}' holds an earlier run ({', '.join(earlier[:3])})"
+                             "; give fit another run_dir")
+        folder.mkdir(parents=True, exist_ok=True)
+        data.to_parquet(folder / INPUT, index=False)
+        cfg.data.path = str((folder / INPUT).resolve())
+    else:
+        cfg.data.path = str(_existing(data).resolve())
+    console.quiet()
+    with _train_log(folder):
+        train.run(cfg, folder)
+    return Run(folder)
+
+
+def _compose(overrides: list[str], run_dir) -> tuple[DictConfig, Path]:
+    """forecast-train's config with data=csv and the overrides; the run folder."""
+    config.register()
+    with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
+        try:
+            cfg = compose("train", overrides=["data=csv", *overrides], return_hydra_config=True)
+        except ConfigCompositionException as error:  # its cause names the key and the schema
+            cause = f" ({error.__cause__})" if error.__cause__ else ""
+            raise ValueError(f"overrides: {error}{cause}".replace("\n", " ")) from None
+    folder = Path(run_dir if run_dir is not None else cfg.hydra.run.dir)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the task's config only, as Hydra hands it to forecast-train
+    return cfg, folder
+
+
+def _check_arguments(data, targets, lookback, horizon, overrides) -> None:
+    if not isinstance(data, pd.DataFrame | str | os.PathLike):
+        raise ValueError(f"data: a long DataFrame or a CSV/Parquet path, not "
+                         f"{type(data).__name__}")
+    names = [targets] if isinstance(targets, str) else targets
+    if not isinstance(names, Sequence) or not names or \
+            not all(isinstance(t, str) for t in names):
+        raise ValueError(f"targets={targets!r}: give a column name, a list of them, or 'all'")
+    for name, value in (("lookback", lookback), ("horizon", horizon)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: a whole number of steps >= 1")
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ValueError(f"overrides={overrides!r}: a list of override strings, e.g. "
+                         "['model=gru', 'trainer.max_epochs=3']")
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in ARGUMENTS:
+            raise ValueError(f"overrides: '{override}' sets fit's argument {key}; pass "
+                             f"{key}=... to fit (data.<option>=... overrides are fine)")
+
+
+def _target_list(targets: str | Sequence[str]) -> str | list[str]:
+    return targets if targets == "all" else [targets] if isinstance(targets, str) \
+        else list(targets)
+
+
+def _check_frame(df: pd.DataFrame, cfg: DictConfig) -> None:
+    """The key and target columns a DataFrame must have, named with the option that sets them."""
+    keys = {"data.series_col": cfg.data.series_col, "data.time_col": cfg.data.time_col}
+    for option, column in keys.items():
+        if column is not None and column not in df.columns:
+            raise ValueError(f"data: no column '{column}' ({option}); the DataFrame has "
+                             f"{list(df.columns)}; rename it or override {option}=<column>")
+    wanted = [] if cfg.targets == "all" else list(cfg.targets)
+    missing = [t for t in wanted if t not in df.columns]
+    if missing:
+        raise ValueError(f"targets: no column {missing} in the DataFrame (columns "
+                         f"{list(df.columns)})")
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    """The path, refused by name when it is missing (a glob is left to the loader)."""
+    path = Path(path)
+    if not path.exists() and not any(c in str(path) for c in "*?["):
+        raise FileNotFoundError(f"data: no file '{path}'")
+    return path
+
+
+@contextmanager
+def _train_log(folder: Path) -> Iterator[None]:
+    """<run>/train.log, the log Hydra keeps for forecast-train, for the length of the run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "train.log")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(min(level, logging.INFO))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.removeHandler(handler)
+        handler.close()

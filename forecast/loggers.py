@@ -43,6 +43,10 @@ def build(logger: DictConfig | None, run_dir: Path, config: DictConfig) -> Logge
         return False
     options = OmegaConf.to_container(logger, resolve=True)
     save_dir = run_dir / options.pop("save_dir", "")
+    if _class_name(options) == "MLFlowLogger":
+        # a run reports to the tracking store it is given, nowhere else (MLflow 3's usage
+        # telemetry is off unless the user turns it on)
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if _class_name(options) == "MLFlowLogger" and not options.get("tracking_uri"):
         # the local file store under the run folder: MLflow 3 asks for this opt-in to use one
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")

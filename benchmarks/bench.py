@@ -10,7 +10,10 @@ Five measurements, one function each, printed as a table and written as JSON:
    subprocess per case, so one case's peak cannot hide another's); and the synthetic panel
    written to Parquet and read in memory (data=csv) against data.memmap;
 4. wall time of a default `forecast-train` run, split by its metrics.json "seconds";
-5. latency of forecast-predict's library functions on that run, and the command's wall time.
+5. latency of forecast-predict's library functions on that run, and the command's wall time;
+6. benchmark scale: `+experiment=ltsf trainer.max_epochs=1` on a synthetic file of 52,704 steps
+   x 21 columns (the long-horizon weather file's shape): the run's peak RSS, its seconds per
+   stage, and evaluation against the one epoch of fitting (`--skip-scale` leaves it out).
 
 Not a timed test: it reports numbers and the load average of the machine beside them.
 """
@@ -57,7 +60,8 @@ log = logging.getLogger(__name__)
 BIN = Path(sys.executable).parent  # the console scripts of this environment
 MODELS = {"lstm": [], "bilstm_2layer": ["model=bilstm", "model.num_layers=2"],
           "segrnn": ["model=segrnn"]}
-TARGETS = {"full_vs_bare": 0.85, "loader_vs_model": 10.0, "panel_vs_raw": 2.0}
+TARGETS = {"full_vs_bare": 0.85, "loader_vs_model": 10.0, "panel_vs_raw": 2.0,
+           "scale_peak_rss_mb": 2500.0, "scale_evaluate_vs_epoch": 1.0}
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Settings:
     memory_cases: list[dict]
     run_args: list[str] | None  # forecast-train arguments of 4 (predicted from in 5); None: skip
     predict_repeats: int
+    scale: tuple[int, int] | None = None  # 6: (steps, columns) of the +experiment=ltsf file
 
 
 def _memory_cases(n_series: int, n_steps: int, with_nyc: bool,
@@ -88,7 +93,7 @@ def _memory_cases(n_series: int, n_steps: int, with_nyc: bool,
 
 FULL = Settings(warmup=8, steps=60, repeats=3, data=[], loader_epochs=3,
                 memory_cases=_memory_cases(100, 20_000, with_nyc=True, mapped_series=[1000]),
-                run_args=[], predict_repeats=5)
+                run_args=[], predict_repeats=5, scale=(52_704, 21))
 # Quick leaves out 4 and 5: two more interpreters with Lightning (10-40 s on a busy 2-core box)
 # would not fit its minute; `--runs` puts them back, as forecast-train data=synthetic trainer=fast.
 QUICK = Settings(warmup=1, steps=3, repeats=1, data=["data=synthetic", "lookback=24"],
@@ -494,6 +499,51 @@ def machine() -> dict:
             "torch_interop_threads": torch.get_num_interop_threads()}
 
 
+# --- 6. benchmark scale -------------------------------------------------------------------------
+
+
+def write_scale_csv(path: Path, n_steps: int, n_columns: int, seed: int = 0) -> Path:
+    """A long-horizon benchmark file: `date` every 10 minutes and columns v0.. of daily and
+    weekly cycles, a slow random walk and noise (the weather file's shape, not its values)."""
+    rng = np.random.default_rng(seed)
+    day = np.arange(n_steps) / 144.0  # 144 ten-minute steps a day
+    columns = {f"v{j}": (1 + j / 10) * np.sin(2 * np.pi * day + j)
+               + 0.3 * np.sin(2 * np.pi * day / 7) + 0.02 * np.cumsum(rng.standard_normal(n_steps))
+               + 0.3 * rng.standard_normal(n_steps) for j in range(n_columns)}
+    dates = pd.date_range("2020-01-01", periods=n_steps, freq="10min")
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d %H:%M:%S"), **columns}).round(4).to_csv(
+        path, index=False)
+    return path
+
+
+# a fresh interpreter whose only child is the run: its RUSAGE_CHILDREN peak is the run's
+_PEAK_OF_CHILD = ("import resource, subprocess, sys; "
+                  "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def scale_run(n_steps: int, n_columns: int, workdir: Path) -> dict:
+    """`forecast-train +experiment=ltsf trainer.max_epochs=1` on write_scale_csv's file: the
+    run's peak RSS, metrics.json's seconds per stage and evaluation / one epoch of fitting."""
+    path = write_scale_csv(workdir / "scale.csv", n_steps, n_columns)
+    run_dir = workdir / "scale_run"
+    args = ["+experiment=ltsf", f"data.path={path}", "data.time_col=date",
+            "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"]
+    clock = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILD, str(BIN / "forecast-train"),
+                           *args], capture_output=True, text=True, timeout=7200)
+    if proc.returncode:
+        raise RuntimeError(f"forecast-train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    seconds = {k: float(v) for k, v in metrics["seconds"].items()}
+    return {"shape": [n_steps, n_columns], "args": args[:1] + args[2:4],
+            "peak_rss_mb": int(proc.stdout.split()[-1]) / 1024,  # Linux: kB
+            "wall_s": time.perf_counter() - clock, "seconds": seconds,
+            "evaluate_vs_epoch": seconds["evaluate"] / seconds["fit"],
+            "windows": {k: metrics["windows"][k] for k in ("train", "val", "test")},
+            "mse": metrics["model"]["mse"], "load": os.getloadavg()}
+
+
 def verdicts(results: dict) -> dict:
     """Each target: holds or not, with the number it rests on."""
     out = {}
@@ -512,6 +562,10 @@ def verdicts(results: dict) -> dict:
         key = f"panel_vs_raw[{_memory_label(c)}]"
         out[key] = {"value": c["panel_vs_raw"],
                     "holds": bool(c["panel_vs_raw"] <= TARGETS["panel_vs_raw"])}
+    if "scale" in results:
+        for key in ("peak_rss_mb", "evaluate_vs_epoch"):
+            value = results["scale"][key]
+            out[f"scale_{key}"] = {"value": value, "holds": bool(value <= TARGETS[f"scale_{key}"])}
     return out
 
 
@@ -585,6 +639,13 @@ def _run_lines(results: dict) -> list[str]:
         lines += [f"predict ({p['series']} series), first: {fmt(p['first_s'])}",
                   f"predict, warm median: {fmt(p['median_s'])}",
                   f"forecast-predict command: {p['command']['wall_s']:.1f} s wall"]
+    if "scale" in results:
+        c = results["scale"]
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in c["seconds"].items())
+        lines += ["", f"benchmark scale, {' '.join(c['args'])} on {c['shape'][0]:,} x "
+                      f"{c['shape'][1]}: peak RSS {c['peak_rss_mb']:,.0f} MB, "
+                      f"{c['wall_s']:.0f} s wall ({stages}); evaluate / one epoch "
+                      f"{c['evaluate_vs_epoch']:.2f}; windows {c['windows']}"]
     return lines
 
 
@@ -601,6 +662,11 @@ def run_all(settings: Settings, out: Path, memory_only: bool = False) -> dict:
     _write(results, out)
     if settings.run_args is not None and not memory_only:
         results.update(runs(settings))
+    if settings.scale is not None and not memory_only:
+        log.info("6. benchmark scale: +experiment=ltsf on %d steps x %d columns", *settings.scale)
+        with tempfile.TemporaryDirectory() as tmp:
+            results["scale"] = scale_run(*settings.scale, Path(tmp))
+        _write(results, out)
     results["load_end"] = os.getloadavg()
     results["targets"] = verdicts(results)
     _write(results, out)
@@ -655,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                         help="leave out the forecast-train / forecast-predict runs (4 and 5)")
     parser.add_argument("--runs", action="store_true",
                         help="with --quick: do 4 and 5 too, on data=synthetic trainer=fast")
+    parser.add_argument("--skip-scale", action="store_true",
+                        help="leave out the benchmark-scale run (6)")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads for 1 and 2 (default: torch's, all cores)")
     parser.add_argument("--memory-only", action="store_true",
@@ -671,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     settings = QUICK if args.quick else FULL
     if args.skip_runs or (args.quick and args.runs):
         settings = replace(settings, run_args=None if args.skip_runs else QUICK_RUN_ARGS)
+    if args.skip_scale:
+        settings = replace(settings, scale=None)
     results = run_all(settings, args.out, args.memory_only)
     print(format_table(results))
     print(f"JSON: {args.out.resolve()}")

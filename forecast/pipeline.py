@@ -106,7 +106,7 @@ def prepare(
         indices[name], dropped[name] = window_index(
             target_observed, lookback, horizon, start, end, stride if name == "test" else 1
         )
-        if name in ("train", "test") and len(indices[name]) == 0:
+        if len(indices[name]) == 0:  # val: early stopping and checkpoints need its loss
             raise ValueError(
                 f"the {name} split [{start}, {end}) of {panel.n_steps} steps holds no window of "
                 f"lookback + horizon = {lookback + horizon} steps with observed targets; "

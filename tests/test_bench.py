@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -52,3 +53,22 @@ def test_quick_bench_writes_every_section(tmp_path):
     # the window index never grows with the lookback (windows are indexes, not copies)
     assert all(g["index_mb_change"] <= 0 for g in results["lookback_growth"].values())
     assert all(isinstance(v["holds"], bool) for v in results["targets"].values())
+
+
+def test_benchmark_scale_run_reports_peak_memory_and_stages(tmp_path):
+    """Measurement 6 on a small file: the shape asked for, a peak RSS and the run's stages."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    frame = pd.read_csv(bench.write_scale_csv(tmp_path / "f.csv", 1000, 3))
+    assert list(frame.columns) == ["date", "v0", "v1", "v2"] and len(frame) == 1000
+    assert frame["date"].iloc[1] == "2020-01-01 00:10:00"
+    result = bench.scale_run(1000, 3, tmp_path)
+    assert result["shape"] == [1000, 3]
+    assert 100 < result["peak_rss_mb"] < 4000  # a real process's peak, in MB
+    assert {"prepare", "fit", "evaluate"} <= set(result["seconds"])
+    assert result["evaluate_vs_epoch"] == result["seconds"]["evaluate"] / result["seconds"]["fit"]
+    # 7:1:2 of 1000 rows: test targets in the last 200, H=96 -> 200 - 96 + 1 stride-1 windows
+    assert result["windows"]["test"] == 105

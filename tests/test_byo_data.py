@@ -461,11 +461,16 @@ def test_city_weather_trace_precip_is_zero_and_events_multi_hot(city):
     assert merged.loc[~auckland, "precip"].notna().all()
 
 
-def test_city_weather_config_composes_and_loads():
+def test_city_weather_config_composes_with_its_own_run_defaults_and_loads():
     with initialize_config_module("forecast.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["data=city_weather", "targets=[avg_temp]"])
+        cfg = compose("train", overrides=["data=city_weather"])
+        given = compose("train", overrides=["data=city_weather", "horizon=3", "targets=[precip]"])
     assert cfg.data.freq == "D" and cfg.data.tz is None and list(cfg.data.trace_cols) == ["precip"]
-    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets, min_steps=35)
+    assert (list(cfg.targets), cfg.lookback, cfg.horizon) == (["avg_temp"], 28, 7)
+    assert (list(given.targets), given.lookback, given.horizon) == (["precip"], 28, 3)
+    assert cfg.data.units["avg_temp"] == "degF" and cfg.data.units["precip"] == "in"
+    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                       min_steps=cfg.lookback + cfg.horizon)
     assert panel.n_series == 5 and panel.freq == "D"
 
 

@@ -109,6 +109,18 @@ def test_the_console_holds_nothing_a_user_cannot_act_on(fast_run):
     assert "windows:" in log and "GPU available" not in log
 
 
+def test_city_weather_runs_with_the_data_groups_own_defaults(tmp_path):
+    """`forecast-train data=city_weather` without other overrides: the group's targets,
+    lookback and horizon (daily data, a week ahead) reach the run."""
+    run_dir = tmp_path / "run"
+    proc = _run(["data=city_weather", "trainer=fast", "model.hidden_size=8",
+                 f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["targets"], metrics["lookback"], metrics["horizon"]) == (["avg_temp"], 28, 7)
+    assert len(metrics["model"]["by_lead"]["mae"]) == 7 and len(metrics["model"]["by_series"]) == 5
+
+
 def test_unknown_config_key_fails(tmp_path):
     proc = _run(["trainer=fast", "model.hiden_size=3", f"hydra.run.dir={tmp_path / 'run'}"],
                 cwd=tmp_path, timeout=300)

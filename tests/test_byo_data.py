@@ -316,6 +316,38 @@ def test_naive_times_are_local_in_tz_and_offsets_converted(tmp_path):
         _load(path, tz="Mars/Olympus")
 
 
+def test_naive_times_read_as_utc_are_named_once_per_file(tmp_path, caplog):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from forecast import parquet_scan
+
+    naive = _write(tmp_path / "naive.csv", """
+        station,time,temp
+        A,2022-07-01 12:00,1
+        A,2022-07-01 13:00,2
+    """)
+    zoned = _write(tmp_path / "zoned.csv", """
+        station,time,temp
+        A,2022-07-01T12:00+02:00,1
+        A,2022-07-01T13:00+02:00,2
+    """)
+    table = pa.table({"station": ["A"] * 6, "time": [f"2022-07-01 0{h}:00" for h in range(6)]})
+    pq.write_table(table, tmp_path / "batches.parquet")
+    with caplog.at_level(logging.WARNING, logger="forecast.files"):
+        _load(naive)
+        _load(naive)  # read again: said already
+        _load(zoned)  # offsets: nothing to guess
+        _load(naive, tz=None)  # kept naive on purpose
+        _load(naive, tz="Europe/Berlin")  # a zone given
+        for batch in pq.ParquetFile(tmp_path / "batches.parquet").iter_batches(batch_size=2):
+            parquet_scan.batch_keys(batch, "station", "time", "UTC", "batches.parquet")
+    said = [r.getMessage() for r in caplog.records if "without a time zone" in r.getMessage()]
+    assert len(said) == 2, said  # one per file: naive.csv and the three batches of the Parquet
+    assert "naive.csv" in said[0] and "'time'" in said[0] and "data.tz" in said[0]
+    assert "batches.parquet" in said[1]
+
+
 # --- layouts ------------------------------------------------------------------------------------
 
 

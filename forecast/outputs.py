@@ -56,15 +56,19 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
                 loss: str = "loss") -> None:
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
+    units = metrics.get("units") or {}
+    lead = scoreboard.lead_unit(metrics.get("step_seconds"))
     for target in targets:
         _plot(out / f"forecasts_{plots.safe_name(target)}.png",
-              lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days))
+              lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days,
+                                                          unit=units.get(t), lead=lead))
     everyone = {"model": metrics["model"], **metrics["baselines"]}
+    unit = scoreboard.unit_label(metrics)
     by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
-    _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae"))
+    _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae", unit, lead))
     by_series = {k: m["by_series"] for k, m in everyone.items()}
-    _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae"))
-    _plot(out / "residuals.png", lambda: plots.residuals(forecasts))
+    _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae", unit))
+    _plot(out / "residuals.png", lambda: plots.residuals(forecasts, units=units))
     history = run_dir / "logs" / "metrics.csv"
     if history.is_file():
         _plot(out / "learning_curves.png",

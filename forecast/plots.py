@@ -26,8 +26,14 @@ def safe_name(name: str) -> str:
         safe += "-" + hashlib.sha1(str(name).encode()).hexdigest()[:6]
     return safe
 
+def labelled(name: str, unit: str | None) -> str:
+    """An axis label with its unit: "temp (degF)", or the name alone."""
+    return f"{name} ({unit})" if unit else name
+
+
 def forecasts_vs_actuals(
-    forecasts: pd.DataFrame, target: str, days: int = 14, every: int | None = None
+    forecasts: pd.DataFrame, target: str, days: int = 14, every: int | None = None,
+    unit: str | None = None, lead: tuple[str, float] = ("steps", 1.0),
 ) -> Figure:
     """One panel per series: the actuals over the first `days` of the test period and forecast
     trajectories from one origin per `every` steps (default: one per horizon)."""
@@ -52,9 +58,9 @@ def forecasts_vs_actuals(
             for low, high, level in bands:  # widest first, each shaded over the narrower
                 ax.fill_between(path["time"], path[low], path[high], color="tab:red",
                                 alpha=0.12, lw=0, label=level if i == 0 else None)
-        ax.set_title(f"{name}: {target}, forecasts from one origin every {every} steps",
-                     fontsize=9, loc="left")
-        ax.set_ylabel(target)
+        ax.set_title(f"{name}: {target}, forecasts from one origin every "
+                     f"{every * lead[1]:g} {lead[0]}", fontsize=9, loc="left")
+        ax.set_ylabel(labelled(target, unit))
         ax.legend(loc="upper right", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -87,15 +93,17 @@ def _break_gaps(actual: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([actual, holes]).sort_values("time")
 
 
-def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "") -> Figure:
-    """Lines of one metric by lead step, one per forecaster (the model drawn thicker)."""
+def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "",
+                  lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
+    """Lines of one metric by lead, one per forecaster (the model drawn thicker); `lead` is the
+    unit the lead axis is told in and its count per step (`scoreboard.lead_unit`)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in by_lead.items():
-        leads = np.arange(1, len(values) + 1)
+        leads = np.arange(1, len(values) + 1) * lead[1]
         ax.plot(leads, values, lw=2.5 if name == "model" else 1.2, label=name,
                 marker="o" if name == "model" else None, ms=3)
-    ax.set_xlabel("lead (steps ahead)")
-    ax.set_ylabel(f"{metric.upper()} {unit}".strip())
+    ax.set_xlabel(f"lead ({lead[0]} ahead)")
+    ax.set_ylabel(labelled(metric.upper(), unit))
     ax.set_title(f"Test {metric.upper()} by lead time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -103,7 +111,8 @@ def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: st
     return fig
 
 
-def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae") -> Figure:
+def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae",
+                    unit: str = "") -> Figure:
     """Grouped bars: one group per series, one bar per forecaster.
     by_series: forecaster -> series -> {metric: value}."""
     names = list(by_series)
@@ -115,7 +124,7 @@ def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae") 
         ax.bar(np.arange(len(ids)) + j * width, values, width, label=name,
                edgecolor="black" if name == "model" else None)
     ax.set_xticks(np.arange(len(ids)) + width * (len(names) - 1) / 2, ids)
-    ax.set_ylabel(metric.upper())
+    ax.set_ylabel(labelled(metric.upper(), unit))
     ax.set_title(f"Test {metric.upper()} by series")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
@@ -123,8 +132,9 @@ def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae") 
     return fig
 
 
-def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24)) -> Figure:
-    """Distribution of forecast - actual per target, for a few lead times."""
+def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24),
+              units: dict[str, str | None] | None = None) -> Figure:
+    """Distribution of forecast - actual per target, for a few lead steps; `units` by target."""
     targets = list(pd.unique(forecasts["target"]))
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
@@ -136,7 +146,7 @@ def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24)) -> F
                     label=f"lead {lead}: mean {e.mean():+.2f}, sd {e.std():.2f}")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"Residuals (forecast - actual), {target}", fontsize=10)
-        ax.set_xlabel("error")
+        ax.set_xlabel(labelled("error", (units or {}).get(target)))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -30,9 +30,41 @@ def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def summary_table(metrics: dict, unit: str = "") -> str:
-    """Plain-text table of the model against the baselines, the best MAE marked. Scaled-space
-    scores show MSE (as the long-horizon literature reports) where data units show RMSE."""
+# the units a lead is told in, longest first: a step of 3600 s is "1 hour", of 900 s "15 minutes"
+LEAD_UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
+
+
+def lead_unit(step_seconds: float | None) -> tuple[str, float]:
+    """The length of one time step -> (the unit leads are told in, that unit's count per step);
+    without a known step: ("steps", 1)."""
+    for name, seconds in LEAD_UNITS:
+        if step_seconds and step_seconds >= seconds and step_seconds % seconds == 0:
+            return name, step_seconds / seconds
+    return "steps", 1.0
+
+
+def duration(steps: int, step_seconds: float | None) -> str:
+    """A count of time steps in the data's time unit: 24 hourly steps -> "24 hours"."""
+    name, per_step = lead_unit(step_seconds)
+    return f"{steps * per_step:g} {name}"
+
+
+def unit_label(metrics: dict) -> str:
+    """The unit of a run's scores: "z-scores" in scaled space, the targets' one unit ("degF"),
+    each target's ("temp degF, humid %") when they differ, "" when none is known."""
+    if metrics.get("space") == "scaled":
+        return "z-scores"
+    units = {t: u for t, u in (metrics.get("units") or {}).items() if u}
+    if len(set(units.values())) == 1 and len(units) == len(metrics.get("units") or {}):
+        return next(iter(units.values()))
+    return ", ".join(f"{t} {u}" for t, u in units.items())
+
+
+def summary_table(metrics: dict, unit: str | None = None) -> str:
+    """Plain-text table of the model against the baselines, the best MAE marked, the unit
+    (default: `unit_label`) at the end of the header. Scaled-space scores show MSE (as the
+    long-horizon literature reports) where data units show RMSE."""
+    unit = unit_label(metrics) if unit is None else unit
     rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
     best = min(rows, key=lambda r: r[1]["mae"])[0]
     folds = "mae_std" in metrics["model"]

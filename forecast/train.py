@@ -37,7 +37,7 @@ from forecast import (
     scoreboard,
 )
 from forecast.module import Forecaster
-from forecast.panel import fingerprint, season_length, split_points, to_panel
+from forecast.panel import fingerprint, offset, season_length, split_points, to_panel
 
 log = logging.getLogger(__name__)
 config.register()
@@ -101,7 +101,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
     print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-          f"of {prep.targets} ({metrics['space']} units):")
+          f"({scoreboard.duration(cfg.horizon, metrics['step_seconds'])}) of "
+          f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
         print(conformal.describe(metrics["model"]))
@@ -194,6 +195,8 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path):
         "val_loss": float(best_score if best_score is not None else float("nan")),
         "epochs": epochs, "seconds": seconds,
         "lookback": cfg.lookback, "horizon": cfg.horizon, "targets": prep.targets,
+        "units": {t: cfg.data.units.get(t) for t in prep.targets},
+        "step_seconds": offset(prep.panel.freq)[0].total_seconds(),
     })
     return metrics, forecasts, gates
 
@@ -316,10 +319,11 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     summary["windows"] = {k: [m["windows"][k] for m in fold_metrics]
                           for k in ("train", "val", "test", "dropped")}
     summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
+    summary |= {k: fold_metrics[0][k] for k in ("units", "step_seconds")}
     write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
               fold_metrics[0]["targets"], {})
-    print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores "
-          f"({summary['space']} units):")
+    print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, in "
+          f"{scoreboard.unit_label(summary) or 'data units'}:")
     finish(summary, run_dir)
     return summary["val_loss"]
 
@@ -327,8 +331,10 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
     """The run folder's scores, plots and page (forecast.outputs), titled from the config."""
     loss = "pinball" if cfg.model.quantiles else cfg.model.loss
-    title = f"{cfg.model.name} on {cfg.data.name}: {targets}, lookback {cfg.lookback}, " \
-            f"horizon {cfg.horizon}"
+    step = metrics["step_seconds"]
+    title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
+            f"{scoreboard.duration(cfg.lookback, step)}, horizon " \
+            f"{scoreboard.duration(cfg.horizon, step)}"
     outputs.write_run(run_dir, title, metrics, forecasts, targets, gates,
                       cfg.evaluate.plot_days, loss)
 

@@ -336,6 +336,31 @@ def test_summary_table_rmse_mse_and_the_fold_column():
     assert rows["ridge"][:3] == ["ridge", "3.000", "0.500"]
 
 
+@pytest.mark.parametrize("step, unit, count, horizon", [
+    (3600, "hours", 1, "24 hours"), (86400, "days", 1, "24 days"),
+    (900, "minutes", 15, "360 minutes"), (None, "steps", 1, "24 steps")])
+def test_leads_in_the_datas_time_unit(step, unit, count, horizon):
+    assert scoreboard.lead_unit(step) == (unit, count)
+    assert scoreboard.duration(24, step) == horizon
+
+
+def test_units_of_the_scores_on_the_table_and_the_plot_axes():
+    from forecast import plots
+
+    metrics = _metrics(2.0, ridge=3.0) | {"units": {"temp": "degF", "dewp": "degF"}}
+    assert scoreboard.unit_label(metrics) == "degF"
+    assert scoreboard.summary_table(metrics).splitlines()[0].split()[-1] == "degF"
+    assert scoreboard.unit_label(metrics | {"units": {"temp": "degF", "humid": "%"}}) == \
+        "temp degF, humid %"
+    assert scoreboard.unit_label(metrics | {"units": {"temp": None}}) == ""
+    assert scoreboard.unit_label(metrics | {"space": "scaled"}) == "z-scores"
+
+    fig = plots.error_by_lead({"model": [1.0, 2.0, 3.0]}, "mae", "degF", ("hours", 3.0))
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("lead (hours ahead)", "MAE (degF)")
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [3.0, 6.0, 9.0])
+
+
 # ------------------------------------------------------------------------ slow: real runs
 
 def _train(args, cwd, timeout=600):

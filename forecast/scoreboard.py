@@ -80,14 +80,42 @@ def summary_table(metrics: dict, unit: str | None = None) -> str:
 
 
 def verdict(metrics: dict) -> str:
-    """One sentence saying which baselines the model beats on MAE and which beat it."""
-    model = metrics["model"]["mae"]
-    better = [n for n, m in metrics["baselines"].items() if m["mae"] < model]
-    if not better:
-        return "The model beats every baseline on test MAE."
-    return ("The model LOSES to " + ", ".join(better) + " on test MAE"
-            + (" (it does worse than repeating the last value)." if "persistence" in better
-               else "."))
+    """A few plain sentences weighing test MAE and RMSE: the baselines the model beats on both,
+    those that beat it on both, where the two scores disagree (with the values), and whether it
+    does worse than repeating the last value (persistence)."""
+    model, baselines = metrics["model"], metrics["baselines"]
+    lower = {key: {n for n, m in baselines.items() if _below(m.get(key), model.get(key))}
+             for key in ("mae", "rmse")}
+    both = [n for n in baselines if n in lower["mae"] and n in lower["rmse"]]
+    if not lower["mae"] | lower["rmse"]:
+        return "The model beats every baseline on test MAE and RMSE."
+    out = []
+    if not lower["mae"]:
+        out.append("The model beats every baseline on test MAE.")
+    if both:
+        out.append(f"The model LOSES to {', '.join(both)} on test MAE and RMSE.")
+    out += [_disagreement(n, baselines[n], model) for n in baselines
+            if n in lower["mae"] ^ lower["rmse"]]
+    if "persistence" in lower["mae"] | lower["rmse"]:
+        on = " and ".join(k.upper() for k in ("mae", "rmse") if "persistence" in lower[k])
+        out.append(f"It does worse than repeating the last value (persistence) on {on}.")
+    return " ".join(out)
+
+
+def _below(value, than) -> bool:
+    """value < than, False when either is undefined (None or NaN): no loss is claimed then."""
+    return value is not None and than is not None and value < than
+
+
+def _disagreement(name: str, baseline: dict, model: dict) -> str:
+    """Where MAE and RMSE rank the model and one baseline differently, with both pairs."""
+    values = (f"(MAE {model['mae']:.3f} vs {baseline['mae']:.3f}, RMSE {model['rmse']:.3f} vs "
+              f"{baseline['rmse']:.3f})")
+    if baseline["mae"] < model["mae"]:
+        return (f"The model LOSES to {name} on test MAE but beats it on RMSE {values}: the two "
+                "disagree, the model makes fewer large errors.")
+    return (f"The model beats {name} on test MAE but LOSES to it on RMSE {values}: the two "
+            "disagree, the model makes more large errors.")
 
 
 def finite(obj):

@@ -296,16 +296,34 @@ def _metrics(model, **baselines):
 
 def test_verdict_names_the_baselines_that_win():
     losing = scoreboard.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
-    assert "LOSES to persistence, ridge" in losing
+    assert "LOSES to persistence, ridge on test MAE and RMSE" in losing
     assert "climatology" not in losing
-    assert "repeating the last value" in losing  # persistence beats it: said plainly
+    assert "worse than repeating the last value (persistence) on MAE and RMSE" in losing
 
     only_ridge = scoreboard.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
-    assert "LOSES to ridge on test MAE" in only_ridge
+    assert "LOSES to ridge on test MAE and RMSE" in only_ridge
     assert "persistence" not in only_ridge and "last value" not in only_ridge
 
     winning = scoreboard.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
-    assert "beats every baseline" in winning and "LOSES" not in winning
+    assert winning == "The model beats every baseline on test MAE and RMSE."
+
+
+def test_verdict_says_when_mae_and_rmse_disagree():
+    metrics = _metrics(3.7, persistence=5.6, ridge=3.9)
+    metrics["model"]["rmse"], metrics["baselines"]["ridge"]["rmse"] = 5.4, 5.2
+    said = scoreboard.verdict(metrics)
+    assert said.startswith("The model beats every baseline on test MAE.")
+    assert "beats ridge on test MAE but LOSES to it on RMSE" in said
+    assert "RMSE 5.400 vs 5.200" in said and "persistence" not in said
+
+    metrics["baselines"]["ridge"] |= {"mae": 3.5, "rmse": 5.6}  # now the other way round
+    said = scoreboard.verdict(metrics)
+    assert "beats every baseline" not in said
+    assert "LOSES to ridge on test MAE but beats it on RMSE" in said
+
+    metrics["baselines"]["persistence"]["rmse"] = 5.0  # persistence: lower RMSE only
+    said = scoreboard.verdict(metrics)
+    assert said.endswith("It does worse than repeating the last value (persistence) on RMSE.")
 
 
 def _rows(table: str) -> dict[str, list[str]]:

@@ -139,4 +139,4 @@ def test_the_defaults_beat_every_baseline(tmp_path):
     model = metrics["model"]["mae"]
     better = {n: m["mae"] for n, m in metrics["baselines"].items() if m["mae"] <= model}
     assert not better, f"model MAE {model:.3f} vs {better}"
-    assert "The model beats every baseline on test MAE." in proc.stdout
+    assert "The model beats every baseline on test MAE" in proc.stdout

@@ -70,7 +70,7 @@ def summary_table(metrics: dict, unit: str | None = None) -> str:
     folds = "mae_std" in metrics["model"]
     second = "mse" if metrics.get("space") == "scaled" else "rmse"
     head = f"{'':2}{'forecaster':<16}{'MAE':>9}" + (f"{'+-':>8}" if folds else "")
-    lines = [head + f"{second.upper():>9}{'MASE':>8}{'skill':>8}  {unit}"]
+    lines = [(head + f"{second.upper():>9}{'MASE':>8}{'skill':>8}  {unit}").rstrip()]
     for name, m in rows:
         mark = "*" if name == best else " "
         std = f"{m['mae_std']:>8.3f}" if folds else ""

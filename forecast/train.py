@@ -40,6 +40,8 @@ from forecast.module import Forecaster
 from forecast.panel import fingerprint, offset, season_length, split_points, to_panel
 
 log = logging.getLogger(__name__)
+# the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
+scores = logging.getLogger("forecast.scores")
 config.register()
 
 
@@ -100,17 +102,17 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     metrics, forecasts, extra = result
     metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
-    print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-          f"({scoreboard.duration(cfg.horizon, metrics['step_seconds'])}) of "
-          f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
+    scores.info(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
+                f"({scoreboard.duration(cfg.horizon, metrics['step_seconds'])}) of "
+                f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
-        print(conformal.describe(metrics["model"]))
+        scores.info(conformal.describe(metrics["model"]))
     if cfg.evaluate.published and metrics["space"] != "scaled":
-        print("The published tables score z-scores: set evaluate.space=scaled to compare.")
+        scores.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
     elif cfg.evaluate.published:
-        print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
-                                 metrics["model"]["mse"], metrics["model"]["mae"]))
+        scores.info(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
+                                       metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
 
 
@@ -322,8 +324,8 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     summary |= {k: fold_metrics[0][k] for k in ("units", "step_seconds")}
     write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
               fold_metrics[0]["targets"], {})
-    print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, in "
-          f"{scoreboard.unit_label(summary) or 'data units'}:")
+    scores.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
+                f"in {scoreboard.unit_label(summary) or 'data units'}:")
     finish(summary, run_dir)
     return summary["val_loss"]
 
@@ -340,9 +342,9 @@ def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, target
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
-    print(scoreboard.summary_table(metrics))
-    print(scoreboard.verdict(metrics))
-    print(f"Run folder: {run_dir}")
+    scores.info(scoreboard.summary_table(metrics))
+    scores.info(scoreboard.verdict(metrics))
+    scores.info(f"Run folder: {run_dir}")
 
 
 def job_threads(cfg: DictConfig) -> int | None:

@@ -121,6 +121,17 @@ def test_city_weather_runs_with_the_data_groups_own_defaults(tmp_path):
     assert len(metrics["model"]["by_lead"]["mae"]) == 7 and len(metrics["model"]["by_series"]) == 5
 
 
+def test_train_log_holds_the_scores_as_the_console_shows_them(fast_run):
+    from forecast import scoreboard
+
+    run_dir, proc = fast_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = (run_dir / "train.log").read_text()
+    for said in (scoreboard.summary_table(metrics), scoreboard.verdict(metrics),
+                 f"Run folder: {run_dir}"):
+        assert proc.stdout.count(said) == 1 and log.count(said) == 1, said
+
+
 def test_unknown_config_key_fails(tmp_path):
     proc = _run(["trainer=fast", "model.hiden_size=3", f"hydra.run.dir={tmp_path / 'run'}"],
                 cwd=tmp_path, timeout=300)

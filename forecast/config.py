@@ -116,7 +116,7 @@ class EvaluateConfig:
     season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
     folds: int = 1  # > 1: rolling-origin backtest over the end of the data
     stride: int = 1  # steps between the origins of test windows (training always uses 1)
-    plot_days: int = 14
+    plot_days: int = 14  # days per stretch of the forecast plots (three over the test span)
     intervals: list[float] | None = None  # e.g. [0.8, 0.95]: calibrated prediction intervals
     calibrate: bool = True  # conformal calibration of the intervals on the validation windows
     published: bool = False  # print the long-horizon tables' scores beside the run's (ETT files)

@@ -501,9 +501,10 @@ def test_ltsf_experiment_on_a_multivariate_csv(tmp_path):
     assert pd.Timestamp(start, tz="UTC") + train_end * hour <= first_input  # inside val span
     assert table["time"].min() == test_start
 
-    assert "(scaled units)" in proc.stdout
+    assert f"leads (24 hours) of {', '.join(columns)}, in z-scores:" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "forecaster" in line)
     assert "MSE" in header.split() and "RMSE" not in header.split()
+    assert header.split()[-1] == "z-scores"
 
 
 def test_stride_spaces_test_windows_only(panel):

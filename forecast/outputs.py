@@ -68,7 +68,7 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
     _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae", unit, lead))
     by_series = {k: m["by_series"] for k, m in everyone.items()}
     _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae", unit))
-    _plot(out / "residuals.png", lambda: plots.residuals(forecasts, units=units))
+    _plot(out / "residuals.png", lambda: plots.residuals(forecasts, units=units, lead=lead))
     history = run_dir / "logs" / "metrics.csv"
     if history.is_file():
         _plot(out / "learning_curves.png",

@@ -190,17 +190,24 @@ def _value(scores: dict, metric: str) -> float:
 
 
 def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24),
-              units: dict[str, str | None] | None = None) -> Figure:
-    """Distribution of forecast - actual per target, for a few lead steps; `units` by target."""
+              units: dict[str, str | None] | None = None,
+              lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
+    """Distribution of forecast - actual per target (a grid, at most three panels wide), for a
+    few lead steps told in the data's time unit (`lead`); `units` by target."""
     targets = list(pd.unique(forecasts["target"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    cols = min(3, len(targets))
+    rows = -(-len(targets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax, target in zip(axes.flat, targets, strict=False):
         one = forecasts[forecasts["target"] == target]
         error = one["forecast"] - one["actual"]
-        for lead in [lead for lead in leads if lead <= one["lead"].max()]:
-            e = error[one["lead"] == lead]
+        for step in [step for step in leads if step <= one["lead"].max()]:
+            e = error[one["lead"] == step]
             ax.hist(e, bins=60, histtype="step", density=True,
-                    label=f"lead {lead}: mean {e.mean():+.2f}, sd {e.std():.2f}")
+                    label=f"lead {step * lead[1]:g} {lead[0]}: mean {e.mean():+.2f}, "
+                          f"sd {e.std():.2f}")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"Residuals (forecast - actual), {target}", fontsize=10)
         ax.set_xlabel(labelled("error", (units or {}).get(target)))

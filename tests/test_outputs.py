@@ -150,3 +150,12 @@ def test_forecast_plot_samples_the_whole_test_span_and_some_series():
     assert grid[0, 0].get_ylabel() == "temp (degF)"
     short = plots.forecasts_vs_actuals(_forecasts(3, days=10), "temp", days=7, every=4)
     assert len(short.axes) == 3  # a span shorter than three stretches: one column, every series
+
+
+def test_residuals_of_many_targets_wrap_into_rows_with_leads_in_time_units():
+    table = pd.concat([_forecasts(1, days=2).assign(target=f"t{i}") for i in range(7)])
+    fig = plots.residuals(table, leads=(1, 4), units={"t0": "degF"}, lead=("hours", 1.0))
+    assert fig.get_size_inches()[0] == 15 and sum(ax.get_visible() for ax in fig.axes) == 7
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels[0].startswith("lead 1 hours") and labels[1].startswith("lead 4 hours")
+    assert fig.axes[0].get_xlabel() == "error (degF)" and fig.axes[1].get_xlabel() == "error"

@@ -12,7 +12,7 @@ import pytest
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 BASELINES = ("persistence", "seasonal_naive", "climatology", "ridge", "rlinear")
-HORIZON = 24  # conf/train.yaml
+HORIZON = 24  # the schema's default (forecast/config.py)
 
 pytestmark = pytest.mark.slow
 

@@ -399,7 +399,8 @@ def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter)
     with caplog.at_level(logging.WARNING, logger="forecast.repair"):
         df = _load(path, series_col=None)
     assert counter not in df.columns and {"temp", "hour", "code"} <= set(df.columns)
-    warned = [r.getMessage() for r in caplog.records if counter in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records
+              if r.name == "forecast.repair" and counter in r.getMessage()]
     assert len(warned) == 1 and "data.features" in warned[0]
     asked = _load(path, series_col=None, features=[counter, "temp"])
     assert list(asked.columns) == ["series", "time", counter, "temp"]

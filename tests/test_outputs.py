@@ -154,6 +154,7 @@ def test_forecast_plot_samples_the_whole_test_span_and_some_series():
 
 def test_residuals_of_many_targets_wrap_into_rows_with_leads_in_time_units():
     table = pd.concat([_forecasts(1, days=2).assign(target=f"t{i}") for i in range(7)])
+    table["forecast"] += np.random.default_rng(0).normal(0, 1, len(table))  # errors that vary
     fig = plots.residuals(table, leads=(1, 4), units={"t0": "degF"}, lead=("hours", 1.0))
     assert fig.get_size_inches()[0] == 15 and sum(ax.get_visible() for ax in fig.axes) == 7
     labels = fig.axes[0].get_legend_handles_labels()[1]

@@ -172,9 +172,8 @@ def best_margin(board: pd.DataFrame, unit: str = "") -> str:
     if not len(ok):
         return "No job finished: no best configuration."
     best = ok.iloc[0]
-    mae = best["test_mae"]
     said = [f"Best configuration (lowest validation loss): {best['config']}, test MAE "
-            f"{mae:.3f}{' ' + unit if unit else ''}"]
+            f"{_cell(best['test_mae'], '{:.3f}')}{' ' + unit if unit else ''}"]
     for name in ("ridge", "persistence"):
         change = _margin(best, name)
         if change is not None:

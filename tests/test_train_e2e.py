@@ -110,15 +110,17 @@ def test_the_console_holds_nothing_a_user_cannot_act_on(fast_run):
 
 
 def test_city_weather_runs_with_the_data_groups_own_defaults(tmp_path):
-    """`forecast-train data=city_weather` without other overrides: the group's targets,
-    lookback and horizon (daily data, a week ahead) reach the run."""
+    """`forecast-train data=city_weather` with no targets, lookback or horizon given (only a
+    shorter training): the group's own (daily data, a week ahead) and units reach the run."""
     run_dir = tmp_path / "run"
-    proc = _run(["data=city_weather", "trainer=fast", "model.hidden_size=8",
+    proc = _run(["data=city_weather", "trainer=fast", "trainer.max_epochs=1",
+                 "evaluate.baselines=[persistence]", "model.hidden_size=8",
                  f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["targets"], metrics["lookback"], metrics["horizon"]) == (["avg_temp"], 28, 7)
     assert len(metrics["model"]["by_lead"]["mae"]) == 7 and len(metrics["model"]["by_series"]) == 5
+    assert metrics["units"] == {"avg_temp": "degF"} and metrics["step_seconds"] == 86400
 
 
 def test_train_log_holds_the_scores_as_the_console_shows_them(fast_run):

@@ -264,6 +264,7 @@ def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
                  for g in ok["config"].head(top)}
         plots.save(plots.sweep_comparison(ok, leads), image)
     unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
+    board.attrs["unit"] = unit  # the scores' unit, for the line forecast-report prints
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {sweep_dir.name}"
             f"</title><style>{_STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"
             f"</h1><p class='verdict'>{html.escape(best_margin(board, unit))}</p>",
@@ -292,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forecast-report: {error}", file=sys.stderr)
         return 2
     print(to_markdown(board))
-    print(f"\n{best_margin(board)}")
+    print(f"\n{best_margin(board, board.attrs.get('unit', ''))}")
     print(f"\nLeaderboard written to {args.sweep}/leaderboard.{{csv,md,html,png}}")
     return 0
 
@@ -319,6 +320,7 @@ class LeaderboardCallback(Callback):
         board = self._refresh(Path(config.hydra.sweep.dir))
         if board is not None:
             print(to_markdown(board))
+            print(best_margin(board, board.attrs.get("unit", "")))
             print(f"Leaderboard: {config.hydra.sweep.dir}/leaderboard.html")
 
     @staticmethod

@@ -119,12 +119,12 @@ def test_leaderboard_page_states_margins_links_runs_and_fits_the_page(sweep, cap
     import re
     from urllib.parse import unquote
 
-    _job(sweep, ["data=synthetic", "model=rnn", "seed=0"],
-         _metrics(0.9, 4.0, 4.5, None, [3.0, 4.0, 5.0], 3.0, 2))  # no skill: undefined
+    _job(sweep, ["data=synthetic", "model=rnn", "seed=0"],  # no skill: undefined
+         _metrics(0.9, 4.0, 4.5, None, [3.0, 4.0, 5.0], 3.0, 2) | {"units": {"temp": "degF"}})
     assert report.main([str(sweep)]) == 0
     page = (sweep / "leaderboard.html").read_text()
     # gru is best: MAE 3.0 against ridge's 1.5 and persistence's 5.0
-    said = "test MAE 3.000, 100.0% above ridge (1.500), a loss to ridge, 40.0% below " \
+    said = "test MAE 3.000 degF, 100.0% above ridge (1.500), a loss to ridge, 40.0% below " \
            "persistence (5.000)."
     assert said in page and said in capsys.readouterr().out
     table = page[page.index("<table class='board'>"):page.index("</table>")]

@@ -216,15 +216,17 @@ def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24),
     return fig
 
 
-def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Figure:
+def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray], unit: str = "",
+                     lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
     """Left: validation loss and test MAE per config (error bars: std over seeds), best first.
-    Right: test MAE by lead for the best few configs. board: the leaderboard's ok rows."""
+    Right: test MAE by lead (told in `lead`'s unit) for the best few configs. board: the
+    leaderboard's ok rows; `unit`: the scores' unit."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.4 * len(board) + 3.5))
     y = np.arange(len(board))[::-1]
     left.errorbar(board["test_mae"], y, xerr=board.get("test_mae_std"), fmt="o", capsize=3,
                   label="test MAE")
     left.set_yticks(y, [c[:48] for c in board["config"]], fontsize=8)
-    left.set_xlabel("test MAE (mean over seeds)")
+    left.set_xlabel(labelled("test MAE, mean over seeds", unit))
     if "persistence_mae" in board:
         left.axvline(board["persistence_mae"].mean(), color="grey", ls=":", label="persistence")
     if "ridge_mae" in board:
@@ -232,9 +234,9 @@ def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Fig
     left.legend(fontsize=8)
     left.set_title("Runs, best validation loss at the top", fontsize=10)
     for name, values in by_lead.items():
-        right.plot(np.arange(1, len(values) + 1), values, label=name[:40])
-    right.set_xlabel("lead (steps ahead)")
-    right.set_ylabel("test MAE")
+        right.plot(np.arange(1, len(values) + 1) * lead[1], values, label=name[:40])
+    right.set_xlabel(f"lead ({lead[0]} ahead)")
+    right.set_ylabel(labelled("test MAE", unit))
     right.set_title("Best runs by lead time", fontsize=10)
     right.legend(fontsize=7)
     right.grid(alpha=0.3)

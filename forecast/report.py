@@ -124,6 +124,7 @@ def _scores(m: dict) -> dict:
             out[f"{name}_mae"] = base[name]["mae"]
     out["by_lead_mae"] = model["by_lead"]["mae"]
     out["unit"] = scoreboard.unit_label(m)
+    out["step_seconds"] = m.get("step_seconds")
     return out
 
 
@@ -258,12 +259,14 @@ def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     (sweep_dir / "leaderboard.md").write_text(to_markdown(board) + "\n")
     ok = board[board["best"] != "failed"]
     image = sweep_dir / "leaderboard.png"
+    unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
+    steps = jobs.get("step_seconds", pd.Series(dtype=float)).dropna()
+    lead = scoreboard.lead_unit(steps.iloc[0] if len(steps) else None)
     if len(ok):
         leads = {g: np.mean(np.stack(jobs.loc[(jobs["group"] == g) & (jobs["status"] == "ok"),
                                               "by_lead_mae"].tolist()), axis=0)
                  for g in ok["config"].head(top)}
-        plots.save(plots.sweep_comparison(ok, leads), image)
-    unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
+        plots.save(plots.sweep_comparison(ok, leads, unit, lead), image)
     board.attrs["unit"] = unit  # the scores' unit, for the line forecast-report prints
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {sweep_dir.name}"
             f"</title><style>{_STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"

@@ -45,6 +45,8 @@ class DataConfig:
     memmap: str | None = None
     # Values outside [low, high] are physically implausible: treated as missing and reported.
     valid_range: dict[str, list[float]] = field(default_factory=dict)
+    # {column: unit}, e.g. {temp: degF}: shown on score tables, plot axes and the report page
+    units: dict[str, str] = field(default_factory=dict)
     calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs
     mask_features: bool = False  # observed-mask of each feature as an extra input
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -114,7 +116,7 @@ class EvaluateConfig:
     season: int | None = None  # None: from the data's frequency (24 hourly, 7 daily)
     folds: int = 1  # > 1: rolling-origin backtest over the end of the data
     stride: int = 1  # steps between the origins of test windows (training always uses 1)
-    plot_days: int = 14
+    plot_days: int = 14  # days per stretch of the forecast plots (three over the test span)
     intervals: list[float] | None = None  # e.g. [0.8, 0.95]: calibrated prediction intervals
     calibrate: bool = True  # conformal calibration of the intervals on the validation windows
     published: bool = False  # print the long-horizon tables' scores beside the run's (ETT files)
@@ -127,8 +129,9 @@ class TrainConfig:
     trainer: dict[str, Any] = field(default_factory=dict)
     logger: Any = None
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    lookback: int = 48
-    horizon: int = 24
+    # the run's shape; a data group (conf/data/*.yaml) sets its own where they differ
+    lookback: int = 48  # input steps
+    horizon: int = 24  # steps forecast at once
     targets: Any = field(default_factory=lambda: ["temp"])  # list of columns, or "all"
     seed: int = 0
     early_stopping_patience: int = 3

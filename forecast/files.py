@@ -325,6 +325,8 @@ def _apply_tz(times: pd.Series, tz: str | None, source: str, col: str) -> pd.Ser
                          "America/Chicago, or null to keep naive times") from None
     if times.dt.tz is not None:
         return times.dt.tz_convert(tz)
+    if tz == "UTC":
+        warn_naive(source, col)
     try:
         return times.dt.tz_localize(tz)
     except (ValueError, TypeError) as err:  # a DST gap or an ambiguous fall-back hour
@@ -333,6 +335,20 @@ def _apply_tz(times: pd.Series, tz: str | None, source: str, col: str) -> pd.Ser
             f"data.tz='{tz}' ({err}); write the times with a UTC offset, or set data.tz=UTC if "
             "they are UTC"
         ) from None
+
+
+# (source, column) pairs already warned about: a file read in record batches warns once
+_WARNED_NAIVE: set[tuple[str, str]] = set()
+
+
+def warn_naive(source: str, col: str) -> None:
+    """Say once per file and column that its times, written without a zone, are read as UTC:
+    local times read so would shift every step by the zone's offset without a word."""
+    if (source, col) in _WARNED_NAIVE:
+        return
+    _WARNED_NAIVE.add((source, col))
+    log.warning("%s: column '%s' has times without a time zone, read as UTC; if they are local "
+                "times set data.tz to their zone (e.g. data.tz=America/New_York)", source, col)
 
 
 def row_origin(label) -> str:

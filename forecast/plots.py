@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -26,39 +27,88 @@ def safe_name(name: str) -> str:
         safe += "-" + hashlib.sha1(str(name).encode()).hexdigest()[:6]
     return safe
 
+def labelled(name: str, unit: str | None) -> str:
+    """An axis label with its unit: "temp (degF)", or the name alone."""
+    return f"{name} ({unit})" if unit else name
+
+
+# a forecast plot draws at most this many series (rows); more are chosen across the ranking
+MAX_PANELS = 6
+# a by-series plot draws at most this many series (rows), those with the largest model error
+MAX_SERIES_ROWS = 30
+
+
 def forecasts_vs_actuals(
-    forecasts: pd.DataFrame, target: str, days: int = 14, every: int | None = None
+    forecasts: pd.DataFrame, target: str, days: int = 14, every: int | None = None,
+    unit: str | None = None, lead: tuple[str, float] = ("steps", 1.0), stretches: int = 3,
 ) -> Figure:
-    """One panel per series: the actuals over the first `days` of the test period and forecast
-    trajectories from one origin per `every` steps (default: one per horizon)."""
+    """A grid of the test actuals and forecast trajectories from one origin per `every` steps
+    (default: one per horizon): a row per series (at most MAX_PANELS, chosen from the best to the
+    worst forecast when there are more), a column per stretch of `days` days, spread over the
+    whole test span (its start, middle and end; one column when the span is shorter)."""
     df = forecasts[forecasts["target"] == target]
-    ids = list(pd.unique(df["series"]))
-    fig, axes = plt.subplots(len(ids), 1, figsize=(11, 2.6 * len(ids)), squeeze=False,
-                             sharex=True)
-    horizon = int(df["lead"].max())
-    every = every or horizon
-    for ax, name in zip(axes[:, 0], ids, strict=True):
+    ids, n_series = chosen_series(df)
+    spans = test_stretches(df["origin"], pd.Timedelta(days=days), stretches)
+    every = every or int(df["lead"].max())
+    width = 11 if len(spans) == 1 else 4.2 * len(spans) + 0.6
+    fig, axes = plt.subplots(len(ids), len(spans), figsize=(width, 2.4 * len(ids) + 0.5),
+                             squeeze=False, sharex="col", sharey="row")
+    for row, name in enumerate(ids):
         one = df[df["series"] == name]
-        end = one["origin"].min() + pd.Timedelta(days=days)
-        one = one[one["origin"] < end]
-        actual = _break_gaps(one.drop_duplicates("time").sort_values("time"))
-        ax.plot(actual["time"], actual["actual"], color="black", lw=1.2, label="actual")
-        bands = interval_bands(one.columns)
-        origins = np.sort(one["origin"].unique())[::every]
-        for i, origin in enumerate(origins):
-            path = one[one["origin"] == origin].sort_values("lead")
-            ax.plot(path["time"], path["forecast"], color="tab:red", lw=1.0, alpha=0.8,
-                    label="forecast" if i == 0 else None)
-            for low, high, level in bands:  # widest first, each shaded over the narrower
-                ax.fill_between(path["time"], path[low], path[high], color="tab:red",
-                                alpha=0.12, lw=0, label=level if i == 0 else None)
-        ax.set_title(f"{name}: {target}, forecasts from one origin every {every} steps",
-                     fontsize=9, loc="left")
-        ax.set_ylabel(target)
-        ax.legend(loc="upper right", fontsize=8)
-    fig.autofmt_xdate()
+        for col, (start, end) in enumerate(spans):
+            ax = axes[row, col]
+            _trajectories(ax, one[(one["origin"] >= start) & (one["origin"] < end)], every)
+            ax.set_title(f"{name}: {target}, {start:%d %b} - {end:%d %b %Y}", fontsize=8,
+                         loc="left")
+        axes[row, 0].set_ylabel(labelled(target, unit))
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    shown = f"{len(ids)} of {n_series} series, best to worst" if len(ids) < n_series else ""
+    fig.suptitle(f"Test forecasts of {target} from one origin every {every * lead[1]:g} "
+                 f"{lead[0]}" + (f" ({shown})" if shown else ""), fontsize=10)
+    for ax in axes[-1]:  # short date labels: several columns share the width
+        locator = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     fig.tight_layout()
     return fig
+
+
+def chosen_series(df: pd.DataFrame, most: int = MAX_PANELS) -> tuple[list, int]:
+    """The series a forecast plot draws -> (ids, how many there are): all of them in their
+    order, or `most` spread evenly over the ranking by MAE, best first."""
+    error = (df["forecast"] - df["actual"]).abs().groupby(df["series"], sort=False).mean()
+    if len(error) <= most:
+        return list(error.index), len(error)
+    ranked = list(error.sort_values(kind="stable").index)
+    picks = np.linspace(0, len(ranked) - 1, most).round().astype(int)
+    return [ranked[i] for i in picks], len(error)
+
+
+def test_stretches(origins: pd.Series, width: pd.Timedelta,
+                   n: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(start, end) of `n` stretches of the test origins, `width` long, the first at the start
+    of the span, the last at its end, the others evenly between; one stretch over the whole span
+    when it is no longer than n * width."""
+    first, last = origins.min(), origins.max()
+    if n < 2 or last - first <= width * n:
+        return [(first, last + pd.Timedelta(1, "ns"))]
+    gap = (last - first - width) / (n - 1)
+    return [(first + i * gap, first + i * gap + width) for i in range(n)]
+
+
+def _trajectories(ax, one: pd.DataFrame, every: int) -> None:
+    """One series' actuals and forecasts (with interval bands) from one origin per `every`."""
+    actual = _break_gaps(one.drop_duplicates("time").sort_values("time"))
+    ax.plot(actual["time"], actual["actual"], color="black", lw=1.0, label="actual")
+    bands = interval_bands(one.columns)
+    for i, origin in enumerate(np.sort(one["origin"].unique())[::every]):
+        path = one[one["origin"] == origin].sort_values("lead")
+        ax.plot(path["time"], path["forecast"], color="tab:red", lw=0.9, alpha=0.8,
+                label="forecast" if i == 0 else None)
+        for low, high, level in bands:  # widest first, each shaded over the narrower
+            ax.fill_between(path["time"], path[low], path[high], color="tab:red",
+                            alpha=0.12, lw=0, label=level if i == 0 else None)
+    ax.grid(alpha=0.3)
 
 
 def interval_bands(columns) -> list[tuple[str, str, str]]:
@@ -87,15 +137,17 @@ def _break_gaps(actual: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([actual, holes]).sort_values("time")
 
 
-def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "") -> Figure:
-    """Lines of one metric by lead step, one per forecaster (the model drawn thicker)."""
+def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "",
+                  lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
+    """Lines of one metric by lead, one per forecaster (the model drawn thicker); `lead` is the
+    unit the lead axis is told in and its count per step (`scoreboard.lead_unit`)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in by_lead.items():
-        leads = np.arange(1, len(values) + 1)
+        leads = np.arange(1, len(values) + 1) * lead[1]
         ax.plot(leads, values, lw=2.5 if name == "model" else 1.2, label=name,
                 marker="o" if name == "model" else None, ms=3)
-    ax.set_xlabel("lead (steps ahead)")
-    ax.set_ylabel(f"{metric.upper()} {unit}".strip())
+    ax.set_xlabel(f"lead ({lead[0]} ahead)")
+    ax.set_ylabel(labelled(metric.upper(), unit))
     ax.set_title(f"Test {metric.upper()} by lead time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -103,54 +155,78 @@ def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: st
     return fig
 
 
-def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae") -> Figure:
-    """Grouped bars: one group per series, one bar per forecaster.
+def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae",
+                    unit: str = "") -> Figure:
+    """Dots: a row per series (the model's worst at the top; at most MAX_SERIES_ROWS, those
+    with the largest model error), a dot per forecaster, the model's larger and ringed. The
+    width stays the same however many series there are.
     by_series: forecaster -> series -> {metric: value}."""
     names = list(by_series)
-    ids = list(next(iter(by_series.values())))
-    width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ids) * len(names) / 2), 4))
-    for j, name in enumerate(names):
-        values = [by_series[name][i][metric] for i in ids]
-        ax.bar(np.arange(len(ids)) + j * width, values, width, label=name,
-               edgecolor="black" if name == "model" else None)
-    ax.set_xticks(np.arange(len(ids)) + width * (len(names) - 1) / 2, ids)
-    ax.set_ylabel(metric.upper())
-    ax.set_title(f"Test {metric.upper()} by series")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
+    model = by_series.get("model", by_series[names[0]])
+    ids = sorted(model, key=lambda i: _value(model[i], metric), reverse=True)
+    shown = ids[:MAX_SERIES_ROWS]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1.8))
+    y = np.arange(len(shown))[::-1]
+    for name in names:
+        values = [_value(by_series[name].get(i, {}), metric) for i in shown]
+        big = name == "model"
+        ax.plot(values, y, "o", ms=8 if big else 5, label=name, zorder=3 if big else 2,
+                markeredgecolor="black" if big else "none")
+    ax.set_yticks(y, [str(i) for i in shown], fontsize=8)
+    ax.set_ylim(-0.7, len(shown) - 0.3)
+    ax.set_xlabel(labelled(metric.upper(), unit))
+    more = f" ({len(shown)} of {len(ids)} with the model's largest)" if len(shown) < len(ids) \
+        else ""
+    ax.set_title(f"Test {metric.upper()} by series{more}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
 
 
-def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24)) -> Figure:
-    """Distribution of forecast - actual per target, for a few lead times."""
+def _value(scores: dict, metric: str) -> float:
+    value = scores.get(metric)
+    return float("nan") if value is None else float(value)
+
+
+def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24),
+              units: dict[str, str | None] | None = None,
+              lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
+    """Distribution of forecast - actual per target (a grid, at most three panels wide), for a
+    few lead steps told in the data's time unit (`lead`); `units` by target."""
     targets = list(pd.unique(forecasts["target"]))
-    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    cols = min(3, len(targets))
+    rows = -(-len(targets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax, target in zip(axes.flat, targets, strict=False):
         one = forecasts[forecasts["target"] == target]
         error = one["forecast"] - one["actual"]
-        for lead in [lead for lead in leads if lead <= one["lead"].max()]:
-            e = error[one["lead"] == lead]
+        for step in [step for step in leads if step <= one["lead"].max()]:
+            e = error[one["lead"] == step]
             ax.hist(e, bins=60, histtype="step", density=True,
-                    label=f"lead {lead}: mean {e.mean():+.2f}, sd {e.std():.2f}")
+                    label=f"lead {step * lead[1]:g} {lead[0]}: mean {e.mean():+.2f}, "
+                          f"sd {e.std():.2f}")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"Residuals (forecast - actual), {target}", fontsize=10)
-        ax.set_xlabel("error")
+        ax.set_xlabel(labelled("error", (units or {}).get(target)))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Figure:
+def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray], unit: str = "",
+                     lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
     """Left: validation loss and test MAE per config (error bars: std over seeds), best first.
-    Right: test MAE by lead for the best few configs. board: the leaderboard's ok rows."""
+    Right: test MAE by lead (told in `lead`'s unit) for the best few configs. board: the
+    leaderboard's ok rows; `unit`: the scores' unit."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.4 * len(board) + 3.5))
     y = np.arange(len(board))[::-1]
     left.errorbar(board["test_mae"], y, xerr=board.get("test_mae_std"), fmt="o", capsize=3,
                   label="test MAE")
     left.set_yticks(y, [c[:48] for c in board["config"]], fontsize=8)
-    left.set_xlabel("test MAE (mean over seeds)")
+    left.set_xlabel(labelled("test MAE, mean over seeds", unit))
     if "persistence_mae" in board:
         left.axvline(board["persistence_mae"].mean(), color="grey", ls=":", label="persistence")
     if "ridge_mae" in board:
@@ -158,9 +234,9 @@ def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray]) -> Fig
     left.legend(fontsize=8)
     left.set_title("Runs, best validation loss at the top", fontsize=10)
     for name, values in by_lead.items():
-        right.plot(np.arange(1, len(values) + 1), values, label=name[:40])
-    right.set_xlabel("lead (steps ahead)")
-    right.set_ylabel("test MAE")
+        right.plot(np.arange(1, len(values) + 1) * lead[1], values, label=name[:40])
+    right.set_xlabel(f"lead ({lead[0]} ahead)")
+    right.set_ylabel(labelled("test MAE", unit))
     right.set_title("Best runs by lead time", fontsize=10)
     right.legend(fontsize=7)
     right.grid(alpha=0.3)

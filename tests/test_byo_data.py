@@ -316,6 +316,38 @@ def test_naive_times_are_local_in_tz_and_offsets_converted(tmp_path):
         _load(path, tz="Mars/Olympus")
 
 
+def test_naive_times_read_as_utc_are_named_once_per_file(tmp_path, caplog):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from forecast import parquet_scan
+
+    naive = _write(tmp_path / "naive.csv", """
+        station,time,temp
+        A,2022-07-01 12:00,1
+        A,2022-07-01 13:00,2
+    """)
+    zoned = _write(tmp_path / "zoned.csv", """
+        station,time,temp
+        A,2022-07-01T12:00+02:00,1
+        A,2022-07-01T13:00+02:00,2
+    """)
+    table = pa.table({"station": ["A"] * 6, "time": [f"2022-07-01 0{h}:00" for h in range(6)]})
+    pq.write_table(table, tmp_path / "batches.parquet")
+    with caplog.at_level(logging.WARNING, logger="forecast.files"):
+        _load(naive)
+        _load(naive)  # read again: said already
+        _load(zoned)  # offsets: nothing to guess
+        _load(naive, tz=None)  # kept naive on purpose
+        _load(naive, tz="Europe/Berlin")  # a zone given
+        for batch in pq.ParquetFile(tmp_path / "batches.parquet").iter_batches(batch_size=2):
+            parquet_scan.batch_keys(batch, "station", "time", "UTC", "batches.parquet")
+    said = [r.getMessage() for r in caplog.records if "without a time zone" in r.getMessage()]
+    assert len(said) == 2, said  # one per file: naive.csv and the three batches of the Parquet
+    assert "naive.csv" in said[0] and "'time'" in said[0] and "data.tz" in said[0]
+    assert "batches.parquet" in said[1]
+
+
 # --- layouts ------------------------------------------------------------------------------------
 
 
@@ -367,7 +399,8 @@ def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter)
     with caplog.at_level(logging.WARNING, logger="forecast.repair"):
         df = _load(path, series_col=None)
     assert counter not in df.columns and {"temp", "hour", "code"} <= set(df.columns)
-    warned = [r.getMessage() for r in caplog.records if counter in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records
+              if r.name == "forecast.repair" and counter in r.getMessage()]
     assert len(warned) == 1 and "data.features" in warned[0]
     asked = _load(path, series_col=None, features=[counter, "temp"])
     assert list(asked.columns) == ["series", "time", counter, "temp"]
@@ -461,11 +494,16 @@ def test_city_weather_trace_precip_is_zero_and_events_multi_hot(city):
     assert merged.loc[~auckland, "precip"].notna().all()
 
 
-def test_city_weather_config_composes_and_loads():
+def test_city_weather_config_composes_with_its_own_run_defaults_and_loads():
     with initialize_config_module("forecast.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["data=city_weather", "targets=[avg_temp]"])
+        cfg = compose("train", overrides=["data=city_weather"])
+        given = compose("train", overrides=["data=city_weather", "horizon=3", "targets=[precip]"])
     assert cfg.data.freq == "D" and cfg.data.tz is None and list(cfg.data.trace_cols) == ["precip"]
-    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets, min_steps=35)
+    assert (list(cfg.targets), cfg.lookback, cfg.horizon) == (["avg_temp"], 28, 7)
+    assert (list(given.targets), given.lookback, given.horizon) == (["precip"], 28, 3)
+    assert cfg.data.units["avg_temp"] == "degF" and cfg.data.units["precip"] == "in"
+    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                       min_steps=cfg.lookback + cfg.horizon)
     assert panel.n_series == 5 and panel.freq == "D"
 
 

@@ -270,3 +270,20 @@ def test_model_options_are_refused_before_any_data_is_read(hydra_ctx, tmp_path, 
         train.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
     train.check_model(_compose().model, 48)  # the defaults pass
+
+
+@pytest.mark.parametrize("command", ["forecast-train", "forecast-predict"])
+def test_help_starts_with_what_the_tool_does_and_the_three_commands(command):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / command
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert out.startswith(f"{command} ")
+    lines = [line.strip() for line in out.splitlines()]
+    listed = lines[lines.index("The three commands:") + 1:][:3]
+    for line, name in zip(listed, ("forecast-train [", "forecast-predict run=",
+                                   "forecast-report <"), strict=True):
+        assert line.startswith(name), listed

@@ -335,16 +335,34 @@ def _metrics(model, **baselines):
 
 def test_verdict_names_the_baselines_that_win():
     losing = scoreboard.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
-    assert "LOSES to persistence, ridge" in losing
+    assert "LOSES to persistence, ridge on test MAE and RMSE" in losing
     assert "climatology" not in losing
-    assert "repeating the last value" in losing  # persistence beats it: said plainly
+    assert "worse than repeating the last value (persistence) on MAE and RMSE" in losing
 
     only_ridge = scoreboard.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
-    assert "LOSES to ridge on test MAE" in only_ridge
+    assert "LOSES to ridge on test MAE and RMSE" in only_ridge
     assert "persistence" not in only_ridge and "last value" not in only_ridge
 
     winning = scoreboard.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
-    assert "beats every baseline" in winning and "LOSES" not in winning
+    assert winning == "The model beats every baseline on test MAE and RMSE."
+
+
+def test_verdict_says_when_mae_and_rmse_disagree():
+    metrics = _metrics(3.7, persistence=5.6, ridge=3.9)
+    metrics["model"]["rmse"], metrics["baselines"]["ridge"]["rmse"] = 5.4, 5.2
+    said = scoreboard.verdict(metrics)
+    assert said.startswith("The model beats every baseline on test MAE.")
+    assert "beats ridge on test MAE but LOSES to it on RMSE" in said
+    assert "RMSE 5.400 vs 5.200" in said and "persistence" not in said
+
+    metrics["baselines"]["ridge"] |= {"mae": 3.5, "rmse": 5.6}  # now the other way round
+    said = scoreboard.verdict(metrics)
+    assert "beats every baseline" not in said
+    assert "LOSES to ridge on test MAE but beats it on RMSE" in said
+
+    metrics["baselines"]["persistence"]["rmse"] = 5.0  # persistence: lower RMSE only
+    said = scoreboard.verdict(metrics)
+    assert said.endswith("It does worse than repeating the last value (persistence) on RMSE.")
 
 
 def _rows(table: str) -> dict[str, list[str]]:
@@ -373,6 +391,31 @@ def test_summary_table_rmse_mse_and_the_fold_column():
     rows = _rows(table)
     assert rows["model"][:4] == ["*", "model", "2.000", "0.250"]
     assert rows["ridge"][:3] == ["ridge", "3.000", "0.500"]
+
+
+@pytest.mark.parametrize("step, unit, count, horizon", [
+    (3600, "hours", 1, "24 hours"), (86400, "days", 1, "24 days"),
+    (900, "minutes", 15, "360 minutes"), (None, "steps", 1, "24 steps")])
+def test_leads_in_the_datas_time_unit(step, unit, count, horizon):
+    assert scoreboard.lead_unit(step) == (unit, count)
+    assert scoreboard.duration(24, step) == horizon
+
+
+def test_units_of_the_scores_on_the_table_and_the_plot_axes():
+    from forecast import plots
+
+    metrics = _metrics(2.0, ridge=3.0) | {"units": {"temp": "degF", "dewp": "degF"}}
+    assert scoreboard.unit_label(metrics) == "degF"
+    assert scoreboard.summary_table(metrics).splitlines()[0].split()[-1] == "degF"
+    assert scoreboard.unit_label(metrics | {"units": {"temp": "degF", "humid": "%"}}) == \
+        "temp degF, humid %"
+    assert scoreboard.unit_label(metrics | {"units": {"temp": None}}) == ""
+    assert scoreboard.unit_label(metrics | {"space": "scaled"}) == "z-scores"
+
+    fig = plots.error_by_lead({"model": [1.0, 2.0, 3.0]}, "mae", "degF", ("hours", 3.0))
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("lead (hours ahead)", "MAE (degF)")
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [3.0, 6.0, 9.0])
 
 
 # ------------------------------------------------------------------------ slow: real runs
@@ -497,9 +540,10 @@ def test_ltsf_experiment_on_a_multivariate_csv(tmp_path):
     assert pd.Timestamp(start, tz="UTC") + train_end * hour <= first_input  # inside val span
     assert table["time"].min() == test_start
 
-    assert "(scaled units)" in proc.stdout
+    assert f"leads (24 hours) of {', '.join(columns)}, in z-scores:" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "forecaster" in line)
     assert "MSE" in header.split() and "RMSE" not in header.split()
+    assert header.split()[-1] == "z-scores"
 
 
 def test_stride_spaces_test_windows_only(panel):

@@ -104,3 +104,59 @@ def test_undefined_scores_are_null_with_a_reason():
     assert "persistence's MSE is 0" in gaps["baselines.persistence.skill"]
     assert gaps["baselines.persistence.by_lead.1"] == "-inf (not a finite number)"
     assert undefined({"model": {"mae": 1.0}}) == {}
+
+
+def _forecasts(n_series: int, days: int, leads: int = 4) -> pd.DataFrame:
+    """Hourly test forecasts of `temp`; series S<i> is off by i + 1 at every lead."""
+    origins = pd.date_range("2024-01-01", periods=days * 24, freq="h", tz="UTC")
+    rows = []
+    for i in range(n_series):
+        for lead in range(1, leads + 1):
+            actual = np.sin(np.arange(len(origins)) / 4.0)
+            rows.append(pd.DataFrame({
+                "series": f"S{i}", "origin": origins, "lead": lead, "target": "temp",
+                "time": origins + pd.Timedelta(hours=lead), "actual": actual,
+                "forecast": actual + i + 1}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_plots_of_many_series_keep_their_width():
+    names = ["model", "persistence", "seasonal_naive", "climatology", "ridge", "rlinear"]
+    by_series = lambda n: {f: {f"S{i}": {"mae": i + j} for i in range(n)}  # noqa: E731
+                           for j, f in enumerate(names)}
+    few, twelve, many = (plots.error_by_series(by_series(n), "mae", "degF") for n in (3, 12, 45))
+    assert few.get_size_inches()[0] == twelve.get_size_inches()[0] == many.get_size_inches()[0]
+    assert twelve.get_size_inches()[0] * 110 <= 900  # px at plots.save's dpi
+    rows = [t.get_text() for t in twelve.axes[0].get_yticklabels()]
+    assert len(rows) == 12 and rows[0] == "S11"  # the model's worst at the top
+    assert len(many.axes[0].get_yticklabels()) == plots.MAX_SERIES_ROWS
+    assert twelve.axes[0].get_xlabel() == "MAE (degF)"
+
+
+def test_forecast_plot_samples_the_whole_test_span_and_some_series():
+    table = _forecasts(12, days=60)
+    fig = plots.forecasts_vs_actuals(table, "temp", days=7, every=4, unit="degF",
+                                     lead=("hours", 1.0))
+    grid = np.array(fig.axes).reshape(plots.MAX_PANELS, 3)
+    series = [ax.get_title(loc="left").split(":")[0] for ax in grid[:, 0]]
+    assert series[0] == "S0" and series[-1] == "S11"  # the best and the worst forecast
+    assert len(set(series)) == plots.MAX_PANELS
+    first, last = table["time"].min(), table["time"].max()
+    shown = [pd.to_datetime(np.concatenate([line.get_xdata() for line in ax.lines]), utc=True)
+             for ax in grid[0]]
+    assert shown[0].min() == first  # the start of the span, and its end (within a horizon)
+    assert pd.Timedelta(0) <= last - shown[-1].max() < pd.Timedelta(hours=4)
+    assert shown[0].max() < shown[1].min() and shown[1].max() < shown[2].min()
+    assert grid[0, 0].get_ylabel() == "temp (degF)"
+    short = plots.forecasts_vs_actuals(_forecasts(3, days=10), "temp", days=7, every=4)
+    assert len(short.axes) == 3  # a span shorter than three stretches: one column, every series
+
+
+def test_residuals_of_many_targets_wrap_into_rows_with_leads_in_time_units():
+    table = pd.concat([_forecasts(1, days=2).assign(target=f"t{i}") for i in range(7)])
+    table["forecast"] += np.random.default_rng(0).normal(0, 1, len(table))  # errors that vary
+    fig = plots.residuals(table, leads=(1, 4), units={"t0": "degF"}, lead=("hours", 1.0))
+    assert fig.get_size_inches()[0] == 15 and sum(ax.get_visible() for ax in fig.axes) == 7
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels[0].startswith("lead 1 hours") and labels[1].startswith("lead 4 hours")
+    assert fig.axes[0].get_xlabel() == "error (degF)" and fig.axes[1].get_xlabel() == "error"

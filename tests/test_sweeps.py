@@ -115,6 +115,30 @@ def test_report_main_writes_the_leaderboard(sweep, capsys):
     assert "model=lstm" in html and "model=gru" in html and "data:image/png;base64," in html
 
 
+def test_leaderboard_page_states_margins_links_runs_and_fits_the_page(sweep, capsys):
+    import re
+    from urllib.parse import unquote
+
+    _job(sweep, ["data=synthetic", "model=rnn", "seed=0"],  # no skill: undefined
+         _metrics(0.9, 4.0, 4.5, None, [3.0, 4.0, 5.0], 3.0, 2) | {"units": {"temp": "degF"}})
+    assert report.main([str(sweep)]) == 0
+    page = (sweep / "leaderboard.html").read_text()
+    # gru is best: MAE 3.0 against ridge's 1.5 and persistence's 5.0
+    said = "test MAE 3.000 degF, 100.0% above ridge (1.500), a loss to ridge, 40.0% below " \
+           "persistence (5.000)."
+    assert said in page and said in capsys.readouterr().out
+    table = page[page.index("<table class='board'>"):page.index("</table>")]
+    assert "<td>+100.0%</td><td>-40.0%</td>" in table  # the best row's margins
+    links = [unquote(h) for h in re.findall(r'href="([^"]+)"', table)]
+    jobs = {str(p.parent.parent.relative_to(sweep)) for p in sweep.glob("*/.hydra/overrides.yaml")}
+    assert sorted(links) == sorted(f"{job}/report.html" for job in jobs)  # one link per run
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
+    assert cells and not [c for c in cells if c.strip().lower() in ("nan", "none", "")]
+    assert "\u2014" in cells  # rnn's skill: undefined, shown as a dash
+    assert re.search(r"body \{[^}]*max-width: *\d+px", page)
+    assert "table-layout: fixed" in page
+
+
 def test_seeds_grouped_ranked_by_val_loss_and_failed_listed_last(sweep):
     report.main([str(sweep)])
     board = _read_board(sweep)

@@ -52,7 +52,9 @@ def build(logger: DictConfig | None, run_dir: Path, config: DictConfig) -> Logge
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         options["tracking_uri"] = save_dir.resolve().as_uri()
     made = instantiate(options, save_dir=str(save_dir))
-    made.log_hyperparams(flat(OmegaConf.to_container(config, resolve=True), enumerate_lists=False))
+    if tracks(logger):  # a CSV logger writing now would start metrics.csv afresh before a resume
+        made.log_hyperparams(flat(OmegaConf.to_container(config, resolve=True),
+                                  enumerate_lists=False))
     return made
 
 

@@ -71,5 +71,7 @@ def test_gaps_in_inputs_are_filled_from_the_past(long_df):
 def test_unknown_target_and_too_short_splits_raise(panel):
     with pytest.raises(ValueError, match="not among the data's features"):
         prepare(panel, L, H, ["temp"], SPLIT)
+    with pytest.raises(ValueError, match="val split"):  # early stopping needs val windows
+        prepare(panel, 10, 61, ["a"], SPLIT)  # the val span has 30 steps < horizon
     with pytest.raises(ValueError, match="test split"):
-        prepare(panel, 10, 61, ["a"], SPLIT)  # the test span has 60 steps < horizon
+        prepare(panel, 10, 20, ["a"], (0.7, 0.25, 0.05))  # val 75 steps, test 15 < horizon

@@ -14,6 +14,7 @@ and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from dataclasses import replace
 import pandas as pd
 
 from forecast.columns import Cleaning
+from forecast.config import DataConfig
 from forecast.files import assemble_time, read_tables, resolve_paths
 from forecast.repair import (
     DUPLICATES,
@@ -46,12 +48,23 @@ from forecast.sources import (
 log = logging.getLogger(__name__)
 
 
-def load_options(data: Mapping, **given) -> pd.DataFrame:
-    """`load` from the data.* options (a DataConfig as a dict): every option `load` knows is
-    passed on by name, so a file option added here reaches training and forecast-predict alike;
-    `given` (seed, targets, features, ...) wins over `data`."""
+def as_dict(data: DataConfig | Mapping) -> dict:
+    """data.* options as a dict, from a DataConfig (OmegaConf.to_object) or a mapping."""
+    return dataclasses.asdict(data) if dataclasses.is_dataclass(data) else dict(data)
+
+
+def option(data: DataConfig | Mapping, name: str):
+    """One data.* option of a DataConfig or a mapping (None when absent)."""
+    return getattr(data, name, None) if dataclasses.is_dataclass(data) else data.get(name)
+
+
+def load_options(data: DataConfig | Mapping, **given) -> pd.DataFrame:
+    """`load` from the data.* options (a DataConfig, or a mapping of them): every option `load`
+    knows is passed on by name, so a file option added here reaches training and
+    forecast-predict alike; `given` (seed, targets, features, ...) wins over `data`."""
     accepted = inspect.signature(load).parameters
-    return load(**{**{k: v for k, v in data.items() if k in accepted}, **given})
+    options = as_dict(data)
+    return load(**{**{k: v for k, v in options.items() if k in accepted}, **given})
 
 
 def load(

@@ -46,15 +46,13 @@ config.register()
 def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     """The data.* options -> Panel. With `targets` and `min_steps` (lookback + horizon) the
     targets are checked to be numeric and non-empty, and every series long enough."""
-    def plain(value):  # ListConfig / DictConfig -> list / dict; None stays None
-        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-    if data.get("memmap"):
-        return largepanel.load(plain(data), plain(targets), min_steps)
-    # data.path first: a missing path stops here with Hydra's message naming it
-    options = {**plain(data), "path": data.path}
-    df = datasets.load_options(options, seed=seed, targets=plain(targets), min_steps=min_steps)
-    return to_panel(df, data.freq)
+    # the typed schema (a DataConfig) passed whole; a missing data.path stops here, named
+    options = OmegaConf.to_object(data)
+    targets = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
+    if datasets.option(options, "memmap"):
+        return largepanel.load(datasets.as_dict(options), targets, min_steps)
+    df = datasets.load_options(options, seed=seed, targets=targets, min_steps=min_steps)
+    return to_panel(df, datasets.option(options, "freq"))
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, logger=None) -> pl.Trainer:

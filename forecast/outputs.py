@@ -54,7 +54,8 @@ def write_parquet(frame: pd.DataFrame, path: Path, rows: int = 1 << 20) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
+    # the types of real rows: an empty object column would read as Arrow's null type
+    schema = pa.Schema.from_pandas(frame.iloc[:rows], preserve_index=False)
     with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, max(len(frame), 1), rows):
             writer.write_table(pa.Table.from_pandas(frame.iloc[start:start + rows], schema=schema,

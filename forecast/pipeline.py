@@ -230,13 +230,13 @@ def forecast_table(
     times = prep.panel.times
     steps = window_steps(index, lookback, h).astype(np.int32)  # (K, H)
     per_row = h * nt  # rows of one window
-    # categories, small integers and no consolidation copy (copy=False): the table has
+    # categories, 32-bit integers and no consolidation copy (copy=False): the table has
     # K*H*n_targets rows, 20M at benchmark scale
     table = pd.DataFrame({
         "series": pd.Categorical.from_codes(np.repeat(index[:, 0].astype(np.int32), per_row),
                                             pd.Index(prep.panel.ids)),
         "origin": times[np.repeat((index[:, 1] + lookback - 1).astype(np.int32), per_row)],
-        "lead": np.tile(np.repeat(np.arange(1, h + 1, dtype=np.int16), nt), k),
+        "lead": np.tile(np.repeat(np.arange(1, h + 1, dtype=np.int32), nt), k),
         "time": times[np.repeat(steps.reshape(-1), nt)],
         "target": pd.Categorical.from_codes(np.tile(np.arange(nt, dtype=np.int32), k * h),
                                             list(prep.targets)),

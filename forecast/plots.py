@@ -76,7 +76,8 @@ def forecasts_vs_actuals(
 def chosen_series(df: pd.DataFrame, most: int = MAX_PANELS) -> tuple[list, int]:
     """The series a forecast plot draws -> (ids, how many there are): all of them in their
     order, or `most` spread evenly over the ranking by MAE, best first."""
-    error = (df["forecast"] - df["actual"]).abs().groupby(df["series"], sort=False).mean()
+    error = (df["forecast"] - df["actual"]).abs().groupby(df["series"], sort=False,
+                                                                observed=True).mean()
     if len(error) <= most:
         return list(error.index), len(error)
     ranked = list(error.sort_values(kind="stable").index)

@@ -171,8 +171,10 @@ def evaluate(
             totals[name].add(actual, to_space(values), series)
     scores = {name: t.summary(ids, prep.targets) for name, t in totals.items()}
     if "persistence" in totals:
-        for name, t in totals.items():
-            scores[name]["skill"] = 1.0 - t.mse() / totals["persistence"].mse()
+        reference = np.float64(totals["persistence"].mse())
+        with np.errstate(divide="ignore", invalid="ignore"):  # an exact persistence: undefined
+            for name, t in totals.items():
+                scores[name]["skill"] = float(1.0 - t.mse() / reference)
     if intervals is not None:
         scores["model"].update(intervals.scores())
     model = scores.pop("model")

@@ -265,7 +265,7 @@ def test_a_run_reports_and_writes_calibrated_intervals(quantile_run):
             (table[f"upper_{tag}"] - table[f"lower_{tag}"]).mean(), rel=1e-4)
         by_lead = inside.groupby(table["lead"]).mean().to_numpy()
         np.testing.assert_allclose(metrics["by_lead"][f"coverage_{tag}"], by_lead, atol=1e-6)
-        for name, one in table.groupby("series"):
+        for name, one in table.groupby("series", observed=True):
             assert metrics["by_series"][name][f"coverage_{tag}"] == pytest.approx(
                 inside[one.index].mean(), abs=1e-6)
     # the uncalibrated q0.1-q0.9 interval beside the calibrated 80% one
@@ -281,7 +281,7 @@ def test_predict_writes_the_calibrated_bounds(quantile_run, tmp_path):
     calibration = json.loads((quantile_run / "checkpoints" / conformal.FILE).read_text())
     assert [c for c in table.columns if c.startswith(("lower", "upper"))] == \
         ["lower_80", "upper_80", "lower_95", "upper_95"]
-    steps = table.groupby(["series", "target"]).cumcount().to_numpy()  # lead - 1
+    steps = table.groupby(["series", "target"], observed=True).cumcount().to_numpy()  # lead - 1
     width = (table["q0.9"] - table["q0.1"]).to_numpy()
     offset = np.asarray(calibration["intervals"][0]["offsets"])[steps, 0] * width
     np.testing.assert_allclose(table["lower_80"], table["q0.1"] - offset, rtol=1e-5, atol=1e-4)

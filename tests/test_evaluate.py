@@ -187,6 +187,18 @@ def _flat(tree, prefix=""):
     return {prefix: tree}
 
 
+def test_an_exact_persistence_leaves_skill_undefined_not_a_crash(prep):
+    """Skill divides by persistence's MSE: when persistence is exact on every test value (a
+    constant test span), the skill is undefined (null in metrics.json, with the reason)."""
+    actual, z, _ = _actual_and_z(prep)
+    out = scoring.evaluate(prep, (z + 0.5).astype(np.float32), {"persistence": actual}, SEASON,
+                           block=7)
+    assert out["model"]["skill"] == -np.inf  # 1 - MSE / 0
+    assert np.isnan(out["baselines"]["persistence"]["skill"])  # 1 - 0 / 0
+    assert scoreboard.undefined(out)  # written as null in metrics.json, with the reason
+    assert out["model"]["mae"] > 0
+
+
 @pytest.mark.parametrize("space", ["scaled", "original"])
 def test_scoring_in_blocks_equals_scoring_every_window_at_once(prep, space):
     """Blocks of 7 windows (series boundaries inside blocks, a last short block) and fitted

@@ -24,10 +24,14 @@ def mse(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
 
 def smape(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
     """Symmetric MAPE in percent, 0..200; terms where both are 0 count as 0."""
+    return np.mean(_smape_terms(actual, forecast, np.abs(forecast - actual)), axis=axis)
+
+
+def _smape_terms(actual, forecast, absolute: np.ndarray) -> np.ndarray:
+    """200 |error| / (|actual| + |forecast|), 0 where both are 0; absolute: |error| (float)."""
     denom = np.abs(actual) + np.abs(forecast)
-    ratio = np.divide(2 * np.abs(forecast - actual), denom, out=np.zeros_like(denom, dtype=float),
-                      where=denom > 0)
-    return 100 * np.mean(ratio, axis=axis)
+    return 200.0 * np.divide(absolute, denom, out=np.zeros_like(absolute, dtype=float),
+                             where=denom > 0)
 
 
 def seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
@@ -51,10 +55,8 @@ def _terms(actual, forecast, series, scale) -> dict:
     """The elementwise terms whose means are the scores, float64 (K, H, n_targets) each."""
     error = forecast.astype(np.float64) - actual
     absolute = np.abs(error)
-    denom = np.abs(actual) + np.abs(forecast)
     out = {"mae": absolute, "mse": error * error,
-           "smape": 200.0 * np.divide(absolute, denom, out=np.zeros_like(absolute),
-                                      where=denom > 0)}
+           "smape": _smape_terms(actual, forecast, absolute)}
     if scale is not None:
         out["mase"] = absolute / scale[series][:, None, :]
     return out
@@ -101,7 +103,7 @@ class Totals:
 
     def summary(self, ids: Sequence[str], targets: Sequence[str]) -> dict:
         """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`."""
-        n_series, horizon, n_targets = self.sums["mae"].shape
+        _, horizon, n_targets = self.sums["mae"].shape
         total = self.windows.sum()
         result = {k: float(v) for k, v in
                   self._means({k: s.sum() for k, s in self.sums.items()},
@@ -132,7 +134,7 @@ def summary(
 ) -> dict:
     """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`, of every
     window at once (`Totals` adds them up a block at a time)."""
-    k, horizon, n_targets = actual.shape
+    _, horizon, n_targets = actual.shape
     totals = Totals(len(ids), horizon, n_targets, scale)
     return totals.add(actual, forecast, np.asarray(series)).summary(ids, targets)
 
@@ -149,16 +151,36 @@ def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     return float(np.mean((actual >= low) & (actual <= high)))
 
 
+class QuantileTotals:
+    """Running sums for the quantile scores (pinball loss, coverage and width of the outermost
+    interval, lowest to highest quantile), so that windows can be added a block at a time."""
+
+    def __init__(self, quantiles: Sequence[float]):
+        self.quantiles = np.asarray(quantiles, dtype=float)
+        order = np.argsort(self.quantiles)
+        self.lo, self.hi = order[0], order[-1]
+        self.pinball = self.inside = self.width = 0.0
+        self.count = 0
+
+    def add(self, actual: np.ndarray, forecast: np.ndarray) -> QuantileTotals:
+        """actual (k, H, n_targets), forecast (k, H, n_targets, Q)."""
+        low, high = forecast[..., self.lo], forecast[..., self.hi]
+        self.pinball += pinball(actual, forecast, self.quantiles) * actual.size
+        self.inside += coverage(actual, low, high) * actual.size
+        self.width += float((high - low).astype(np.float64).sum())
+        self.count += actual.size
+        return self
+
+    def scores(self) -> dict:
+        q = self.quantiles
+        return {"pinball": self.pinball / self.count,
+                "interval": [float(q[self.lo]), float(q[self.hi])],
+                "coverage": self.inside / self.count,
+                "nominal_coverage": float(q[self.hi] - q[self.lo]),
+                "width": self.width / self.count}
+
+
 def interval_scores(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> dict:
     """Pinball loss, and coverage and mean width of the outermost interval (lowest to highest
-    quantile), with the coverage it should have."""
-    order = np.argsort(quantiles)
-    lo, hi = order[0], order[-1]
-    low, high = forecast[..., lo], forecast[..., hi]
-    return {
-        "pinball": pinball(actual, forecast, quantiles),
-        "interval": [float(quantiles[lo]), float(quantiles[hi])],
-        "coverage": coverage(actual, low, high),
-        "nominal_coverage": float(quantiles[hi] - quantiles[lo]),
-        "width": float(np.mean(high - low)),
-    }
+    quantile), with the coverage it should have, of every window at once."""
+    return QuantileTotals(quantiles).add(actual, forecast).scores()

@@ -105,36 +105,6 @@ def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-class QuantileTotals:
-    """Running sums for the quantile scores of metrics.interval_scores (pinball loss, coverage and
-    width of the outermost interval)."""
-
-    def __init__(self, quantiles: Sequence[float]):
-        self.quantiles = np.asarray(quantiles, dtype=float)
-        order = np.argsort(self.quantiles)
-        self.lo, self.hi = order[0], order[-1]
-        self.pinball = self.inside = self.width = 0.0
-        self.count = 0
-
-    def add(self, actual: np.ndarray, forecast: np.ndarray) -> None:
-        """actual (k, H, n_targets), forecast (k, H, n_targets, Q)."""
-        error = actual[..., None] - forecast
-        q = self.quantiles
-        self.pinball += float(np.maximum(q * error, (q - 1) * error).sum() / len(q))
-        low, high = forecast[..., self.lo], forecast[..., self.hi]
-        self.inside += float(((actual >= low) & (actual <= high)).sum())
-        self.width += float((high - low).astype(np.float64).sum())
-        self.count += actual.size
-
-    def scores(self) -> dict:
-        q = self.quantiles
-        return {"pinball": self.pinball / self.count,
-                "interval": [float(q[self.lo]), float(q[self.hi])],
-                "coverage": self.inside / self.count,
-                "nominal_coverage": float(q[self.hi] - q[self.lo]),
-                "width": self.width / self.count}
-
-
 def evaluate(
     prep: Prepared,
     model_scaled: np.ndarray,
@@ -157,7 +127,7 @@ def evaluate(
     scale = mt.seasonal_scale(to_space(train_history), season)
     totals = {name: mt.Totals(len(ids), horizon, n_targets, scale)
               for name in ("model", *baseline)}
-    intervals = QuantileTotals(quantiles) if quantiles else None
+    intervals = mt.QuantileTotals(quantiles) if quantiles else None
     actual_of = FeatureColumns(prep.panel.values, prep.target_cols)
     for rows in blocks(len(index), block):
         part, series = index[rows], index[rows, 0]

@@ -194,9 +194,10 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
     metrics = scoring.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
                                 model["quantiles"])
     forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
-    conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
-                         pipeline.actuals(prep), calibration, model["quantiles"],
-                         cfg.evaluate.space)
+    if calibration is not None:  # the whole test arrays only for a run with intervals
+        conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
+                             pipeline.actuals(prep), calibration, model["quantiles"],
+                             cfg.evaluate.space)
     continue_log(trainer, earlier)
     gates = pipeline.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock

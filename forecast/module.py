@@ -75,6 +75,7 @@ class Forecaster(pl.LightningModule):
         self.save_hyperparameters()
         self.net = RegLSTM(**net)
         self.data_digest: str | None = None  # sha256 of the run's data.json, set by the run
+        self._epoch_sums: dict[str, tuple] = {}  # name -> (sum of value x windows, windows)
 
     @classmethod
     def from_options(cls, net: dict, model: dict) -> Forecaster:
@@ -99,21 +100,45 @@ class Forecaster(pl.LightningModule):
                            "val/mae": torch.nn.functional.l1_loss(point, y)},
                           batch_size=x.shape[0], sync_dist=True)
         # sync_dist: under DDP every rank must see the same val/loss for checkpoints and stopping
-        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
-                 prog_bar=split != "test", batch_size=x.shape[0], sync_dist=split != "train")
-        if split == "train" and self.net.aux_loss is not None:
+        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=split != "test",
+                 batch_size=x.shape[0], sync_dist=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        x, y, series = batch
+        loss = self.loss(self(x, series), y)
+        if self._logged_step():
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self._add_to_epoch("train/loss_epoch", loss, x.shape[0])
+        if self.net.aux_loss is not None:
             # the autoregressive decoder also learns the next step of every input on the lookback
-            self.log("train/next_step_loss", self.net.aux_loss, batch_size=x.shape[0])
+            self._add_to_epoch("train/next_step_loss", self.net.aux_loss, x.shape[0])
             loss = loss + self.net.aux_loss
-        if split == "train" and not math.isfinite(loss.item()):
+        if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"train/loss became {loss.item()} at step {self.global_step}; "
                 "lower model.lr or check the data for extreme values"
             )
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+    def _logged_step(self) -> bool:
+        """Whether the logger writes this step's values: Lightning's collection of a logged value
+        costs a millisecond a step, as much as a short step's whole batch gather, so the train
+        loss goes through self.log only on the steps it is written (trainer.log_every_n_steps)
+        and its epoch mean is summed here."""
+        every = self._trainer.log_every_n_steps if self._trainer is not None else 0
+        return bool(every) and (self.global_step + 1) % every == 0
+
+    def _add_to_epoch(self, name: str, value: torch.Tensor, windows: int) -> None:
+        total, count = self._epoch_sums.get(name, (0.0, 0))
+        self._epoch_sums[name] = (total + value.detach() * windows, count + windows)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_sums = {}
+
+    def on_train_epoch_end(self) -> None:
+        for name, (total, count) in self._epoch_sums.items():  # window-weighted epoch means
+            self.log(name, total / count, on_epoch=True, prog_bar=name == "train/loss_epoch")
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")

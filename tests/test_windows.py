@@ -201,3 +201,24 @@ def test_window_steps_are_the_lookback_then_the_horizon():
     index = np.array([[0, 0], [2, 5]])
     assert window_steps(index, 0, 3).tolist() == [[0, 1, 2], [5, 6, 7]]  # lookback 3
     assert window_steps(index, 3, 2).tolist() == [[3, 4], [8, 9]]  # horizon 2 after it
+
+
+@pytest.mark.parametrize("kind", ["array", "memmap", "strided", "calendar"])
+def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
+    from forecast.inputs import take_steps, window_steps
+
+    rng = np.random.default_rng(0)
+    array = rng.normal(size=(4, 30, 3)).astype(np.float32)
+    if kind == "memmap":
+        np.save(tmp_path / "a.npy", array)
+        array = np.load(tmp_path / "a.npy", mmap_mode="r")
+    elif kind == "strided":
+        array = array[:, ::2]  # (4, 15, 3), not contiguous
+    elif kind == "calendar":
+        array = array[0]  # (T, C): the same steps for every series
+    index = np.array([[3, 0], [0, 7], [3, 8], [1, 2]])
+    rows, steps = index[:, 0:1], window_steps(index, 2, 5)
+    expected = array[steps] if kind == "calendar" else array[rows, steps]
+    taken = take_steps(array, rows, steps)
+    assert taken.shape == (4, 5, 3)
+    np.testing.assert_array_equal(taken, expected)

@@ -26,8 +26,8 @@ def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray) -> np.nda
     (K, L): (K, L, C). An in-memory array is read by row of its flattened (N*T, C) view with
     torch's index_select, three times faster than numpy's two-axis fancy indexing: batches are
     gathered between training steps, so their cost adds to every step."""
-    if type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable:
-        width = array.shape[-1]
+    width = array.shape[-1]
+    if width and type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable:
         flat = steps if array.ndim == 2 else rows * array.shape[1] + steps
         taken = torch.from_numpy(array.reshape(-1, width)).index_select(
             0, torch.from_numpy(np.ascontiguousarray(flat).reshape(-1)))

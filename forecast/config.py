@@ -84,6 +84,7 @@ class ModelConfig:
     quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
+    head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3

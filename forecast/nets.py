@@ -101,6 +101,7 @@ class RegLSTM(nn.Module):
         width = self.directions * o.hidden_size
         self.attention = nn.Linear(width, 1) if o.head == "attention" else None
         self.head_dropout = nn.Dropout(o.head_dropout)  # no weights: state dicts are unchanged
+        self.head_norm = nn.LayerNorm(width) if o.head_norm else nn.Identity()
         n_out = n_targets * max(1, len(self.quantiles))
         self.out = nn.Linear(width, horizon * n_out) if o.decoder == "direct" else None
         self.step_out = nn.Linear(width, n_features) if o.decoder == "autoregressive" else None
@@ -185,7 +186,8 @@ class RegLSTM(nn.Module):
             ids = self.channel_embedding(channel) if self.channel_embedding is not None else None
             y = self.parallel(self.rnn, state, ids)[:, : self.horizon]  # (B, H, n_targets*Q)
         else:
-            y = self.out(self.head_dropout(self._pool(output, state)))  # (B, H*n_targets*Q)
+            summary = self.head_norm(self._pool(output, state))  # (B, D*hidden)
+            y = self.out(self.head_dropout(summary))  # (B, H*n_targets*Q)
         y = y.reshape(x.shape[0], self.horizon, self.n_targets, -1)  # (B, H, n_targets, Q)
         if self.skip is not None:
             y = y + self.skip(x.flatten(1)).view(x.shape[0], self.horizon, self.n_targets, 1)
@@ -245,6 +247,9 @@ def check_options(o, lookback: int | None = None, n_series: int | None = None,
         if quantiles or linear_skip:
             raise ValueError("model.decoder=autoregressive supports neither model.quantiles nor "
                              "model.linear_skip; use model.decoder=direct for them")
+    if o.head_norm and decoder != "direct":
+        raise ValueError(f"model.head_norm normalises the summary that the direct head reads; "
+                         f"model.decoder={decoder} has none: use model.decoder=direct")
     if quantiles and (0.5 not in quantiles or not all(0 < q < 1 for q in quantiles)):
         raise ValueError(f"model.quantiles={list(quantiles)} must lie in (0, 1) and include 0.5 "
                          "(the median is the point forecast)")

@@ -159,7 +159,7 @@ _EXTRAS = [
     ("model.embedding_dim=2", "model.quantiles=[0.1,0.5,0.9]", "model.linear_skip=true"),
     ("model.instance_norm=true", "model.lr=0.01", "model.weight_decay=0.001"),
     ("model.bidirectional=false", "model.residual=true", "model.loss=huber",
-     "model.head_dropout=0.3"),
+     "model.head_dropout=0.3", "model.head_norm=true"),
 ]
 _ROWS = max(len(CELLS), len(HEADS), len(_EXTRAS))
 MODEL_OVERRIDES = [

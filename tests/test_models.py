@@ -623,6 +623,22 @@ def test_instance_norm_shifts_forecasts_in_data_units(panel):
     np.testing.assert_allclose(after - before, c[0], rtol=0, atol=5e-3)
 
 
+def test_head_norm_standardises_the_summary_the_head_reads():
+    net = _net(head_norm=True, hidden_size=8)
+    read = []
+    net.out.register_forward_pre_hook(lambda module, args: read.append(args[0]))
+    with torch.no_grad():
+        net(_x())
+    summary = read[0]  # (B, hidden): the layer's scale 1 and shift 0 as initialised
+    torch.testing.assert_close(summary.mean(dim=1), torch.zeros(B), atol=1e-5, rtol=0)
+    torch.testing.assert_close(summary.std(dim=1, unbiased=False), torch.ones(B), atol=1e-3,
+                               rtol=0)
+    assert {"head_norm.weight", "head_norm.bias"} <= net.state_dict().keys()
+    assert "head_norm.weight" not in _net().state_dict()  # off: the state dict is as before
+    with pytest.raises(ValueError, match="model.head_norm .* model.decoder=direct"):
+        _net(head_norm=True, decoder="autoregressive")
+
+
 def test_head_dropout_acts_in_training_only_and_adds_no_weights():
     plain, dropped = _net(), _net(head_dropout=0.5)
     assert plain.state_dict().keys() == dropped.state_dict().keys()

@@ -685,4 +685,10 @@ def test_readme_example_command_runs_end_to_end(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["windows"]["train"] > 0 and metrics["windows"]["test"] > 0
     assert set(metrics["model"]["by_series"]) == {"airfield", "harbour", "hilltop"}
+    listed = json.loads((run_dir / "provenance.json").read_text())["repairs"]
+    assert all(set(r) == {"kind", "source", "column", "count"} for r in listed)
+    found = repairs_of([repairs.Repair(**r) for r in listed])
+    assert found["duplicates"] == 1 and found["out_of_order"] == 5  # INFO lines listed too
+    assert found["sentinels"] == {"humidity": 1, "pressure": 1}
+    assert found["bad_directions", "wind_dir"] == 1 and found["naive_time", "time"] == 1
     assert (EXAMPLE.read_bytes(), EXAMPLE.stat().st_mtime_ns) == before

@@ -1,7 +1,8 @@
 """Repairs of one column of a user's table: missing-value codes, numbers stored as text, trace
 precipitation, wind directions (degrees or compass points) -> sin/cos, text categories -> one-hot.
 
-Every repair is logged with its count; `Cleaning` carries the options that steer them.
+Every repair is logged with its count (`repairs.note`); `Cleaning` carries the options that
+steer them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from forecast.repairs import note, record
 
 log = logging.getLogger(__name__)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -62,8 +65,9 @@ def missing_to_nan(frame: pd.DataFrame, na_values: Sequence, source: str) -> pd.
         empty[col] = int(values.isna().sum() + is_na_text.sum())
         sentinel[col] = int((is_sentinel & ~is_na_text).sum())
         out[col] = values.mask(is_na_text | is_sentinel)
-    _log_counts(source, "empty or 'NA' cells read as missing", empty)
-    _log_counts(source, f"sentinel values {list(na_values)} read as missing", sentinel)
+    _log_counts(source, "missing_cells", "empty or 'NA' cells read as missing", empty)
+    _log_counts(source, "sentinels", f"sentinel values {list(na_values)} read as missing",
+                sentinel)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -105,8 +109,9 @@ def finite_or_missing(values: pd.Series, name: str, source: str) -> pd.Series:
     (R,) -> (R,); the count is logged with the column, as every other repair."""
     bad = values.notna() & ~(values.abs() <= FLOAT32_MAX)
     if bad.any():
-        log.warning("%s: column '%s': %d infinite or out-of-range value(s) (beyond +-%.1e) read "
-                    "as missing", source, name, int(bad.sum()), FLOAT32_MAX)
+        note(log, logging.WARNING, "infinite", bad.sum(), "%s: column '%s': %d infinite or "
+             "out-of-range value(s) (beyond +-%.1e) read as missing", source, name,
+             int(bad.sum()), FLOAT32_MAX, source=source, column=name)
     return values.mask(bad)
 
 
@@ -130,8 +135,9 @@ def trace_to_zero(values: pd.Series, name: str, source: str) -> pd.Series:
         return values
     is_trace = as_text(values).str.upper().eq(TRACE_CODE).fillna(False).astype(bool)
     if is_trace.any():
-        log.info("%s: column '%s': %d trace code(s) '%s' read as 0.0", source, name,
-                 int(is_trace.sum()), TRACE_CODE)
+        note(log, logging.INFO, "trace_codes", is_trace.sum(), "%s: column '%s': %d trace "
+             "code(s) '%s' read as 0.0", source, name, int(is_trace.sum()), TRACE_CODE,
+             source=source, column=name)
     return values.mask(is_trace, "0")
 
 
@@ -146,11 +152,13 @@ def text_to_numbers(values: pd.Series, thousands: str | None = None) -> pd.Serie
 def _log_text_numbers(values: pd.Series, numbers: pd.Series, name: str, source: str) -> None:
     bad = values.notna() & numbers.isna()
     if numbers.notna().any():
-            log.info("%s: column '%s': %d number(s) stored as text read as numbers", source, name,
-                 int(numbers.notna().sum()))
+        n = int(numbers.notna().sum())
+        note(log, logging.INFO, "text_numbers", n, "%s: column '%s': %d number(s) stored as text "
+             "read as numbers", source, name, n, source=source, column=name)
     if bad.any():
-        log.warning("%s: column '%s': %d cell(s) that are not numbers read as missing, e.g. %s",
-                    source, name, int(bad.sum()), _distinct(values[bad]))
+        note(log, logging.WARNING, "not_numbers", bad.sum(), "%s: column '%s': %d cell(s) that "
+             "are not numbers read as missing, e.g. %s", source, name, int(bad.sum()),
+             _distinct(values[bad]), source=source, column=name)
 
 
 def is_direction(name: str, direction_cols: Sequence[str] = ()) -> bool:
@@ -176,12 +184,14 @@ def encode_direction(values: pd.Series, name: str, source: str) -> pd.DataFrame:
     bad = values.notna() & ~degrees.between(0, 360)
     degrees = degrees.mask(bad)
     n_compass = int(compass.notna().sum())
-    log.info("%s: column '%s': %d compass point(s) and %d degree value(s) encoded as %s_sin, "
-             "%s_cos", source, name, n_compass, int(degrees.notna().sum()) - n_compass, name,
-             name)
+    # counted: the compass points read as degrees (degrees encoded as sin/cos are no repair)
+    note(log, logging.INFO, "compass_points", n_compass, "%s: column '%s': %d compass point(s) "
+         "and %d degree value(s) encoded as %s_sin, %s_cos", source, name, n_compass,
+         int(degrees.notna().sum()) - n_compass, name, name, source=source, column=name)
     if bad.any():
-        log.warning("%s: column '%s': %d value(s) neither degrees 0-360 nor compass points read "
-                    "as missing, e.g. %s", source, name, int(bad.sum()), _distinct(values[bad]))
+        note(log, logging.WARNING, "bad_directions", bad.sum(), "%s: column '%s': %d value(s) "
+             "neither degrees 0-360 nor compass points read as missing, e.g. %s", source, name,
+             int(bad.sum()), _distinct(values[bad]), source=source, column=name)
     radians = np.deg2rad(degrees)
     return pd.DataFrame({f"{name}_sin": np.sin(radians), f"{name}_cos": np.cos(radians)},
                         index=values.index)
@@ -228,8 +238,9 @@ def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
     out = pd.DataFrame({col: text.eq(cat).astype("float64").where(text.notna())
                         for col, cat in zip(names, categories, strict=True)}, index=values.index)
     out.attrs["one_hot"] = True  # lets a later file lack a category (-> 0) without an error
-    log.info("%s: column '%s': text with %d categories one-hot encoded as %s", source, name,
-             len(categories), names)
+    note(log, logging.INFO, "one_hot", len(categories), "%s: column '%s': text with %d "
+         "categories one-hot encoded as %s", source, name, len(categories), names,
+         source=source, column=name)
     return out
 
 
@@ -245,9 +256,11 @@ def _unusable(name: str, why: str, role: str, source: str, hint: str = "") -> pd
     if role != "auto":
         raise ValueError(f"{source}: column '{name}' {why}, so it cannot be a {role}; "
                          f"remove it from data.features / targets{hint}")
-    if not hint:
-        log.warning("%s: column '%s' %s: dropped (list the columns to use in data.features)",
-                    source, name, why)
+    if hint:  # the hint's warning said it; dropped all the same
+        record("dropped_column", 1, source=source, column=name)
+    else:
+        note(log, logging.WARNING, "dropped_column", 1, "%s: column '%s' %s: dropped (list the "
+             "columns to use in data.features)", source, name, why, source=source, column=name)
     return pd.DataFrame()
 
 
@@ -255,7 +268,7 @@ def _distinct(values: pd.Series, n: int = 5) -> list:
     return list(pd.unique(values.astype(str)))[:n]
 
 
-def _log_counts(source: str, what: str, counts: dict[str, int]) -> None:
+def _log_counts(source: str, kind: str, what: str, counts: dict[str, int]) -> None:
     counts = {c: n for c, n in counts.items() if n}
     if counts:
-        log.info("%s: %s: %s", source, what, counts)
+        note(log, logging.INFO, kind, counts, "%s: %s: %s", source, what, counts, source=source)

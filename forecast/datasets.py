@@ -148,7 +148,7 @@ def _finish(df: pd.DataFrame, source: str, valid_range: dict | None, duplicates:
             min_steps: int) -> pd.DataFrame:
     """Plausibility bounds, duplicates and order: the steps every source shares."""
     if valid_range:
-        df = mask_implausible(df, valid_range)
+        df = mask_implausible(df, valid_range, source)
     report_unsorted(df, source)
     df = resolve_duplicates(df, duplicates, source)
     df = df.sort_values([SERIES, TIME], kind="stable").reset_index(drop=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecast.repairs import note, record
+
 log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -174,8 +176,8 @@ def _log_column_mismatch(files: Sequence[Path], frames: Sequence[pd.DataFrame]) 
     for path, frame in zip(files, frames, strict=True):
         lacking = sorted(every - set(frame.columns))
         if lacking:
-            log.warning("%s lacks column(s) %s that other files have: missing there", path,
-                        lacking)
+            note(log, logging.WARNING, "missing_columns", len(lacking), "%s lacks column(s) %s "
+                 "that other files have: missing there", path, lacking, source=path)
 
 
 def assemble_time(raw: pd.DataFrame, parts: Sequence[str], time_col: str,
@@ -344,11 +346,13 @@ _WARNED_NAIVE: set[tuple[str, str]] = set()
 def warn_naive(source: str, col: str) -> None:
     """Say once per file and column that its times, written without a zone, are read as UTC:
     local times read so would shift every step by the zone's offset without a word."""
-    if (source, col) in _WARNED_NAIVE:
+    if (source, col) in _WARNED_NAIVE:  # said already, but a run collecting its repairs lists it
+        record("naive_time", 1, source=source, column=col, once=True)
         return
     _WARNED_NAIVE.add((source, col))
-    log.warning("%s: column '%s' has times without a time zone, read as UTC; if they are local "
-                "times set data.tz to their zone (e.g. data.tz=America/New_York)", source, col)
+    note(log, logging.WARNING, "naive_time", 1, "%s: column '%s' has times without a time zone, "
+         "read as UTC; if they are local times set data.tz to their zone (e.g. "
+         "data.tz=America/New_York)", source, col, source=source, column=col)
 
 
 def row_origin(label) -> str:

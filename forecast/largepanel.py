@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecast import files, repair
+from forecast import files, repair, repairs
 from forecast.columns import is_direction, is_number
 from forecast.mapped import series_blocks
 from forecast.panel import Panel, log_gaps
@@ -59,6 +59,10 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
     found = open_cached(slot)
     if found is None:
         found = build(pf, slot, columns, data, source)
+    else:  # said when the panel was built; a run reusing it lists them all the same
+        for made in found[1].get("repairs", ()):
+            repairs.record(made["kind"], made["count"], source=made["source"],
+                           column=made["column"])
     panel, meta = found
     repair.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
     counts = np.asarray(meta["observed"], dtype=np.int64).reshape(panel.n_series, -1)
@@ -204,8 +208,9 @@ def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
             auto: bool) -> list[Column]:
     kind = schema.field(name).type
     if pa.types.is_temporal(kind) and auto:
-        log.warning("%s: column '%s' holds times: dropped (list the columns to use in "
-                    "data.features)", source, name)
+        repairs.note(log, logging.WARNING, "dropped_column", 1, "%s: column '%s' holds times: "
+                     "dropped (list the columns to use in data.features)", source, name,
+                     source=source, column=name)
         return []
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
             or pa.types.is_boolean(kind)):
@@ -239,13 +244,30 @@ def _check_target_values(counts: np.ndarray, features: list[str], targets, sourc
 
 def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
           source: str) -> tuple[Panel, dict]:
-    """Both passes over the file into the slot's `.f32`, then its `.json` description; returns
-    the panel written (not looked up again: a parallel run may be writing the folder too)."""
-    grid = scan_grid(pf, data["series_col"], data["time_col"], data.get("tz"), data.get("freq"),
-                     source)
+    """Both passes over the file into the slot's `.f32`, then its `.json` description (with the
+    repairs made, listed again when the panel is reused); returns the panel written (not looked
+    up again: a parallel run may be writing the folder too)."""
+    with repairs.collect() as repaired:
+        grid = scan_grid(pf, data["series_col"], data["time_col"], data.get("tz"),
+                         data.get("freq"), source)
+        shape = (len(grid.ids), grid.n_steps, len(columns))
+        log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
+                 np.prod(shape) * 4 / 2**20, slot.folder)
+        counts, values = _fill_slot(pf, slot, grid, columns, data, source)
+    meta = {"format": FORMAT, "key": slot.key, "source": str(Path(source).resolve()),
+            "file": slot.file, "shape": list(shape), "features": [c.name for c in columns],
+            "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
+            "rows": grid.rows.tolist(), "observed": counts.tolist(),
+            "repairs": repairs.as_json(repaired)}
+    _write_json(meta, slot.path(".json"))
+    _remove_stale(slot, meta["source"])
+    return _panel(slot, meta, values), meta
+
+
+def _fill_slot(pf: pq.ParquetFile, slot: Slot, grid: Grid, columns: list[Column], data: Mapping,
+               source: str) -> tuple[np.ndarray, np.memmap]:
+    """Pass 2 into the slot's `.f32`: (observed steps (N, F), the values mapped (N, T, F))."""
     shape = (len(grid.ids), grid.n_steps, len(columns))
-    log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
-             np.prod(shape) * 4 / 2**20, slot.folder)
     partial = slot.path(f".f32.{os.getpid()}.partial")
     try:
         counts = _fill(pf, grid, columns, data, partial, source)
@@ -255,13 +277,7 @@ def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
     finally:
         partial.unlink(missing_ok=True)
         pa.default_memory_pool().release_unused()  # else the pool keeps decoded row groups
-    meta = {"format": FORMAT, "key": slot.key, "source": str(Path(source).resolve()),
-            "file": slot.file, "shape": list(shape), "features": [c.name for c in columns],
-            "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
-            "rows": grid.rows.tolist(), "observed": counts.tolist()}
-    _write_json(meta, slot.path(".json"))
-    _remove_stale(slot, meta["source"])
-    return _panel(slot, meta, values), meta
+    return counts, values
 
 
 def _fill(pf: pq.ParquetFile, grid: Grid, columns: list[Column], data: Mapping, path: Path,

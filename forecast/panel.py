@@ -17,6 +17,7 @@ import pandas as pd
 from forecast.inputs import ModelInputs
 from forecast.mapped import is_mapped, scratch, series_blocks
 from forecast.repair import resolve_duplicates, target_list
+from forecast.repairs import note
 from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,10 @@ def log_gaps(ids: np.ndarray, counts: np.ndarray, n_steps: int, features: Sequen
     for i, name in enumerate(ids):
         missing = n_steps - counts[i]
         if missing.any():
-            detail = ", ".join(f"{f}: {m}" for f, m in zip(features, missing, strict=True) if m)
-            log.info("series '%s' (%d steps) has gaps: %s", name, n_steps, detail)
+            gaps = {f: int(m) for f, m in zip(features, missing, strict=True) if m}
+            detail = ", ".join(f"{f}: {m}" for f, m in gaps.items())
+            note(log, logging.INFO, "gaps", gaps, "series '%s' (%d steps) has gaps: %s", name,
+                 n_steps, detail, source=name)
 
 
 def split_points(n_steps: int, fractions: Sequence[float]) -> tuple[int, int]:

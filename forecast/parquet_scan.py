@@ -25,6 +25,7 @@ from forecast import files, repair
 from forecast.columns import FLOAT32_MAX
 from forecast.mapped import release
 from forecast.panel import NO_STEP, check_one_step, inferred_offset, off_grid_message, offset
+from forecast.repairs import note
 from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,8 @@ def scan_grid(pf: pq.ParquetFile, series_col: str, time_col: str, tz: str | None
         raise ValueError(f"{source}: no row has both a series and a time; check data.series_col "
                          "and data.time_col")
     if scan.keyless:
-        log.warning("%s: %d row(s) with an empty series or time cell dropped", source,
-                    scan.keyless)
+        note(log, logging.WARNING, "empty_keys", scan.keyless, "%s: %d row(s) with an empty "
+             "series or time cell dropped", source, scan.keyless, source=source)
     names = list(scan.code)
     step, alias = offset(freq) if freq else inferred_offset(_common_step(scan, names, source))
     step_ns = int(step / pd.Timedelta(1, "ns"))
@@ -240,8 +241,18 @@ def write_values(pf: pq.ParquetFile, grid: Grid, columns: list[Column], keys: tu
         np.add.at(counts, series, ~np.isnan(block))
         release(out)
     for (what, name), n in sorted(t for t in tally.items() if t[1]):
-        log.warning("%s: column '%s': %d %s read as missing", source, name, n, what)
+        note(log, logging.WARNING, _tally_kind(what), n, "%s: column '%s': %d %s read as missing",
+             source, name, n, what, source=source, column=name)
     return counts
+
+
+def _tally_kind(what: str) -> str:
+    """The in-memory loader's name of the repair a tally line counts."""
+    if what.startswith("sentinel"):
+        return "sentinels"
+    return {"infinite or out-of-range value(s)": "infinite",
+            "value(s) outside data.valid_range": "out_of_range",
+            "value(s) that are not degrees 0-360": "bad_directions"}[what]
 
 
 def _grid_steps(times: np.ndarray, series: np.ndarray, grid: Grid, source: str) -> np.ndarray:

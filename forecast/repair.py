@@ -12,6 +12,7 @@ import pandas as pd
 
 from forecast.columns import Cleaning, as_text, clean_column, missing_to_nan
 from forecast.files import missing_key_message, parse_times, row_origins, stem
+from forecast.repairs import note
 from forecast.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ def _feature_sources(raw: pd.DataFrame, features: Sequence[str] | None, keys: se
                       if c not in targets and (str(c).startswith("Unnamed:")
                                                or is_row_counter(raw[c]))]
         if index_like:
-            log.warning("%s: column(s) %s count the rows (integers rising by one, or a saved "
-                        "row index) and are not used as inputs; list them in data.features to "
-                        "use them", source, index_like)
+            note(log, logging.WARNING, "row_counter", len(index_like), "%s: column(s) %s count "
+                 "the rows (integers rising by one, or a saved row index) and are not used as "
+                 "inputs; list them in data.features to use them", source, index_like,
+                 source=source)
         return [c for c in columns if c not in index_like]
     found, missing = [], []
     for name in features:
@@ -145,7 +147,8 @@ def select_features(encoded: dict[str, pd.DataFrame], features: Sequence[str] | 
         if name in frame.columns:
             out[name] = frame[name]
         elif frame.attrs.get("one_hot"):
-            log.info("%s: category column '%s' absent from this data: all 0", source, name)
+            note(log, logging.INFO, "absent_category", 1, "%s: category column '%s' absent "
+                 "from this data: all 0", source, name, source=source, column=name)
             out[name] = pd.Series(0.0, index=index)
         else:
             raise ValueError(f"{source}: data.features '{name}' is not made from its column "
@@ -193,8 +196,9 @@ def _drop_rows_without_keys(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise ValueError(f"{source}: no row has both a series and a time; check data.series_col "
                          "and data.time_col")
     if keyless.any():
-        log.warning("%s: %d row(s) with an empty series or time cell dropped (%s)", source,
-                    int(keyless.sum()), row_origins(df.index[keyless]))
+        note(log, logging.WARNING, "empty_keys", keyless.sum(), "%s: %d row(s) with an empty "
+             "series or time cell dropped (%s)", source, int(keyless.sum()),
+             row_origins(df.index[keyless]), source=source)
     return df[~keyless]
 
 
@@ -202,8 +206,9 @@ def report_unsorted(df: pd.DataFrame, source: str) -> None:
     """Log how many rows come before an earlier time of their series (load sorts them)."""
     back = df.groupby(SERIES, sort=False)[TIME].diff() < pd.Timedelta(0)
     if back.any():
-        log.info("%s: %d row(s) out of time order within their series; rows sorted by series "
-                 "and time", source, int(back.sum()))
+        note(log, logging.INFO, "out_of_order", back.sum(), "%s: %d row(s) out of time order "
+             "within their series; rows sorted by series and time", source, int(back.sum()),
+             source=source)
 
 
 def resolve_duplicates(df: pd.DataFrame, how: str, source: str) -> pd.DataFrame:
@@ -221,8 +226,9 @@ def resolve_duplicates(df: pd.DataFrame, how: str, source: str) -> pd.DataFrame:
             f"e.g. {examples}; set data.duplicates=mean|first|last to keep one value per step, "
             "or remove them from the file"
         )
-    log.warning("%s: %d duplicate (series, time) row(s) resolved by data.duplicates=%s, e.g. %s",
-                source, int(extra.sum()), how, examples)
+    note(log, logging.WARNING, "duplicates", extra.sum(), "%s: %d duplicate (series, time) "
+         "row(s) resolved by data.duplicates=%s, e.g. %s", source, int(extra.sum()), how,
+         examples, source=source)
     if how == "mean":
         return df.groupby([SERIES, TIME], sort=False, as_index=False).mean(numeric_only=True)
     return df.drop_duplicates([SERIES, TIME], keep=how)
@@ -253,7 +259,8 @@ def check_step_counts(steps: pd.Series, min_steps: int, source: str) -> None:
         )
 
 
-def mask_implausible(df: pd.DataFrame, valid_range: dict) -> pd.DataFrame:
+def mask_implausible(df: pd.DataFrame, valid_range: dict,
+                     source: str | None = None) -> pd.DataFrame:
     """Values outside each column's [low, high] become NaN; every replacement is logged."""
     df = df.copy()
     for col, (low, high) in valid_range.items():
@@ -262,9 +269,8 @@ def mask_implausible(df: pd.DataFrame, valid_range: dict) -> pd.DataFrame:
         bad = (df[col] < low) | (df[col] > high)
         if bad.any():
             examples = df.loc[bad, [SERIES, TIME, col]].head(3).to_dict("records")
-            log.warning(
-                "%d value(s) of '%s' outside the plausible range [%g, %g] treated as missing, "
-                "e.g. %s", int(bad.sum()), col, low, high, examples,
-            )
+            note(log, logging.WARNING, "out_of_range", bad.sum(), "%d value(s) of '%s' outside "
+                 "the plausible range [%g, %g] treated as missing, e.g. %s", int(bad.sum()), col,
+                 low, high, examples, source=source, column=col)
             df.loc[bad, col] = np.nan
     return df

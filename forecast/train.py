@@ -30,6 +30,7 @@ from forecast import (
     outputs,
     pipeline,
     published,
+    repairs,
     runfolder,
     scoreboard,
     scoring,
@@ -86,9 +87,10 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
 
 def _run(cfg: DictConfig, run_dir: Path) -> float:
     clock = time.perf_counter()
-    panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
-                       min_steps=cfg.lookback + cfg.horizon)
-    scoreboard.write_json(outputs.provenance(panel), run_dir / "provenance.json")
+    with repairs.collect() as repaired:
+        panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                           min_steps=cfg.lookback + cfg.horizon)
+    scoreboard.write_json(outputs.provenance(panel, repaired), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:
         raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")

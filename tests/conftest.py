@@ -73,3 +73,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# --- the loader's repairs, read as counts (forecast.repairs) ------------------------------------
+
+
+def repairs_of(logged) -> dict:
+    """The repairs in `caplog` (read from its records) or in a list of `Repair`s:
+    {kind: count} for a repair of no one column, {(kind, column): count} for one of a column,
+    so `found["duplicates"]` and `found["not_numbers", "temp"]`. Counts of the same key add up
+    (a file read twice); a {column: n} count adds up per column."""
+    records = getattr(logged, "records", None)
+    found: dict = {}
+    for repair in logged if records is None else (getattr(r, "repair", None) for r in records):
+        if repair is None:
+            continue
+        key = repair.kind if repair.column is None else (repair.kind, repair.column)
+        found[key] = _added(found.get(key), repair.count)
+    return found
+
+
+def _added(total, count):
+    if total is None:
+        return count
+    if isinstance(count, dict):
+        return {k: total.get(k, 0) + count.get(k, 0) for k in {**total, **count}}
+    return total + count

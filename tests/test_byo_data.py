@@ -54,9 +54,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import repairs_of
 from hydra import compose, initialize_config_module
 
-from forecast import datasets
+from forecast import datasets, repairs
 from forecast.panel import to_panel
 from forecast.train import load_panel
 
@@ -91,7 +92,7 @@ def _info_logs(caplog):
     caplog.set_level(logging.INFO, logger="forecast")
 
 
-# --- messy files: each repair checked by value and by its log line -----------------------------
+# --- messy files: each repair checked by value and by its count --------------------------------
 
 
 def test_unsorted_rows_are_sorted_and_counted(tmp_path, caplog):
@@ -106,7 +107,7 @@ def test_unsorted_rows_are_sorted_and_counted(tmp_path, caplog):
     assert list(df["series"]) == ["A", "A", "A", "B"]
     assert list(df["time"]) == _hours(0, 1, 2, 0)
     assert list(df["temp"]) == [1.0, 2.0, 3.0, 10.0]
-    assert "1 row(s) out of time order" in _messages(caplog)  # 00:00 after 02:00
+    assert repairs_of(caplog)["out_of_order"] == 1  # 00:00 after 02:00
 
 
 DUPLICATED = """
@@ -126,7 +127,10 @@ def test_duplicate_rows_resolved_as_asked(tmp_path, caplog, how, temp, rh):
     row = df.iloc[1]
     assert row["temp"] == temp
     np.testing.assert_equal(row["rh"], rh)  # mean skips the empty cell; first keeps the row
-    assert f"1 duplicate (series, time) row(s) resolved by data.duplicates={how}" in \
+    assert repairs_of(caplog)["duplicates"] == 1
+    # the words a user reads, checked here for one repair; the other tests count
+    assert (f"obs.csv: 1 duplicate (series, time) row(s) resolved by data.duplicates={how}, "
+            "e.g. 'A' at 2022-01-01 01:00:00+00:00 (obs.csv line 3, obs.csv line 4)") in \
         _messages(caplog)
 
 
@@ -151,7 +155,7 @@ def test_missing_steps_become_missing_on_the_grid(tmp_path, caplog):
     np.testing.assert_array_equal(panel.values[0, :, 0], [1, 2, np.nan, np.nan, 5, 6])
     assert panel.observed[0, :, 0].tolist() == [True, True, False, False, True, True]
     assert "data.freq inferred as 'h'" in _messages(caplog)
-    assert "series 'A' (6 steps) has gaps: temp: 2" in _messages(caplog)
+    assert repairs_of(caplog)["gaps"] == {"temp": 2}
 
 
 def test_empty_cells_na_strings_and_sentinels_become_missing(tmp_path, caplog):
@@ -166,9 +170,9 @@ def test_empty_cells_na_strings_and_sentinels_become_missing(tmp_path, caplog):
     np.testing.assert_array_equal(df["temp"], [1.5, np.nan, np.nan, 2.5])
     np.testing.assert_array_equal(df["rh"], [np.nan, np.nan, 55, 56])
     np.testing.assert_array_equal(df["pressure"], [1010, np.nan, np.nan, 1012])
-    logged = _messages(caplog)
-    assert "empty or 'NA' cells read as missing: {'temp': 1, 'rh': 2}" in logged
-    assert "sentinel values [-9999, 'M'] read as missing: {'temp': 1, 'pressure': 2}" in logged
+    found = repairs_of(caplog)
+    assert found["missing_cells"] == {"temp": 1, "rh": 2}
+    assert found["sentinels"] == {"temp": 1, "pressure": 2}
 
 
 def test_numbers_stored_as_text(tmp_path, caplog):
@@ -182,8 +186,9 @@ def test_numbers_stored_as_text(tmp_path, caplog):
     np.testing.assert_array_equal(df["temp"], [12.5, 13.0, np.nan])
     np.testing.assert_array_equal(df["flow"], [1234.5, 2000.0, 17.0])
     assert df["temp"].dtype == np.float64
-    assert "column 'temp': 1 cell(s) that are not numbers read as missing, e.g. ['oops']" in \
-        _messages(caplog)
+    found = repairs_of(caplog)
+    assert found["not_numbers", "temp"] == 1 and found["text_numbers", "temp"] == 2
+    assert ("not_numbers", "flow") not in found  # read with data.thousands
 
 
 def test_parquet_with_text_numbers_and_na_strings(tmp_path):
@@ -206,7 +211,8 @@ def test_trace_code_is_zero_only_in_trace_columns(tmp_path, caplog):
     df = _load(path, trace_cols=["precip"])
     np.testing.assert_array_equal(df["precip"], [0.12, 0.0, 0.0])
     np.testing.assert_array_equal(df["snow"], [0.5, np.nan, 1.0])  # not listed: 'T' is no number
-    assert "column 'precip': 1 trace code(s) 'T' read as 0.0" in _messages(caplog)
+    found = repairs_of(caplog)
+    assert found["trace_codes", "precip"] == 1 and ("trace_codes", "snow") not in found
 
 
 def test_wind_direction_compass_points_and_degrees_to_sin_cos(tmp_path, caplog):
@@ -226,9 +232,9 @@ def test_wind_direction_compass_points_and_degrees_to_sin_cos(tmp_path, caplog):
     np.testing.assert_allclose(df["wind_dir_cos"], np.cos(degrees), atol=1e-12)
     np.testing.assert_allclose(df["heading_sin"], np.sin(np.deg2rad([90, 180, np.nan, 0, 360])),
                                atol=1e-12)
-    logged = _messages(caplog)
-    assert "column 'wind_dir': 3 compass point(s) and 1 degree value(s) encoded" in logged
-    assert "column 'wind_dir': 1 value(s) neither degrees 0-360 nor compass points" in logged
+    found = repairs_of(caplog)
+    assert found["compass_points", "wind_dir"] == 3 and found["bad_directions", "wind_dir"] == 1
+    assert found["compass_points", "heading"] == 0 and ("bad_directions", "heading") not in found
 
 
 def test_text_columns_one_hot_or_dropped(tmp_path, caplog):
@@ -240,14 +246,13 @@ def test_text_columns_one_hot_or_dropped(tmp_path, caplog):
     np.testing.assert_array_equal(df["sky_clear"], [1, 0, np.nan, 1, 0, 1])  # empty stays empty
     np.testing.assert_array_equal(df["sky_cloudy"], [0, 1, np.nan, 0, 0, 0])
     np.testing.assert_array_equal(df["sky_rain"], [0, 0, np.nan, 0, 1, 0])
-    logged = _messages(caplog)
-    assert "column 'sky': text with 3 categories one-hot encoded" in logged
-    assert "column 'remark' is free text (6 distinct values in 6 cells): dropped" in logged
+    found = repairs_of(caplog)
+    assert found["one_hot", "sky"] == 3 and found["dropped_column", "remark"] == 1
+    assert ("dropped_column", "sky") not in found
 
     few = _load(path, max_categories=2)
     assert list(few.columns) == ["series", "time", "temp"]
-    assert "column 'sky' is text with 3 distinct values (more than data.max_categories=2)" in \
-        _messages(caplog)
+    assert repairs_of(caplog)["dropped_column", "sky"] == 1  # more than data.max_categories
 
 
 def test_features_by_encoded_name_and_an_absent_category(tmp_path):
@@ -342,10 +347,11 @@ def test_naive_times_read_as_utc_are_named_once_per_file(tmp_path, caplog):
         _load(naive, tz="Europe/Berlin")  # a zone given
         for batch in pq.ParquetFile(tmp_path / "batches.parquet").iter_batches(batch_size=2):
             parquet_scan.batch_keys(batch, "station", "time", "UTC", "batches.parquet")
-    said = [r.getMessage() for r in caplog.records if "without a time zone" in r.getMessage()]
+    said = [r.repair for r in caplog.records
+            if getattr(r, "repair", None) and r.repair.kind == "naive_time"]
     assert len(said) == 2, said  # one per file: naive.csv and the three batches of the Parquet
-    assert "naive.csv" in said[0] and "'time'" in said[0] and "data.tz" in said[0]
-    assert "batches.parquet" in said[1]
+    assert [(Path(r.source).name, r.column, r.count) for r in said] == [
+        ("naive.csv", "time", 1), ("batches.parquet", "time", 1)]
 
 
 # --- layouts ------------------------------------------------------------------------------------
@@ -399,9 +405,7 @@ def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter)
     with caplog.at_level(logging.WARNING, logger="forecast.repair"):
         df = _load(path, series_col=None)
     assert counter not in df.columns and {"temp", "hour", "code"} <= set(df.columns)
-    warned = [r.getMessage() for r in caplog.records
-              if r.name == "forecast.repair" and counter in r.getMessage()]
-    assert len(warned) == 1 and "data.features" in warned[0]
+    assert repairs_of(caplog)["row_counter"] == 1  # one column, said once
     asked = _load(path, series_col=None, features=[counter, "temp"])
     assert list(asked.columns) == ["series", "time", counter, "temp"]
     assert list(asked[counter]) == list(range(1, n + 1))
@@ -443,11 +447,14 @@ def test_compass_text_in_an_unnamed_column_names_data_direction_cols(tmp_path, c
     rows = pd.DataFrame({"time": pd.date_range("2022-01-01", periods=32, freq="h"),
                          "temp": np.arange(32) % 7 * 1.0, "gust_from": points})
     rows.to_csv(tmp_path / "obs.csv", index=False)
-    with caplog.at_level(logging.WARNING, logger="forecast.columns"):
+    with caplog.at_level(logging.WARNING, logger="forecast.columns"), \
+            repairs.collect() as repaired:
         df = _load(tmp_path / "obs.csv", series_col=None)
     assert not [c for c in df.columns if c.startswith("gust_from")]
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "data.direction_cols=[gust_from]" in said and "data.features" not in said
+    # the hint is the only line, but the dropped column is listed all the same
+    assert repairs_of(repaired)["dropped_column", "gust_from"] == 1
     encoded = _load(tmp_path / "obs.csv", series_col=None, direction_cols=["gust_from"])
     np.testing.assert_allclose(encoded["gust_from_sin"].iloc[:5],
                                np.sin(np.deg2rad([0, 22.5, 45, 67.5, 90])), atol=1e-12)
@@ -651,10 +658,12 @@ def test_example_csv_mess_is_repaired(caplog):
     assert df["humidity"].min() > 0
     panel = to_panel(df)
     assert panel.freq == "h" and panel.n_steps == 120 and panel.observed[:, :, 0].sum() == 356
-    logged = _messages(caplog)
-    for line in ("row(s) out of time order", "1 duplicate (series, time) row(s)",
-                 "sentinel values [-9999] read as missing", "['VRB']", "one-hot encoded"):
-        assert line in logged
+    found = repairs_of(caplog)
+    assert found["duplicates"] == 1 and found["out_of_order"] == 5
+    assert found["sentinels"] == {"humidity": 1, "pressure": 1}
+    assert found["missing_cells"] == {"temp": 1}
+    assert found["bad_directions", "wind_dir"] == 1  # 'VRB'
+    assert found["one_hot", "sky"] == 3
 
 
 def _readme_example_command() -> list[str]:
@@ -676,4 +685,10 @@ def test_readme_example_command_runs_end_to_end(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["windows"]["train"] > 0 and metrics["windows"]["test"] > 0
     assert set(metrics["model"]["by_series"]) == {"airfield", "harbour", "hilltop"}
+    listed = json.loads((run_dir / "provenance.json").read_text())["repairs"]
+    assert all(set(r) == {"kind", "source", "column", "count"} for r in listed)
+    found = repairs_of([repairs.Repair(**r) for r in listed])
+    assert found["duplicates"] == 1 and found["out_of_order"] == 5  # INFO lines listed too
+    assert found["sentinels"] == {"humidity": 1, "pressure": 1}
+    assert found["bad_directions", "wind_dir"] == 1 and found["naive_time", "time"] == 1
     assert (EXAMPLE.read_bytes(), EXAMPLE.stat().st_mtime_ns) == before

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import repairs_of
 
 from forecast import datasets, pipeline, scoring
 from forecast.panel import to_panel
@@ -35,8 +36,8 @@ def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
     values = df[["temp", "wind"]].to_numpy()
     assert np.isfinite(values[~np.isnan(values)]).all()
     assert df["wind"].isna().sum() == 3 and df["temp"].isna().sum() == 1
-    said = " ".join(r.getMessage() for r in caplog.records)
-    assert "column 'wind': 3 infinite" in said and "column 'temp': 1 infinite" in said
+    found = repairs_of(caplog)
+    assert found["infinite", "wind"] == 3 and found["infinite", "temp"] == 1
 
 
 def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_path):

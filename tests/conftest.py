@@ -1,12 +1,16 @@
-"""Shared fixtures: a small synthetic long DataFrame whose values encode their position.
+"""Shared test data: `weather_frame`, the one generator of realistic synthetic series, and a
+small long DataFrame whose values encode their position (`make_long` and the fixtures on it).
 
-Series "C", "A", "B" (rows in that order, so sorting is visible) over N_STEPS hourly steps from
-START. With k the position of the series in sorted order (A=0, B=1, C=2) and t the step:
+The position frame: series "C", "A", "B" (rows in that order, so sorting is visible) over N_STEPS
+hourly steps from START. With k the position of the series in sorted order (A=0, B=1, C=2) and t
+the step:
     a = 1000 * k + t        b = -(k + t / 1000)
 so every value tells which (series, time, feature) cell it must land in.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,41 @@ from forecast.panel import to_panel
 START = pd.Timestamp("2021-03-01 00:00", tz="UTC")
 N_STEPS = 300
 IDS = ("C", "A", "B")  # row order in the frame; the panel sorts them
+
+
+def weather_frame(n_series: int = 3, n_steps: int = 400,
+                  columns: Sequence[str] | Mapping[str, tuple[float, float]] = ("temp",), *,
+                  freq: str = "h", start: str | pd.Timestamp = "2024-01-01",
+                  tz: str | None = "UTC", noise: float = 0.3, seed: int = 0,
+                  series_col: str | None = "series", time_col: str = "time",
+                  names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Long frame [series_col, time_col, *columns]: a daily cycle plus Gaussian noise.
+
+    Column j of series i at time t (h = hours since midnight of the first day):
+        level_j + amplitude_j * sin(2 pi (h + 5 i + 3 j) / 24) + N(0, noise)
+    `columns` maps names to (level, amplitude); a plain sequence gives (10 j, j + 1). Series are
+    named `names` (default S0, S1, ...), rows series by series in that order, times ascending;
+    series_col=None gives one series without that column, tz=None naive times.
+    """
+    names = [f"S{i}" for i in range(n_series)] if names is None else list(names)
+    if len(names) != n_series or (series_col is None and n_series != 1):
+        raise ValueError(f"weather_frame: n_series={n_series}, names={names}, "
+                         f"series_col={series_col!r} do not fit together")
+    shapes = dict(columns) if isinstance(columns, Mapping) else {
+        name: (10.0 * j, j + 1.0) for j, name in enumerate(columns)}
+    times = pd.date_range(start, periods=n_steps, freq=freq, tz=tz)
+    hours = ((times - times[0].normalize()) / pd.Timedelta(hours=1)).to_numpy()
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, name in enumerate(names):
+        frame = {} if series_col is None else {series_col: name}
+        frame[time_col] = times
+        for j, (column, (level, amplitude)) in enumerate(shapes.items()):
+            # the noise drawn series by series, column by column: one seed, one fixed frame
+            daily = np.sin(2 * np.pi * (hours + 5 * i + 3 * j) / 24)
+            frame[column] = level + amplitude * daily + rng.normal(0, noise, n_steps)
+        frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _code_a(k, t):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import weather_frame
 from omegaconf import OmegaConf
 
 import forecast
-from forecast import api, loggers, predict, sources
+from forecast import api, loggers, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,7 +24,7 @@ TINY = ["trainer=fast", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     """A user's long table [series, time, temp, sun, humid]."""
-    return sources.load_synthetic(n_series=N_SERIES, n_steps=N_STEPS, seed=0)
+    return weather_frame(N_SERIES, N_STEPS, ("temp", "sun", "humid"))
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import weather_frame
 
 from forecast import baselines as bl
 from forecast.panel import season_phase
@@ -66,12 +67,11 @@ def test_seasonal_naive_reads_only_the_past():
 
 
 def _hourly_values(n_steps, seed=0):
-    times = pd.date_range("2021-06-01 05:00", periods=n_steps, freq="h", tz="UTC")
-    rng = np.random.default_rng(seed)
-    hour = times.hour.to_numpy()
-    values = (10 * np.arange(2)[:, None, None] + np.sin(2 * np.pi * hour / 24)[None, :, None]
-              + rng.normal(0, 0.5, size=(2, n_steps, 1)))
-    values[rng.random(values.shape) < 0.1] = np.nan
+    """Times (T,) and values (2, T, 1) of two hourly series, a tenth of the values missing."""
+    frame = weather_frame(2, n_steps, start="2021-06-01 05:00", noise=0.5, seed=seed)
+    times = pd.DatetimeIndex(frame["time"].iloc[:n_steps])
+    values = frame["temp"].to_numpy(copy=True).reshape(2, n_steps, 1)
+    values[np.random.default_rng(seed + 1).random(values.shape) < 0.1] = np.nan
     return times, values
 
 

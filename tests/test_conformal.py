@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import weather_frame
 
 from forecast import conformal, pipeline, plots, predict, scoring
+from forecast.panel import to_panel
 
 BIN = Path(sys.executable).parent
 L, H = 24, 6
@@ -157,17 +159,15 @@ class Persistence(torch.nn.Module):
         return torch.stack([last - 1, last, last + 1], dim=-1)
 
 
-def _prep(panel, noise=0.0):
-    # the conftest panel (a = 1000 k + t is a ramp) with noise, so residuals vary
-    rng = np.random.default_rng(3)
-    values = panel.values + noise * rng.standard_normal(panel.values.shape).astype(np.float32)
-    return pipeline.prepare(replace(panel, values=values), L, H, ["a", "b"], (0.6, 0.2, 0.2),
-                            calendar=())
+def _prep(noise=0.0):
+    """Three hourly series of two targets, 300 steps; the noise makes the residuals vary."""
+    panel = to_panel(weather_frame(3, 300, ("a", "b"), noise=noise, seed=3), "h")
+    return pipeline.prepare(panel, L, H, ["a", "b"], (0.6, 0.2, 0.2), calendar=())
 
 
 @pytest.mark.parametrize("quantiles", [None, Q])
-def test_calibration_uses_no_test_window(panel, tmp_path, quantiles):
-    prep = _prep(panel, noise=3.0)
+def test_calibration_uses_no_test_window(tmp_path, quantiles):
+    prep = _prep(noise=3.0)
     evaluate = {"intervals": [0.8, 0.95], "calibrate": True}
     module = Persistence(prep.target_cols, quantiles)
 
@@ -196,8 +196,8 @@ def test_calibration_uses_no_test_window(panel, tmp_path, quantiles):
     assert not np.allclose(before[0], offsets(moved, tmp_path / "c")[0])
 
 
-def test_calibrate_false_reports_the_raw_quantile_interval(panel, tmp_path):
-    prep = _prep(panel, noise=3.0)
+def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
+    prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
     dm = pipeline.datamodule(prep)
     calibration = conformal.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
@@ -214,8 +214,8 @@ def test_calibrate_false_reports_the_raw_quantile_interval(panel, tmp_path):
     np.testing.assert_array_equal(table["lower_80"], table["q0.1"])
 
 
-def test_point_model_with_calibrate_false_has_no_intervals(panel, tmp_path, caplog):
-    prep = _prep(panel)
+def test_point_model_with_calibrate_false_has_no_intervals(tmp_path, caplog):
+    prep = _prep()
     calibration = conformal.calibrate_run({"intervals": [0.8], "calibrate": False}, prep,
                                           Persistence(prep.target_cols), None, None, tmp_path)
     metrics = {"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}

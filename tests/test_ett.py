@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
 from forecast import config, published, train
@@ -20,10 +20,11 @@ ROWS, STEPS, L, H = 200, 150, 8, 4  # ETT: 17,420 rows, 14,400 used, L=96, H in 
 
 @pytest.fixture(scope="module")
 def ett_file(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    # OT a trend: whole numbers rising by one would be read as a row counter and left out
-    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=ROWS, freq="h"),
-                          "HUFL": rng.normal(5, 2, ROWS), "OT": 0.5 * np.arange(ROWS)})
+    frame = weather_frame(1, ROWS, {"HUFL": (5.0, 2.0)}, start="2016-07-01", tz=None,
+                          series_col=None, time_col="date")
+    # OT a trend, so the train rows' mean is not the file's; whole numbers rising by one would be
+    # read as a row counter and left out
+    frame["OT"] = 0.5 * np.arange(ROWS)
     path = tmp_path_factory.mktemp("ett") / "ETTsynth.csv"
     frame.to_csv(path, index=False)
     return path, frame
@@ -99,11 +100,8 @@ def test_ett_and_ltsf_use_the_segment_recurrent_model(ett_file):
 @pytest.mark.slow
 def test_an_ett_run_prints_the_published_table(tmp_path):
     """The ETT recipe end to end on a small synthetic file named as the benchmark's."""
-    rng = np.random.default_rng(1)
-    t = np.arange(400)
-    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=400, freq="h")})
-    for k, name in enumerate(("HUFL", "MUFL", "OT")):
-        frame[name] = np.sin(2 * np.pi * (t + 3 * k) / 24) + rng.normal(0, 0.2, 400)
+    frame = weather_frame(1, 400, ("HUFL", "MUFL", "OT"), start="2016-07-01", tz=None,
+                          noise=0.2, seed=1, series_col=None, time_col="date")
     path = tmp_path / "ETTh1.csv"
     frame.to_csv(path, index=False)
     run = tmp_path / "run"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import weather_frame
 
 from forecast import folds as fold_plan
 from forecast import metrics as mt
@@ -521,14 +522,11 @@ def test_quantile_run_forecasts_and_interval_scores(quantile_run):
 @pytest.mark.slow
 def test_ltsf_experiment_on_a_multivariate_csv(tmp_path):
     n, columns = 1200, ["HUFL", "HULL", "MUFL", "MULL", "OT"]
-    rng = np.random.default_rng(0)
-    t = np.arange(n)
     start = pd.Timestamp("2016-07-01")
-    data = {"date": pd.date_range(start, periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")}
-    for i, c in enumerate(columns):
-        data[c] = (i + 1) * np.sin(2 * np.pi * (t + 3 * i) / 24) + 10 * i + rng.normal(0, 0.3, n)
+    data = weather_frame(1, n, columns, start=start, tz=None, series_col=None, time_col="date")
+    data["date"] = data["date"].dt.strftime("%Y-%m-%d %H:%M:%S")  # as ETT's files write it
     path = tmp_path / "ett.csv"
-    pd.DataFrame(data).to_csv(path, index=False)
+    data.to_csv(path, index=False)
     run_dir = tmp_path / "run"
     lookback, horizon = 48, 24
     proc = _train(["+experiment=ltsf", "data=csv", f"data.path={path}", "data.time_col=date",

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
 from forecast import datasets, largepanel, mapped, parquet_scan, train
@@ -113,15 +114,11 @@ def _parquet(path, n_steps=200, seed=0, shuffle=False, start="2022-03-01", zone=
              categories=None, infinite=False):
     """A long Parquet file: 3 stations, hourly, with gaps, a sentinel and wind directions; times
     in `zone` when given, the station a categorical with `categories` when given."""
-    rng = np.random.default_rng(seed)
-    times = pd.date_range(start, periods=n_steps, freq="h", tz=zone)
-    frames = [pd.DataFrame({"station": name, "time": times,
-                            "temp": 10 + 5 * np.sin(np.arange(n_steps) / 4) + rng.normal(0, 1,
-                                                                                        n_steps),
-                            "wind_dir": rng.uniform(0, 360, n_steps),
-                            "gusty": rng.random(n_steps) < 0.3})
-              for name in ("st_c", "st_a", "st_b")]
-    df = pd.concat(frames, ignore_index=True)
+    df = weather_frame(3, n_steps, {"temp": (10.0, 5.0)}, start=start, tz=zone, noise=1.0,
+                       seed=seed, series_col="station", names=("st_c", "st_a", "st_b"))
+    rng = np.random.default_rng(seed + 1)
+    df["wind_dir"] = rng.uniform(0, 360, len(df))
+    df["gusty"] = rng.random(len(df)) < 0.3
     df.loc[[5, 250, 251], "temp"] = -9999.0
     df.loc[[7, 8], "wind_dir"] = np.nan
     df = df.drop(index=[40, 41, 42, 300])  # missing steps

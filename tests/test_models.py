@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import weather_frame
 from torch import nn
 
 from forecast.inputs import ModelInputs
@@ -408,25 +409,14 @@ def test_bidirectional_last_head_against_nn_lstm():
 # ------------------------------------------------------------------------------------- training
 
 
-def _sine_df(n_series: int = 2, n_steps: int = 600, noise: float = 0.3, seed: int = 0):
-    """Hourly sine waves of different phase + Gaussian noise: stationary and easy."""
-    rng = np.random.default_rng(seed)
-    times = pd.date_range("2021-01-01", periods=n_steps, freq="h", tz="UTC")
-    t = np.arange(n_steps)
-    return pd.concat(
-        [pd.DataFrame({"series": f"S{i}", "time": times,
-                       "y": np.sin(2 * np.pi * (t + 5 * i) / 24) + rng.normal(0, noise, n_steps)})
-         for i in range(n_series)],
-        ignore_index=True,
-    )
-
-
 NOISE = 0.3
 
 
 @pytest.fixture(scope="module")
 def sine_prep():
-    return prepare(to_panel(_sine_df(noise=NOISE), "h"), 24, 6, ["y"], calendar=("hour",))
+    """Two hourly daily cycles of different phase + Gaussian noise: stationary and easy."""
+    df = weather_frame(2, 600, ("y",), start="2021-01-01", noise=NOISE)
+    return prepare(to_panel(df, "h"), 24, 6, ["y"], calendar=("hour",))
 
 
 def _trainer(epochs: int, batches: int) -> pl.Trainer:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
 from forecast import config, plots, train
@@ -48,11 +49,8 @@ def test_metrics_json_is_strict_with_null_for_undefined_numbers(tmp_path):
 
 @pytest.mark.slow
 def test_a_target_with_a_slash_in_its_name_trains_and_plots(tmp_path):
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2024-01-01", periods=400, freq="h")
-    daily = np.sin(2 * np.pi * np.arange(400) / 24)
-    frame = pd.DataFrame({"time": times, "temp/max": 10 + 5 * daily + rng.normal(0, 0.3, 400),
-                          "sh (g/kg)": 4 + daily + rng.normal(0, 0.1, 400)})
+    frame = weather_frame(1, 400, {"temp/max": (10.0, 5.0), "sh (g/kg)": (4.0, 1.0)},
+                          tz=None, series_col=None)
     frame.to_csv(tmp_path / "obs.csv", index=False)
     run = tmp_path / "run"
     proc = subprocess.run(
@@ -108,14 +106,16 @@ def test_undefined_scores_are_null_with_a_reason():
 
 def _forecasts(n_series: int, days: int, leads: int = 4) -> pd.DataFrame:
     """Hourly test forecasts of `temp`; series S<i> is off by i + 1 at every lead."""
-    origins = pd.date_range("2024-01-01", periods=days * 24, freq="h", tz="UTC")
+    origins = days * 24
+    weather = weather_frame(n_series, origins + leads)
     rows = []
-    for i in range(n_series):
+    for i, (name, one) in enumerate(weather.groupby("series", sort=False)):
+        times, temp = pd.DatetimeIndex(one["time"]), one["temp"].to_numpy()
         for lead in range(1, leads + 1):
-            actual = np.sin(np.arange(len(origins)) / 4.0)
+            actual = temp[lead:lead + origins]  # the step `lead` after each origin
             rows.append(pd.DataFrame({
-                "series": f"S{i}", "origin": origins, "lead": lead, "target": "temp",
-                "time": origins + pd.Timedelta(hours=lead), "actual": actual,
+                "series": name, "origin": times[:origins], "lead": lead, "target": "temp",
+                "time": times[lead:lead + origins], "actual": actual,
                 "forecast": actual + i + 1}))
     return pd.concat(rows, ignore_index=True)
 

@@ -80,14 +80,15 @@ class Settings:
 
 
 def _memory_cases(n_series: int, n_steps: int, with_nyc: bool,
-                  mapped_series: Sequence[int] = ()) -> list[dict]:
+                  mapped_series: Sequence[int] = (), parquet_in_memory: bool = True) -> list[dict]:
     """In memory: nyc_weather and the synthetic panel at two lookbacks. From Parquet: the
     synthetic panel in memory, memory-mapped (built, then reused), and `mapped_series` more."""
     cases = [{"data": "nyc_weather", "lookback": lb} for lb in (48, 336)] if with_nyc else []
     synthetic = {"data": "synthetic", "n_series": n_series, "n_steps": n_steps, "n_features": 10}
     cases += [{**synthetic, "lookback": lb} for lb in (48, 336)]
     parquet = {**synthetic, "data": "parquet", "lookback": 48}
-    cases += [{**parquet, "memmap": m} for m in ("", "build", "reuse")]
+    read_as = ("", "build", "reuse") if parquet_in_memory else ("build", "reuse")
+    cases += [{**parquet, "memmap": m} for m in read_as]
     return cases + [{**parquet, "n_series": n, "memmap": "build"} for n in mapped_series]
 
 
@@ -97,7 +98,9 @@ FULL = Settings(warmup=8, steps=60, repeats=3, data=[], loader_epochs=3,
 # Quick leaves out 4 and 5: two more interpreters with Lightning (10-40 s on a busy 2-core box)
 # would not fit its minute; `--runs` puts them back, as forecast-train data=synthetic trainer=fast.
 QUICK = Settings(warmup=1, steps=3, repeats=1, data=["data=synthetic", "lookback=24"],
-                 loader_epochs=1, memory_cases=_memory_cases(10, 2_000, with_nyc=False),
+                 loader_epochs=1,
+                 # a fresh interpreter per memory case costs ~10 s of imports: four, not five
+                 memory_cases=_memory_cases(10, 2_000, with_nyc=False, parquet_in_memory=False),
                  run_args=None, predict_repeats=2)
 QUICK_RUN_ARGS = ["data=synthetic", "trainer=fast"]
 

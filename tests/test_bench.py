@@ -40,8 +40,7 @@ def test_quick_bench_writes_every_section(tmp_path):
     assert _positive(results["loader"]["windows_per_s"])
     assert all(_positive(r["ratio"]) for r in results["loader_vs_model"].values())
     assert [(c["data"], c.get("memmap")) for c in results["memory"]] == [
-        ("synthetic", None), ("synthetic", None), ("parquet", ""), ("parquet", "build"),
-        ("parquet", "reuse")]
+        ("synthetic", None), ("synthetic", None), ("parquet", "build"), ("parquet", "reuse")]
     for case in results["memory"]:
         for key in ("raw_mb", "panel_mb", "index_mb", "peak_rss_mb", "rss_after_imports_mb"):
             assert _positive(case[key]), (key, case[key])

@@ -344,7 +344,7 @@ def test_joblib_jobs_share_the_cores(multirun):
 
 # ---- Optuna: a study resumed from its SQLite file (slow) -----------------------------------------
 
-N_FIRST, N_MORE = 3, 2
+N_FIRST, N_MORE = 2, 1
 
 
 @pytest.fixture(scope="module")

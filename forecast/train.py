@@ -1,27 +1,22 @@
-"""`forecast-train`: fit, test, evaluate against baselines, plot. Returns the sweep objective."""
+"""One forecast-train run: fit, test, evaluate against baselines, plot (the command itself is
+forecast.train_cli). `run` returns the sweep objective."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forecast import (
     checkpoints,
     config,
     conformal,
-    console,
     datasets,
     folds,
     largepanel,
@@ -334,47 +329,3 @@ def finish(metrics: dict, run_dir: Path) -> None:
     scores.info(scoreboard.summary_table(metrics))
     scores.info(scoreboard.verdict(metrics))
     scores.info(f"Run folder: {run_dir}")
-
-
-def job_threads(cfg: DictConfig) -> int | None:
-    """torch threads for this job: `threads` if set; under the joblib launcher the cores shared
-    out between the parallel jobs (so they do not oversubscribe the CPU); else torch's default."""
-    if cfg.threads:
-        return int(cfg.threads)
-    hydra_cfg = HydraConfig.get()
-    launcher = str(hydra_cfg.launcher.get("_target_"))
-    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in launcher:
-        return None
-    cores = os.cpu_count() or 1
-    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
-    n_jobs = cores if n_jobs < 0 else n_jobs
-    return max(1, cores // n_jobs)
-
-
-@hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    console.quiet()
-    threads = job_threads(cfg)
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweep records the failed job and goes on
-        log.error("%s", error)
-        sys.exit(2)
-
-
-def cli() -> None:
-    """The forecast-train command: an impossible run folder is refused with one message before
-    Hydra starts (Hydra would stop creating it with a traceback)."""
-    problem = runfolder.unusable(runfolder.asked_folder(sys.argv[1:]))
-    if problem:
-        print(f"forecast-train: {problem}", file=sys.stderr)
-        sys.exit(2)
-    main()
-
-
-if __name__ == "__main__":
-    cli()

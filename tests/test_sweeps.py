@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from forecast import report
-from forecast.train import job_threads
+from forecast.train_cli import job_threads
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 PNG = b"\x89PNG\r\n\x1a\n"

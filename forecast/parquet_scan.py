@@ -240,19 +240,12 @@ def write_values(pf: pq.ParquetFile, grid: Grid, columns: list[Column], keys: tu
         out[series, steps] = block
         np.add.at(counts, series, ~np.isnan(block))
         release(out)
-    for (what, name), n in sorted(t for t in tally.items() if t[1]):
-        note(log, logging.WARNING, _tally_kind(what), n, "%s: column '%s': %d %s read as missing",
+    # keys (repair kind, what the line says, column), said in the order of the words
+    for (kind, what, name), n in sorted((t for t in tally.items() if t[1]),
+                                        key=lambda t: t[0][1:]):
+        note(log, logging.WARNING, kind, n, "%s: column '%s': %d %s read as missing",
              source, name, n, what, source=source, column=name)
     return counts
-
-
-def _tally_kind(what: str) -> str:
-    """The in-memory loader's name of the repair a tally line counts."""
-    if what.startswith("sentinel"):
-        return "sentinels"
-    return {"infinite or out-of-range value(s)": "infinite",
-            "value(s) outside data.valid_range": "out_of_range",
-            "value(s) that are not degrees 0-360": "bad_directions"}[what]
 
 
 def _grid_steps(times: np.ndarray, series: np.ndarray, grid: Grid, source: str) -> np.ndarray:
@@ -305,7 +298,7 @@ def feature_block(batch: pa.RecordBatch, columns: list[Column], rules: MissingVa
             x = _angle(x, column, tally)
         low, high = rules.valid_range.get(column.name, (-np.inf, np.inf))
         bad = (x < low) | (x > high)
-        tally["value(s) outside data.valid_range", column.name] += int(bad.sum())
+        tally["out_of_range", "value(s) outside data.valid_range", column.name] += int(bad.sum())
         out[:, j] = np.where(bad, np.nan, x)
     return out
 
@@ -316,11 +309,11 @@ def _numbers(array: pa.Array, name: str, sentinels: tuple, tally: Counter) -> np
     x = np.array(pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False))
     if sentinels:
         hit = np.isin(x, sentinels)
-        tally[f"sentinel value(s) {list(sentinels)}", name] += int(hit.sum())
+        tally["sentinels", f"sentinel value(s) {list(sentinels)}", name] += int(hit.sum())
         x[hit] = np.nan
     # as in memory: beyond float32's range the panel would hold inf
     infinite = ~np.isnan(x) & ~(np.abs(x) <= FLOAT32_MAX)
-    tally["infinite or out-of-range value(s)", name] += int(infinite.sum())
+    tally["infinite", "infinite or out-of-range value(s)", name] += int(infinite.sum())
     x[infinite] = np.nan
     return x
 
@@ -329,6 +322,7 @@ def _angle(degrees: np.ndarray, column: Column, tally: Counter) -> np.ndarray:
     """Angles in degrees (R,) -> their sine or cosine (R,), NaN outside 0-360."""
     bad = ~np.isnan(degrees) & ~((degrees >= 0) & (degrees <= 360))
     if column.kind == "sin":  # counted once for the pair
-        tally["value(s) that are not degrees 0-360", column.source] += int(bad.sum())
+        what = "value(s) that are not degrees 0-360"
+        tally["bad_directions", what, column.source] += int(bad.sum())
     radians = np.deg2rad(np.where(bad, np.nan, degrees))
     return np.sin(radians) if column.kind == "sin" else np.cos(radians)

@@ -253,7 +253,7 @@ def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
         shape = (len(grid.ids), grid.n_steps, len(columns))
         log.info("data.memmap: writing a %s panel (%.0f MB) to %s", "x".join(map(str, shape)),
                  np.prod(shape) * 4 / 2**20, slot.folder)
-        counts, values = _fill_slot(pf, slot, grid, columns, data, source)
+        counts, values = _fill_slot(pf, slot, grid, columns, data, source, shape)
     meta = {"format": FORMAT, "key": slot.key, "source": str(Path(source).resolve()),
             "file": slot.file, "shape": list(shape), "features": [c.name for c in columns],
             "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
@@ -265,9 +265,9 @@ def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
 
 
 def _fill_slot(pf: pq.ParquetFile, slot: Slot, grid: Grid, columns: list[Column], data: Mapping,
-               source: str) -> tuple[np.ndarray, np.memmap]:
-    """Pass 2 into the slot's `.f32`: (observed steps (N, F), the values mapped (N, T, F))."""
-    shape = (len(grid.ids), grid.n_steps, len(columns))
+               source: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.memmap]:
+    """Pass 2 into the slot's `.f32`: (observed steps (N, F), the values mapped, `shape`
+    (N, T, F))."""
     partial = slot.path(f".f32.{os.getpid()}.partial")
     try:
         counts = _fill(pf, grid, columns, data, partial, source)

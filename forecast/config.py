@@ -120,6 +120,10 @@ class EvaluateConfig:
     plot_days: int = 14  # days per stretch of the forecast plots (three over the test span)
     intervals: list[float] | None = None  # e.g. [0.8, 0.95]: calibrated prediction intervals
     calibrate: bool = True  # conformal calibration of the intervals on the validation windows
+    # adaptive: the level follows the misses of the forecasts resolved before each origin;
+    # split: the validation offsets as they are
+    calibration: str = "adaptive"
+    adapt_rate: float = 0.005  # adaptive: step of the level per resolved origin (ACI's gamma)
     published: bool = False  # print the long-horizon tables' scores beside the run's (ETT files)
 
 

@@ -1,4 +1,5 @@
-"""Prediction intervals calibrated on the validation windows (split conformal prediction).
+"""Prediction intervals calibrated on the validation windows: split conformal prediction, and
+by default its adaptive form over the test windows (adaptive.py).
 
 A point model gets intervals from the absolute residuals |actual - forecast| of the validation
 windows; a quantile model gets its quantile pairs conformalised (CQR: the scores are
@@ -6,29 +7,38 @@ max(low - actual, actual - high)). The conformity scores are pooled over series 
 separately for every (lead, target), and the offset of an interval of coverage 1 - alpha is
 their ceil((n + 1)(1 - alpha)) / n empirical quantile (the k-th smallest of n, k =
 ceil((n + 1)(1 - alpha))), which covers a new exchangeable window with probability at least
-1 - alpha. Only validation windows are read; the test windows are scored, never used.
+1 - alpha. Only validation windows' scores are read. With evaluate.calibration=split (the
+offsets as they are) the test windows are scored, never used; with adaptive (the default) the
+level at which those scores are read moves, origin by origin, with the misses of the test
+forecasts whose outcomes were known at that origin (never a later one), because a validation
+period easier or harder than test makes fixed offsets miss the promised coverage.
 
 A quantile model's scores are divided by the width of its outermost quantile pair in that window
 (normalised CQR), so the offsets are in those widths; a point model's are in data units. They
-are saved as <run>/checkpoints/calibration.json beside data.json
-and applied by forecast-predict. numpy only besides the validation forward pass: this module
-must not import PyTorch Lightning (forecast-predict imports it).
+are saved as <run>/checkpoints/calibration.json beside data.json and applied by
+forecast-predict (adaptive: the offsets once every test outcome is known). numpy only besides
+the validation forward pass: this module must not import PyTorch Lightning (forecast-predict
+imports it).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from forecast.config import EvaluateConfig
 
 FILE = "calibration.json"
 TOL = 1e-9
+METHODS = {
+    "split": "split conformal, scores pooled over series per lead and target",
+    "adaptive": "adaptive conformal inference (level moved by the misses of resolved forecasts) "
+                "on split-conformal scores pooled over series per lead and target",
+}  # residual scores are divided by their series' scale before they are pooled
 
 
 def label(level: float) -> str:
@@ -107,20 +117,52 @@ def scale(spec: dict, units: np.ndarray, quantiles) -> np.ndarray | float:
     return np.maximum(units[..., hi] - units[..., lo], 1e-6)
 
 
-def scores(spec: dict, actual: np.ndarray, units: np.ndarray, quantiles) -> np.ndarray:
+def scores(spec: dict, actual: np.ndarray, units: np.ndarray, quantiles,
+           series: np.ndarray | None = None) -> np.ndarray:
     """Conformity scores (K, H, n_targets) of one interval on windows with `actual` values:
     how far each actual lies outside the quantile pair (cqr) or from the point forecast
-    (residual), divided by `scale`."""
+    (residual), divided by `scale` and by the window's series scale (`series`: (K,) positions)."""
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
-        return np.maximum(low - actual, actual - high) / scale(spec, units, quantiles)
-    return np.abs(actual - _point(units, quantiles)) / scale(spec, units, quantiles)
+        raw = np.maximum(low - actual, actual - high)
+    else:
+        raw = np.abs(actual - _point(units, quantiles))
+    return raw / scale(spec, units, quantiles) / _series_factor(spec, series)
 
 
-def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quantiles):
-    """(low, high) of an interval after calibration; offsets (H, n_targets) in units of
-    `scale` (data units for a point model, quantile-pair widths for a quantile model)."""
-    offsets = np.asarray(offsets, dtype=np.float64) * scale(spec, units, quantiles)
+def series_scale(scores: np.ndarray, series: np.ndarray, n_series: int) -> np.ndarray:
+    """(n_series, n_targets): each series' mean validation score per target over all series'
+    mean. Residual scores are divided by it, so that a calm series and a stormy one share the
+    offsets, each in its own spread, instead of the pooled offsets covering the calm one always
+    and the stormy one seldom; 1 for a series without validation windows."""
+    observed = ~np.isnan(scores)
+    filled = np.where(observed, scores, 0.0)
+    sums, counts = np.zeros((n_series, scores.shape[2])), np.zeros((n_series, scores.shape[2]))
+    np.add.at(sums, series, filled.sum(axis=1))
+    np.add.at(counts, series, observed.sum(axis=1))
+    pooled = sums.sum(axis=0) / np.maximum(counts.sum(axis=0), 1)  # (n_targets,)
+    own = np.where(counts > 0, sums / np.maximum(counts, 1), pooled)
+    ratio = np.where(pooled > 0, own / np.where(pooled > 0, pooled, 1.0), 1.0)
+    return np.maximum(ratio, 1e-6)
+
+
+def _series_factor(spec: dict, series: np.ndarray | None) -> np.ndarray | float:
+    if spec.get("series_scale") is None:
+        return 1.0
+    if series is None:
+        raise ValueError("this calibration scales the intervals by series: pass each window's "
+                         "series position")
+    return np.asarray(spec["series_scale"], dtype=np.float64)[np.asarray(series)][:, None, :]
+
+
+def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quantiles,
+                      series: np.ndarray | None = None):
+    """(low, high) of an interval after calibration; offsets (H, n_targets) or (K, H,
+    n_targets) in units of `scale` (data units for a point model, quantile-pair widths for a
+    quantile model) and of the series scale of each window's series (`series`: (K,) positions
+    in the training panel)."""
+    offsets = (np.asarray(offsets, dtype=np.float64) * scale(spec, units, quantiles)
+               * _series_factor(spec, series))
     if spec["kind"] == "cqr":
         low, high = raw_bounds(spec, units, quantiles)
     else:
@@ -129,78 +171,76 @@ def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quanti
 
 
 def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
-              targets: Sequence[str]) -> dict:
+              targets: Sequence[str], method: str = "split",
+              rate: float = EvaluateConfig.adapt_rate, series: np.ndarray | None = None,
+              n_series: int | None = None) -> dict:
     """calibration.json's content from the VALIDATION windows: actual (K, H, n_targets) and the
-    model's forecasts `units` (K, H, n_targets[, Q]), both in data units."""
-    out = {"method": "split conformal, scores pooled over series per lead and target",
+    model's forecasts `units` (K, H, n_targets[, Q]), both in data units; `series` (K,) their
+    series' positions among `n_series` (residual scores are then scaled per series). Each
+    interval keeps its validation scores under "_scores" (not saved) for an adaptive walk over
+    the test windows (`intervals.add_to_run`)."""
+    check_method(method, rate)
+    out = {"method": METHODS[method], "calibration": method,
            "units": "quantile-pair width" if quantiles else "data", "targets": list(targets),
            "horizon": int(actual.shape[1]),
            "windows": int(actual.shape[0]), "quantiles": list(quantiles or []), "intervals": []}
     for spec in specs(quantiles, levels):
-        s = scores(spec, actual, units, quantiles)
+        if series is not None and spec["kind"] == "residual":
+            spec["series_scale"] = series_scale(scores(spec, actual, units, quantiles),
+                                                series, n_series).tolist()
+        s = scores(spec, actual, units, quantiles, series)
         offsets = conformal_quantile(s, spec["level"])
-        low, high = calibrated_bounds(spec, offsets, units, quantiles)
+        low, high = calibrated_bounds(spec, offsets, units, quantiles, series)
         raw = raw_bounds(spec, units, quantiles)
         out["intervals"].append({
-            **spec, "offsets": offsets.tolist(),
-            "validation_coverage": _coverage(actual, low, high),
-            "validation_coverage_raw": None if raw is None else _coverage(actual, *raw),
+            **spec, "offsets": offsets.tolist(), "_scores": s,
+            "validation_coverage": coverage(actual, low, high),
+            "validation_coverage_raw": None if raw is None else coverage(actual, *raw),
         })
+    if method == "adaptive":
+        out["adapt_rate"] = float(rate)
     return out
 
 
-def _coverage(actual, low, high, axis=None):
+def check_method(method: str, rate: float) -> None:
+    if method not in METHODS:
+        raise ValueError(f"evaluate.calibration={method!r} is not one of {sorted(METHODS)}: "
+                         "'adaptive' follows the outcomes known at each origin, 'split' keeps "
+                         "the validation offsets")
+    if not 0 < rate < 1:
+        raise ValueError(f"evaluate.adapt_rate={rate} must be in (0, 1) (0.005 is the usual "
+                         "step; larger follows a shift faster and widens the intervals more)")
+
+
+def coverage(actual, low, high, axis=None):
+    """The share of observed `actual` values within [low, high] (NaN actuals left out)."""
     inside = ((actual >= low) & (actual <= high)).astype(np.float64)
     inside[np.isnan(actual)] = np.nan
     return np.nanmean(inside, axis=axis) if axis is not None else float(np.nanmean(inside))
 
 
-def bounds(calibration: dict | None, units: np.ndarray, quantiles) -> dict[str, np.ndarray]:
+def bounds(calibration: dict | None, units: np.ndarray, quantiles,
+           series: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """{'lower_80': (K, H, n_targets), 'upper_80': ...} of every calibrated interval; empty
-    without a calibration."""
+    without a calibration. `series` (K,): each window's series position in the training panel
+    (required when the calibration scales by series)."""
     out = {}
     for spec in (calibration or {}).get("intervals", []):
-        low, high = calibrated_bounds(spec, spec["offsets"], units, quantiles)
+        low, high = calibrated_bounds(spec, spec["offsets"], units, quantiles, series)
         out[f"lower_{spec['label']}"], out[f"upper_{spec['label']}"] = low, high
     return out
 
 
-def interval_scores(actual, low, high, series: np.ndarray, ids, targets, key: str) -> dict:
-    """coverage_<key> and width_<key>: overall, by_lead (lists), by_series and by_target."""
-    inside = _coverage(actual, low, high, axis=(0, 2))
-    width = high - low
-    out = {"overall": {f"coverage_{key}": _coverage(actual, low, high),
-                       f"width_{key}": float(np.mean(width))},
-           "by_lead": {f"coverage_{key}": [float(v) for v in inside],
-                       f"width_{key}": [float(v) for v in np.mean(width, axis=(0, 2))]},
-           "by_series": {}, "by_target": {}}
-    for i, name in enumerate(ids):
-        rows = series == i
-        if rows.any():
-            out["by_series"][str(name)] = {
-                f"coverage_{key}": _coverage(actual[rows], low[rows], high[rows]),
-                f"width_{key}": float(np.mean(width[rows]))}
-    for j, name in enumerate(targets):
-        part = slice(j, j + 1)
-        out["by_target"][name] = {
-            f"coverage_{key}": _coverage(actual[..., part], low[..., part], high[..., part]),
-            f"width_{key}": float(np.mean(width[..., part]))}
-    return out
-
-
-def merge(model: dict, part: dict) -> None:
-    """Add interval_scores' output to metrics.json's "model" entry in place."""
-    model.update(part["overall"])
-    model["by_lead"].update(part["by_lead"])
-    for group in ("by_series", "by_target"):
-        for name, values in part[group].items():
-            model[group].setdefault(name, {}).update(values)
-
-
 def save(calibration: dict, folder: Path) -> Path:
     path = Path(folder) / FILE
-    path.write_text(json.dumps(calibration, indent=2, default=float))
+    public = {**calibration, "intervals": [{k: v for k, v in spec.items() if not k.startswith("_")}
+                                           for spec in calibration["intervals"]]}
+    path.write_text(json.dumps(public, indent=2, default=_plain))
     return path
+
+
+def _plain(value):
+    return value.tolist() if isinstance(value, np.ndarray) else float(value)
 
 
 def load(folder: Path, description: dict | None = None) -> dict | None:
@@ -219,107 +259,3 @@ def load(folder: Path, description: dict | None = None) -> dict | None:
     for spec in calibration["intervals"]:
         spec["offsets"] = np.asarray(spec["offsets"], dtype=np.float64)
     return calibration
-
-
-def log_validation(calibration: dict) -> None:
-    """One line per interval: nominal vs validation coverage, before and after calibration."""
-    for spec in calibration["intervals"]:
-        raw = spec["validation_coverage_raw"]
-        before = "no uncalibrated interval" if raw is None else f"uncalibrated {raw:.3f}"
-        offsets = np.asarray(spec["offsets"], dtype=np.float64)
-        log.info("%s%% interval (%s), nominal %.3f: validation coverage %s -> calibrated %.3f on "
-                 "%d windows; offsets (%s) per lead and target from %.4g to %.4g",
-                 spec["label"], spec["kind"], spec["level"], before, spec["validation_coverage"],
-                 calibration["windows"], calibration["units"], offsets.min(), offsets.max())
-
-
-def describe(model: dict) -> str:
-    """Test coverage and width of every interval in metrics.json's "model" entry, one line each
-    (empty when there are none)."""
-    lines = []
-    for key in sorted((k for k in model if k.startswith("coverage_") and not k.endswith("_raw")),
-                      key=lambda k: float(k.split("_")[1])):
-        tag = key.split("_", 1)[1]
-        line = (f"{tag}% interval: test coverage {model[key]:.3f}, "
-                f"width {model[f'width_{tag}']:.3f}"
-                f"{' (uncalibrated)' if model.get('calibrated') is False else ''}")
-        if f"coverage_{tag}_raw" in model:
-            line += (f"; uncalibrated {model[f'coverage_{tag}_raw']:.3f}, width "
-                     f"{model[f'width_{tag}_raw']:.3f}")
-        lines.append(line)
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------- the hooks of a training run
-
-
-def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
-    """The module's scaled forecasts (K, H, n_targets[, Q]) of the validation windows, in index
-    order, with its current weights (call it after the best checkpoint is loaded)."""
-    import torch
-
-    ds = dm.dataset("val")
-    was_training = module.training
-    module.eval()
-    device = next(module.parameters()).device
-    out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(ds), batch_size):
-                x, _, series = ds[list(range(start, min(start + batch_size, len(ds))))]
-                out.append(module(x.to(device), series.to(device)).float().cpu().numpy())
-    finally:
-        module.train(was_training)
-    return np.concatenate(out)
-
-
-def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> dict | None:
-    """Calibrate the intervals a run asks for (model.quantiles, evaluate.intervals) on its
-    validation windows and save them in `folder`; None when there are none, or with
-    evaluate.calibrate=false (then only the quantile pairs are reported, uncalibrated)."""
-    levels = evaluate.get("intervals")
-    if not quantiles and not levels:
-        return None
-    if not evaluate.get("calibrate", True):
-        if not quantiles:
-            log.warning("evaluate.calibrate=false: a point model has no uncalibrated intervals; "
-                        "evaluate.intervals=%s are not reported", list(levels))
-        return {"calibrated": False, "intervals": specs(quantiles, levels)}
-    if len(prep.indices["val"]) == 0:
-        raise ValueError("intervals are calibrated on the validation windows, but the validation "
-                         "split holds none; enlarge data.split.val or set evaluate.calibrate=false")
-    from forecast.inputs import FeatureColumns
-
-    actual = FeatureColumns(prep.panel.values, prep.target_cols).gather(
-        prep.indices["val"], prep.lookback, prep.horizon)
-    units = prep.scaler.inverse_forecast(validation_forecast(module, dm), prep.target_cols)
-    calibration = calibrate(actual, units, quantiles, levels, prep.targets)
-    log_validation(calibration)
-    save(calibration, folder)
-    return calibration
-
-
-def add_to_run(metrics: dict, forecasts, prep, units: np.ndarray, actual: np.ndarray,
-               calibration: dict | None, quantiles, space: str = "original") -> None:
-    """Score every interval on the test windows (coverage_<level>, width_<level>, and
-    coverage_<level>_raw, width_<level>_raw beside them when calibrated) into metrics["model"],
-    and add the bounds lower_<level>, upper_<level> (data units) to the forecasts table."""
-    if calibration is None:
-        return
-    calibrated = calibration.get("calibrated", True)
-    to_space = (lambda a: a) if space == "original" else (  # noqa: E731
-        lambda a: prep.scaler.transform(a, prep.target_cols))
-    series, ids, model = prep.indices["test"][:, 0], prep.panel.ids, metrics["model"]
-    model["calibrated"] = calibrated
-    for spec in calibration["intervals"]:
-        raw = raw_bounds(spec, units, quantiles)
-        pair = calibrated_bounds(spec, spec["offsets"], units, quantiles) if calibrated else raw
-        if pair is None:
-            continue
-        forecasts[f"lower_{spec['label']}"] = pair[0].reshape(-1)
-        forecasts[f"upper_{spec['label']}"] = pair[1].reshape(-1)
-        merge(model, interval_scores(to_space(actual), to_space(pair[0]), to_space(pair[1]),
-                                     series, ids, prep.targets, spec["label"]))
-        if calibrated and raw is not None:
-            merge(model, interval_scores(to_space(actual), to_space(raw[0]), to_space(raw[1]),
-                                         series, ids, prep.targets, f"{spec['label']}_raw"))

@@ -284,7 +284,8 @@ def forecast_ahead(module: RegLSTM, panel: Panel, description: dict,
     quantiles = list(module.quantiles)
     columns = {"forecast": point(units, quantiles)}
     columns.update({f"q{q:g}": units[..., j] for j, q in enumerate(quantiles)})
-    columns.update(conformal.bounds(description.get("calibration"), units, quantiles))
+    columns.update(conformal.bounds(description.get("calibration"), units, quantiles,
+                                    series.numpy()))
     times = future_times(panel.times[-1], panel.freq, description["horizon"])
     return _long_table(panel.ids, times, targets, columns)
 

@@ -19,6 +19,7 @@ from forecast import (
     conformal,
     datasets,
     folds,
+    intervals,
     largepanel,
     legacy,
     loggers,
@@ -70,6 +71,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     and marks complete at its end; returns the best validation loss (scaled), the sweep
     objective."""
     check_model(cfg.model, cfg.lookback)
+    conformal.check_method(cfg.evaluate.calibration, cfg.evaluate.adapt_rate)
     loggers.require(cfg.logger)
     if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
         return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
@@ -106,7 +108,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
                 f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
-        scores.info(conformal.describe(metrics["model"]))
+        scores.info(intervals.describe(metrics["model"]))
     if cfg.evaluate.published and metrics["space"] != "scaled":
         scores.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
     elif cfg.evaluate.published:
@@ -184,7 +186,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
                              logger=False, enable_progress_bar=False, enable_checkpointing=False)
     model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
     # the best weights are loaded now: calibrate the intervals on the validation windows
-    calibration = conformal.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
+    calibration = intervals.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
                                           dm, model["quantiles"], out_dir / "checkpoints")
     season = cfg.evaluate.season or season_length(prep.panel.times)
     baseline = scoring.baseline_forecasters(prep, cfg.evaluate.baselines, season, cfg.seed)
@@ -192,9 +194,11 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
                                 model["quantiles"])
     forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
     if calibration is not None:  # the whole test arrays only for a run with intervals
-        conformal.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
+        intervals.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
                              pipeline.actuals(prep), calibration, model["quantiles"],
                              cfg.evaluate.space)
+        if calibration.get("calibration") == "adaptive":  # the offsets at the end of the data
+            conformal.save(calibration, out_dir / "checkpoints")
     continue_log(trainer, earlier)
     gates = pipeline.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock

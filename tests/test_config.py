@@ -261,6 +261,8 @@ def test_typos_and_wrong_types_fail_at_compose_naming_the_key(hydra_ctx, overrid
     ("model.loss=l1", "model.loss='l1'"),
     ("model.cell=lstn", "model.cell='lstn'"),
     ("model.quantiles=[0.1,0.9]", "include 0.5"),
+    ("evaluate.calibration=online", "evaluate.calibration='online'"),
+    ("evaluate.adapt_rate=1.5", "evaluate.adapt_rate=1.5"),
 ])
 def test_model_options_are_refused_before_any_data_is_read(hydra_ctx, tmp_path, override,
                                                            message):

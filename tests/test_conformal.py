@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import weather_frame
 
-from forecast import conformal, pipeline, plots, predict, scoring
+from forecast import conformal, intervals, pipeline, plots, predict, scoring
 from forecast.panel import to_panel
 
 BIN = Path(sys.executable).parent
@@ -82,6 +82,38 @@ def test_offsets_per_lead_and_target_give_the_nominal_coverage_at_every_lead():
         low, high = bounds[f"lower_{spec['label']}"], bounds[f"upper_{spec['label']}"]
         inside = (test_actual >= low) & (test_actual <= high)
         np.testing.assert_allclose(inside.mean(axis=0), spec["level"], atol=0.03)
+
+
+def test_each_series_gets_the_nominal_coverage_in_its_own_spread():
+    """A calm series (sd 1) and a stormy one (sd 4): pooled offsets over-cover the first and
+    under-cover the second; scaled by series, both get the nominal coverage."""
+    rng = np.random.default_rng(11)
+    spread = np.ones((H, 2))
+
+    def windows(k):
+        series = np.repeat([0, 1], k)
+        actual, forecast = _panel_windows(rng, 2 * k, spread)
+        storm = np.where(series == 1, 4.0, 1.0)[:, None, None]
+        return forecast + (actual - forecast) * storm, forecast, series
+
+    val_actual, val_forecast, val_series = windows(1500)
+    test_actual, test_forecast, test_series = windows(10000)
+    pooled = conformal.calibrate(val_actual, val_forecast, None, [0.8], ["a", "b"])
+    scaled = conformal.calibrate(val_actual, val_forecast, None, [0.8], ["a", "b"],
+                                 series=val_series, n_series=2)
+    ratio = np.asarray(scaled["intervals"][0]["series_scale"])  # (2 series, 2 targets)
+    np.testing.assert_allclose(ratio[1] / ratio[0], 4.0, rtol=0.08)
+
+    def by_series(calibration, **series):
+        bounds = conformal.bounds(calibration, test_forecast, None, **series)
+        inside = (test_actual >= bounds["lower_80"]) & (test_actual <= bounds["upper_80"])
+        return [inside[test_series == i].mean() for i in (0, 1)]
+
+    calm, stormy = by_series(pooled)
+    assert calm > 0.95 and stormy < 0.65
+    np.testing.assert_allclose(by_series(scaled, series=test_series), 0.8, atol=0.02)
+    with pytest.raises(ValueError, match="series position"):
+        conformal.bounds(scaled, test_forecast, None)
 
 
 def test_cqr_widens_quantiles_that_are_too_narrow():
@@ -174,7 +206,7 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
     def offsets(p, folder):
         folder.mkdir()
         dm = pipeline.datamodule(p)
-        calibration = conformal.calibrate_run(evaluate, p, module, dm, quantiles, folder)
+        calibration = intervals.calibrate_run(evaluate, p, module, dm, quantiles, folder)
         assert (folder / conformal.FILE).is_file()
         return [np.asarray(s["offsets"]) for s in calibration["intervals"]]
 
@@ -196,17 +228,51 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
     assert not np.allclose(before[0], offsets(moved, tmp_path / "c")[0])
 
 
+@pytest.mark.parametrize("quantiles", [None, Q])
+def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles):
+    """A test window's adaptive interval moves with the outcomes known at its origin (the last
+    input step), never with a later one."""
+    prep = _prep(noise=3.0)
+    module = Persistence(prep.target_cols, quantiles)
+
+    def table_of(p, folder):
+        folder.mkdir()
+        dm = pipeline.datamodule(p)
+        calibration = intervals.calibrate_run({"intervals": [0.8, 0.95]}, p, module, dm,
+                                              quantiles, folder)
+        assert calibration["calibration"] == "adaptive"  # the default
+        scaled = np.concatenate([module(x, s).detach().numpy()
+                                 for x, _, s in dm.predict_dataloader()])
+        table = pipeline.forecast_table(p, scaled, quantiles)
+        intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}, table,
+                             p, pipeline.to_units(p, scaled), pipeline.actuals(p), calibration,
+                             quantiles)
+        return table
+
+    before = table_of(prep, tmp_path / "a")
+    test_start, test_end = prep.bounds["test"]
+    cut = (test_start + test_end) // 2
+    values = prep.panel.values.copy()
+    values[:, cut:] = values[:, cut:] * 7 + 1e4  # every outcome from step `cut` on
+    after = table_of(replace(prep, panel=replace(prep.panel, values=values)), tmp_path / "b")
+    known = (before["origin"] < prep.panel.times[cut]).to_numpy()  # inputs end before the cut
+    assert 0 < known.sum() < len(known)
+    for column in ("lower_80", "upper_80", "lower_95", "upper_95"):
+        np.testing.assert_array_equal(before[column][known], after[column][known])
+        assert not np.allclose(before[column][~known], after[column][~known])
+
+
 def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
     prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
     dm = pipeline.datamodule(prep)
-    calibration = conformal.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
+    calibration = intervals.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
                                           dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
     metrics = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
     table = pipeline.forecast_table(prep, scaled, Q)
-    conformal.add_to_run(metrics, table, prep, pipeline.to_units(prep, scaled),
+    intervals.add_to_run(metrics, table, prep, pipeline.to_units(prep, scaled),
                          pipeline.actuals(prep), calibration, Q)
     model = metrics["model"]
     assert model["calibrated"] is False and "coverage_80_raw" not in model
@@ -216,10 +282,10 @@ def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
 
 def test_point_model_with_calibrate_false_has_no_intervals(tmp_path, caplog):
     prep = _prep()
-    calibration = conformal.calibrate_run({"intervals": [0.8], "calibrate": False}, prep,
+    calibration = intervals.calibrate_run({"intervals": [0.8], "calibrate": False}, prep,
                                           Persistence(prep.target_cols), None, None, tmp_path)
     metrics = {"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}
-    conformal.add_to_run(metrics, pd.DataFrame(), prep, None, None, calibration, None)
+    intervals.add_to_run(metrics, pd.DataFrame(), prep, None, None, calibration, None)
     assert "coverage_80" not in metrics["model"]
     assert "no uncalibrated intervals" in caplog.text
 
@@ -249,15 +315,31 @@ def test_a_run_reports_and_writes_calibrated_intervals(quantile_run):
     assert [s["kind"] for s in calibration["intervals"]] == ["cqr", "residual"]
     assert calibration["windows"] == json.loads(
         (quantile_run / "metrics.json").read_text())["windows"]["val"]
+    assert calibration["calibration"] == metrics["calibration"] == "adaptive"
+    assert calibration["adapted_windows"] == json.loads(
+        (quantile_run / "metrics.json").read_text())["windows"]["test"]
     width = (table["q0.9"] - table["q0.1"]).to_numpy()
     leads = table["lead"].to_numpy() - 1
+    first = (table["origin"] == table["origin"].min()).to_numpy()
+    ids = json.loads((quantile_run / "checkpoints" / "data.json").read_text())["ids"]
+    position = table["series"].astype(str).map(ids.index).to_numpy()
     for spec in calibration["intervals"]:
         tag = spec["label"]
-        offset = np.asarray(spec["offsets"])[leads, 0] * width  # one target
+        # a residual interval is scaled by its series' spread; cqr's by the window's pair width
+        assert ("series_scale" in spec) == (spec["kind"] == "residual")
+        by_series = np.asarray(spec.get("series_scale", np.ones((len(ids), 1))))[position, 0]
+        offset = np.asarray(spec["validation_offsets"])[leads, 0] * width * by_series
         centre = (table["q0.1"], table["q0.9"]) if spec["kind"] == "cqr" else \
             (table["forecast"], table["forecast"])
-        np.testing.assert_allclose(table[f"lower_{tag}"], centre[0] - offset, rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(table[f"upper_{tag}"], centre[1] + offset, rtol=1e-5, atol=1e-4)
+        split = (table["actual"] >= centre[0] - offset) & (table["actual"] <= centre[1] + offset)
+        assert metrics[f"coverage_{tag}_split"] == pytest.approx(split.mean(), abs=1e-6)
+        # the adaptive bounds start at the validation offsets, then move with the misses
+        np.testing.assert_allclose(table[f"lower_{tag}"][first], (centre[0] - offset)[first],
+                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(table[f"upper_{tag}"][first], (centre[1] + offset)[first],
+                                   rtol=1e-5, atol=1e-4)
+        assert not np.allclose(table[f"upper_{tag}"], centre[1] + offset, rtol=1e-5, atol=1e-4)
+        assert np.shape(spec["end_level"]) == np.shape(spec["offsets"]) == (H, 1)
         inside = (table["actual"] >= table[f"lower_{tag}"]) & \
                  (table["actual"] <= table[f"upper_{tag}"])
         assert metrics[f"coverage_{tag}"] == pytest.approx(inside.mean(), abs=1e-6)

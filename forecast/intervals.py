@@ -1,0 +1,187 @@
+"""The intervals of a training run: calibrated on its validation windows (conformal.py), walked
+over its test windows when adaptive (adaptive.py), scored (coverage and width overall, by lead,
+series and target) into metrics.json, their bounds added to the forecasts table, and described
+in the log. numpy besides the validation forward pass."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from forecast import adaptive
+from forecast.config import EvaluateConfig
+from forecast.conformal import (
+    calibrate,
+    calibrated_bounds,
+    coverage,
+    raw_bounds,
+    save,
+    scores,
+    specs,
+)
+
+log = logging.getLogger(__name__)
+
+
+def interval_scores(actual, low, high, series: np.ndarray, ids, targets, key: str) -> dict:
+    """coverage_<key> and width_<key>: overall, by_lead (lists), by_series and by_target."""
+    inside = coverage(actual, low, high, axis=(0, 2))
+    width = high - low
+    out = {"overall": {f"coverage_{key}": coverage(actual, low, high),
+                       f"width_{key}": float(np.mean(width))},
+           "by_lead": {f"coverage_{key}": [float(v) for v in inside],
+                       f"width_{key}": [float(v) for v in np.mean(width, axis=(0, 2))]},
+           "by_series": {}, "by_target": {}}
+    for i, name in enumerate(ids):
+        rows = series == i
+        if rows.any():
+            out["by_series"][str(name)] = {
+                f"coverage_{key}": coverage(actual[rows], low[rows], high[rows]),
+                f"width_{key}": float(np.mean(width[rows]))}
+    for j, name in enumerate(targets):
+        part = slice(j, j + 1)
+        out["by_target"][name] = {
+            f"coverage_{key}": coverage(actual[..., part], low[..., part], high[..., part]),
+            f"width_{key}": float(np.mean(width[..., part]))}
+    return out
+
+
+def merge(model: dict, part: dict) -> None:
+    """Add interval_scores' output to metrics.json's "model" entry in place."""
+    model.update(part["overall"])
+    model["by_lead"].update(part["by_lead"])
+    for group in ("by_series", "by_target"):
+        for name, values in part[group].items():
+            model[group].setdefault(name, {}).update(values)
+
+
+def log_validation(calibration: dict) -> None:
+    """One line per interval: nominal vs validation coverage, before and after calibration."""
+    for spec in calibration["intervals"]:
+        raw = spec["validation_coverage_raw"]
+        before = "no uncalibrated interval" if raw is None else f"uncalibrated {raw:.3f}"
+        offsets = np.asarray(spec["offsets"], dtype=np.float64)
+        log.info("%s%% interval (%s), nominal %.3f: validation coverage %s -> calibrated %.3f on "
+                 "%d windows; offsets (%s) per lead and target from %.4g to %.4g",
+                 spec["label"], spec["kind"], spec["level"], before, spec["validation_coverage"],
+                 calibration["windows"], calibration["units"], offsets.min(), offsets.max())
+
+
+def describe(model: dict) -> str:
+    """Test coverage and width of every interval in metrics.json's "model" entry, one line each
+    (empty when there are none), with the validation-only and uncalibrated ones beside it."""
+    lines = []
+    for key in sorted((k for k in model if k.startswith("coverage_") and k.count("_") == 1),
+                      key=lambda k: float(k.split("_")[1])):
+        tag = key.split("_", 1)[1]
+        how = model.get("calibration", "uncalibrated")
+        line = f"{tag}% interval: test coverage {model[key]:.3f}, width " \
+               f"{model[f'width_{tag}']:.3f} ({how})"
+        for suffix, name in (("split", "validation offsets alone"),
+                             ("raw", "uncalibrated")):
+            if f"coverage_{tag}_{suffix}" in model:
+                line += (f"; {name} {model[f'coverage_{tag}_{suffix}']:.3f}, width "
+                         f"{model[f'width_{tag}_{suffix}']:.3f}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
+    """The module's scaled forecasts (K, H, n_targets[, Q]) of the validation windows, in index
+    order, with its current weights (call it after the best checkpoint is loaded)."""
+    import torch
+
+    ds = dm.dataset("val")
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(ds), batch_size):
+                x, _, series = ds[list(range(start, min(start + batch_size, len(ds))))]
+                out.append(module(x.to(device), series.to(device)).float().cpu().numpy())
+    finally:
+        module.train(was_training)
+    return np.concatenate(out)
+
+
+def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> dict | None:
+    """Calibrate the intervals a run asks for (model.quantiles, evaluate.intervals) on its
+    validation windows and save them in `folder`; None when there are none, or with
+    evaluate.calibrate=false (then only the quantile pairs are reported, uncalibrated)."""
+    levels = evaluate.get("intervals")
+    if not quantiles and not levels:
+        return None
+    if not evaluate.get("calibrate", True):
+        if not quantiles:
+            log.warning("evaluate.calibrate=false: a point model has no uncalibrated intervals; "
+                        "evaluate.intervals=%s are not reported", list(levels))
+        return {"calibrated": False, "intervals": specs(quantiles, levels)}
+    if len(prep.indices["val"]) == 0:
+        raise ValueError("intervals are calibrated on the validation windows, but the validation "
+                         "split holds none; enlarge data.split.val or set evaluate.calibrate=false")
+    from forecast.inputs import FeatureColumns
+
+    actual = FeatureColumns(prep.panel.values, prep.target_cols).gather(
+        prep.indices["val"], prep.lookback, prep.horizon)
+    units = prep.scaler.inverse_forecast(validation_forecast(module, dm), prep.target_cols)
+    calibration = calibrate(actual, units, quantiles, levels, prep.targets,
+                            evaluate.get("calibration", EvaluateConfig.calibration),
+                            evaluate.get("adapt_rate", EvaluateConfig.adapt_rate),
+                            prep.indices["val"][:, 0], len(prep.panel.ids))
+    log_validation(calibration)
+    save(calibration, folder)
+    return calibration
+
+
+def add_to_run(metrics: dict, forecasts, prep, units: np.ndarray, actual: np.ndarray,
+               calibration: dict | None, quantiles, space: str = "original") -> None:
+    """Score every interval on the test windows (coverage_<level>, width_<level>; beside them
+    coverage_<level>_raw for the uncalibrated quantile pair and, when adaptive, _split for the
+    validation offsets kept fixed) into metrics["model"], and add the bounds lower_<level>,
+    upper_<level> (data units) to the forecasts table. An adaptive calibration's "offsets"
+    become those once every test outcome is known (forecast-predict applies them)."""
+    if calibration is None:
+        return
+    calibrated = calibration.get("calibrated", True)
+    to_space = (lambda a: a) if space == "original" else (  # noqa: E731
+        lambda a: prep.scaler.transform(a, prep.target_cols))
+    series, ids, model = prep.indices["test"][:, 0], prep.panel.ids, metrics["model"]
+    model["calibrated"] = calibrated
+    if calibrated:
+        model["calibration"] = calibration["calibration"]
+
+    def score(pair, key):
+        merge(model, interval_scores(to_space(actual), to_space(pair[0]), to_space(pair[1]),
+                                     series, ids, prep.targets, key))
+
+    for spec in calibration["intervals"]:
+        raw = raw_bounds(spec, units, quantiles)
+        pair = calibrated_bounds(spec, spec["offsets"], units, quantiles, series) \
+            if calibrated else raw
+        if pair is None:
+            continue
+        if calibrated and calibration["calibration"] == "adaptive":
+            score(pair, f"{spec['label']}_split")
+            pair = calibrated_bounds(spec, _adapt(spec, calibration, prep, actual, units,
+                                                  quantiles), units, quantiles, series)
+        forecasts[f"lower_{spec['label']}"] = pair[0].reshape(-1)
+        forecasts[f"upper_{spec['label']}"] = pair[1].reshape(-1)
+        score(pair, spec["label"])
+        if calibrated and raw is not None:
+            score(raw, f"{spec['label']}_raw")
+
+
+def _adapt(spec: dict, calibration: dict, prep, actual, units, quantiles) -> np.ndarray:
+    """The adaptive walk of one interval over the test windows: their offsets (K, H, n_targets);
+    records the level and offsets at the end of the data in `spec`."""
+    test_scores = scores(spec, actual, units, quantiles, prep.indices["test"][:, 0])
+    offsets, level, final = adaptive.walk(spec["_scores"], test_scores, prep.indices["test"][:, 1],
+                                          spec["level"], calibration["adapt_rate"])
+    spec["validation_offsets"] = np.asarray(spec["offsets"]).tolist()
+    spec["offsets"], spec["end_level"] = final.tolist(), level.tolist()
+    calibration["adapted_windows"] = int(len(test_scores))
+    return offsets

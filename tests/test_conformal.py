@@ -367,6 +367,15 @@ def test_predict_writes_the_calibrated_bounds(quantile_run, tmp_path):
     width = (table["q0.9"] - table["q0.1"]).to_numpy()
     offset = np.asarray(calibration["intervals"][0]["offsets"])[steps, 0] * width
     np.testing.assert_allclose(table["lower_80"], table["q0.1"] - offset, rtol=1e-5, atol=1e-4)
+    # the 95% residual interval: the end-of-data offsets times the series scale of each series
+    residual = calibration["intervals"][1]
+    ids = trained.description["ids"]
+    position = table["series"].astype(str).map(ids.index).to_numpy()
+    by_series = np.asarray(residual["series_scale"])[position, 0]
+    offset = np.asarray(residual["offsets"])[steps, 0] * width * by_series
+    np.testing.assert_allclose(table["upper_95"], table["forecast"] + offset, rtol=1e-5,
+                               atol=1e-4)
+    assert len(set(by_series.round(6))) > 1  # the series do get different scales
     assert (table["lower_95"] <= table["forecast"]).all()
     assert (table["upper_95"] >= table["forecast"]).all()
     fig = plots.history_and_forecast(history, table, "temp")

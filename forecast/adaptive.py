@@ -11,10 +11,13 @@ of the forecasts already resolved: for every (lead, target)
     alpha_t = alpha + rate * sum over resolved origins s of (alpha - miss_s),
 
 miss_s the share of the series whose outcome fell outside the interval at origin s. An interval
-that has covered too little widens, one that has covered too much narrows; over T origins the
-average miss rate is within (1 + rate) / (rate * T) of alpha whatever the shift (their bound,
-for outcomes resolved one origin later). Only outcomes resolved by a window's origin enter its
-interval: the information the model's own inputs have.
+that has covered too little widens, one that has covered too much narrows. A level past what
+the n validation scores can give (above n / (n + 1), below 1 / (n + 1)) is ACI's unbounded
+(empty) interval: reported at the largest (smallest) score, but counted as covering (missing)
+so that the level turns back, as in the paper, whose bound (the average miss rate over T
+origins within (1 + rate) / (rate * T) of alpha, for outcomes resolved one origin later) holds
+for the counted misses, not for the finite band reported there. Only outcomes resolved by a
+window's origin enter its interval: the information the model's own inputs have.
 
 Origins are the windows' start steps (index of the first input step): a window at origin t reads
 steps [t, t + lookback) and forecasts lead h at step t + lookback + h - 1, known at origin
@@ -35,23 +38,32 @@ def ordered_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(scores, axis=0), np.sum(~np.isnan(scores), axis=0)
 
 
+def _rank(counts: np.ndarray, level: np.ndarray) -> np.ndarray:
+    return np.ceil((counts + 1) * np.asarray(level, dtype=np.float64) - TOL).astype(np.int64)
+
+
 def offsets_at(ordered: np.ndarray, counts: np.ndarray, level: np.ndarray) -> np.ndarray:
     """The conformal quantile of the sorted scores at a level per (lead, target): the k-th
-    smallest of n, k = ceil((n + 1) * level), clipped to [1, n]; past the largest score the
-    interval stays at the largest (ACI's unbounded interval, kept finite); +inf with no score."""
-    rank = np.ceil((counts + 1) * np.asarray(level, dtype=np.float64) - TOL).astype(np.int64)
-    pick = np.clip(rank, 1, np.maximum(counts, 1)) - 1
+    smallest of n, k = ceil((n + 1) * level), clipped to [1, n]: past the largest score the
+    interval stays at the largest (ACI's unbounded interval, kept finite), below the smallest
+    at the smallest (its empty one); +inf with no score."""
+    pick = np.clip(_rank(counts, level), 1, np.maximum(counts, 1)) - 1
     value = np.take_along_axis(ordered, pick[None, ...], axis=0)[0]
     return np.where(counts == 0, np.inf, value)
 
 
-def _misses(scores: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _misses(scores: np.ndarray, offsets: np.ndarray, rank: np.ndarray,
+            counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The share of the windows (g, H, n_targets) outside their interval per (lead, target), 0
-    where none was observed, and whether any was."""
+    where none was observed, and whether any was. Where the level asks for more than the
+    largest score (rank > n) the interval counts as the unbounded one ACI gives, which misses
+    nothing, and below the smallest (rank < 1) as the empty one, which misses all: so the level
+    stays within [-rate, 1 + rate] of where the finite offsets would let it run away."""
     observed = ~np.isnan(scores)
-    outside = np.where(observed, scores > offsets, False).sum(axis=0)
+    outside = np.where(observed, scores > offsets, False)
+    outside = np.where(rank > counts, False, np.where(rank < 1, observed, outside))
     seen = observed.sum(axis=0)
-    return outside / np.maximum(seen, 1), seen > 0
+    return outside.sum(axis=0) / np.maximum(seen, 1), seen > 0
 
 
 def walk(val_scores: np.ndarray, test_scores: np.ndarray, origins: np.ndarray,
@@ -83,9 +95,10 @@ def walk(val_scores: np.ndarray, test_scores: np.ndarray, origins: np.ndarray,
                          np.cumsum(np.bincount(position, minlength=len(steps)))[:-1])
     for i, (step, rows) in enumerate(zip(steps, by_origin, strict=True)):
         known = np.searchsorted(steps, step - leads, side="right")
-        offsets = offsets_at(ordered, counts, level(known))
+        now = level(known)
+        offsets = offsets_at(ordered, counts, now)
         out[rows] = offsets
-        share, seen = _misses(test_scores[rows], offsets)
+        share, seen = _misses(test_scores[rows], offsets, _rank(counts, now), counts)
         missed[i + 1] = missed[i] + share
         resolved[i + 1] = resolved[i] + seen
     final_level = level(np.full(horizon, len(steps)))

@@ -34,6 +34,8 @@ from forecast.config import EvaluateConfig
 
 FILE = "calibration.json"
 TOL = 1e-9
+SHRINK = 50  # validation scores' worth of the pooled mean in each series' scale
+MIN_SERIES_SCALE = 0.1
 METHODS = {
     "split": "split conformal, scores pooled over series per lead and target",
     "adaptive": "adaptive conformal inference (level moved by the misses of resolved forecasts) "
@@ -134,16 +136,19 @@ def series_scale(scores: np.ndarray, series: np.ndarray, n_series: int) -> np.nd
     """(n_series, n_targets): each series' mean validation score per target over all series'
     mean. Residual scores are divided by it, so that a calm series and a stormy one share the
     offsets, each in its own spread, instead of the pooled offsets covering the calm one always
-    and the stormy one seldom; 1 for a series without validation windows."""
+    and the stormy one seldom. A series' own mean is pulled towards the pooled one by
+    SHRINK scores' worth (1 for a series without validation windows), and the ratio is kept
+    at least MIN_SERIES_SCALE: a series that was flat on validation is not promised a band of
+    no width."""
     observed = ~np.isnan(scores)
     filled = np.where(observed, scores, 0.0)
     sums, counts = np.zeros((n_series, scores.shape[2])), np.zeros((n_series, scores.shape[2]))
     np.add.at(sums, series, filled.sum(axis=1))
     np.add.at(counts, series, observed.sum(axis=1))
     pooled = sums.sum(axis=0) / np.maximum(counts.sum(axis=0), 1)  # (n_targets,)
-    own = np.where(counts > 0, sums / np.maximum(counts, 1), pooled)
+    own = (sums + SHRINK * pooled) / (counts + SHRINK)
     ratio = np.where(pooled > 0, own / np.where(pooled > 0, pooled, 1.0), 1.0)
-    return np.maximum(ratio, 1e-6)
+    return np.maximum(ratio, MIN_SERIES_SCALE)
 
 
 def _series_factor(spec: dict, series: np.ndarray | None) -> np.ndarray | float:
@@ -193,7 +198,8 @@ def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
         low, high = calibrated_bounds(spec, offsets, units, quantiles, series)
         raw = raw_bounds(spec, units, quantiles)
         out["intervals"].append({
-            **spec, "offsets": offsets.tolist(), "_scores": s,
+            **spec, "offsets": offsets.tolist(), "validation_offsets": offsets.tolist(),
+            "_scores": s,
             "validation_coverage": coverage(actual, low, high),
             "validation_coverage_raw": None if raw is None else coverage(actual, *raw),
         })
@@ -253,6 +259,10 @@ def load(folder: Path, description: dict | None = None) -> dict | None:
     if description is not None:
         want = {"targets": list(description["targets"]), "horizon": description["horizon"]}
         wrong = {k: (calibration.get(k), v) for k, v in want.items() if calibration.get(k) != v}
+        n_series = {len(spec["series_scale"]) for spec in calibration["intervals"]
+                    if spec.get("series_scale") is not None}
+        if n_series - {len(description["ids"])}:
+            wrong["series"] = (sorted(n_series), len(description["ids"]))
         if wrong:
             raise ValueError(f"'{path}' does not match its data.json (calibration vs data.json: "
                              f"{wrong}); the run folder mixes files of different runs")

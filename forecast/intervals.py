@@ -13,6 +13,7 @@ import numpy as np
 from forecast import adaptive
 from forecast.config import EvaluateConfig
 from forecast.conformal import (
+    FILE,
     calibrate,
     calibrated_bounds,
     coverage,
@@ -110,8 +111,12 @@ def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
 
 def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> dict | None:
     """Calibrate the intervals a run asks for (model.quantiles, evaluate.intervals) on its
-    validation windows and save them in `folder`; None when there are none, or with
-    evaluate.calibrate=false (then only the quantile pairs are reported, uncalibrated)."""
+    validation windows; None when there are none, or with evaluate.calibrate=false (then only
+    the quantile pairs are reported, uncalibrated). A split calibration is saved in `folder`
+    now, an adaptive one by `save` once `add_to_run` has walked it to the end of the data; a
+    calibration.json an earlier run left in `folder` is removed either way, so that
+    forecast-predict never applies one this run did not make."""
+    (Path(folder) / FILE).unlink(missing_ok=True)
     levels = evaluate.get("intervals")
     if not quantiles and not levels:
         return None
@@ -133,7 +138,8 @@ def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> 
                             evaluate.get("adapt_rate", EvaluateConfig.adapt_rate),
                             prep.indices["val"][:, 0], len(prep.panel.ids))
     log_validation(calibration)
-    save(calibration, folder)
+    if calibration["calibration"] == "split":
+        save(calibration, folder)
     return calibration
 
 
@@ -160,7 +166,7 @@ def add_to_run(metrics: dict, forecasts, prep, units: np.ndarray, actual: np.nda
 
     for spec in calibration["intervals"]:
         raw = raw_bounds(spec, units, quantiles)
-        pair = calibrated_bounds(spec, spec["offsets"], units, quantiles, series) \
+        pair = calibrated_bounds(spec, spec["validation_offsets"], units, quantiles, series) \
             if calibrated else raw
         if pair is None:
             continue
@@ -181,7 +187,6 @@ def _adapt(spec: dict, calibration: dict, prep, actual, units, quantiles) -> np.
     test_scores = scores(spec, actual, units, quantiles, prep.indices["test"][:, 0])
     offsets, level, final = adaptive.walk(spec["_scores"], test_scores, prep.indices["test"][:, 1],
                                           spec["level"], calibration["adapt_rate"])
-    spec["validation_offsets"] = np.asarray(spec["offsets"]).tolist()
     spec["offsets"], spec["end_level"] = final.tolist(), level.tolist()
     calibration["adapted_windows"] = int(len(test_scores))
     return offsets

@@ -91,3 +91,14 @@ def test_missing_outcomes_do_not_count_as_misses():
     _, level_kept, _ = adaptive.walk(val, np.concatenate([test[:10], test[30:]]),
                                      np.concatenate([origins[:10], origins[30:]]), 0.8, 0.01)
     np.testing.assert_allclose(level, level_kept)
+
+
+def test_the_level_turns_back_after_a_stretch_beyond_every_validation_score():
+    """1,000 origins whose outcomes lie past every validation score, then ordinary ones: the
+    level stays near 1 while the interval is ACI's unbounded one, and coverage returns."""
+    val = _scores(500, 1.0, 10)
+    wild = np.full((1000, H, J), 1e6)
+    test = np.concatenate([wild, _scores(3000, 1.0, 11)])
+    offsets, level, _ = adaptive.walk(val, test, np.arange(4000), 0.8, 0.005)
+    assert (level <= 1 + 0.005 + 1e-9).all()
+    assert _coverage(test[2000:], offsets[2000:]) == pytest.approx(0.8, abs=0.03)

@@ -116,6 +116,16 @@ def test_each_series_gets_the_nominal_coverage_in_its_own_spread():
         conformal.bounds(scaled, test_forecast, None)
 
 
+def test_a_series_flat_on_validation_keeps_a_band():
+    scores = np.abs(np.random.default_rng(12).normal(size=(300, H, 1)))
+    series = np.repeat([0, 1, 2], 100)
+    scores[series == 2] = 0.0  # no error at all on validation
+    ratio = conformal.series_scale(scores, series, 4)  # series 3 has no validation window
+    assert ratio[2, 0] == conformal.MIN_SERIES_SCALE
+    assert ratio[3, 0] == pytest.approx(1.0)
+    assert ratio[0, 0] == pytest.approx(ratio[1, 0], rel=0.15)
+
+
 def test_cqr_widens_quantiles_that_are_too_narrow():
     rng = np.random.default_rng(2)
     k = 3000
@@ -200,7 +210,7 @@ def _prep(noise=0.0):
 @pytest.mark.parametrize("quantiles", [None, Q])
 def test_calibration_uses_no_test_window(tmp_path, quantiles):
     prep = _prep(noise=3.0)
-    evaluate = {"intervals": [0.8, 0.95], "calibrate": True}
+    evaluate = {"intervals": [0.8, 0.95], "calibrate": True, "calibration": "split"}
     module = Persistence(prep.target_cols, quantiles)
 
     def offsets(p, folder):
@@ -237,10 +247,12 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
 
     def table_of(p, folder):
         folder.mkdir()
+        (folder / conformal.FILE).write_text("{}")  # an earlier run's
         dm = pipeline.datamodule(p)
         calibration = intervals.calibrate_run({"intervals": [0.8, 0.95]}, p, module, dm,
                                               quantiles, folder)
         assert calibration["calibration"] == "adaptive"  # the default
+        assert not (folder / conformal.FILE).exists()  # written once walked to the data's end
         scaled = np.concatenate([module(x, s).detach().numpy()
                                  for x, _, s in dm.predict_dataloader()])
         table = pipeline.forecast_table(p, scaled, quantiles)
@@ -266,6 +278,7 @@ def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
     prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
     dm = pipeline.datamodule(prep)
+    (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
     calibration = intervals.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
                                           dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
@@ -387,6 +400,11 @@ def test_predict_writes_the_calibrated_bounds(quantile_run, tmp_path):
     folder.mkdir()
     conformal.save({**bad, "horizon": H + 1}, folder)
     with pytest.raises(ValueError, match="does not match its data.json"):
+        conformal.load(folder, trained.description)
+    fewer = [{**spec, "series_scale": spec.get("series_scale", [[1.0]])[:1]}
+             for spec in bad["intervals"]]
+    conformal.save({**bad, "intervals": fewer}, folder)
+    with pytest.raises(ValueError, match="'series'"):
         conformal.load(folder, trained.description)
 
 

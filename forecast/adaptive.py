@@ -93,6 +93,7 @@ def walk(val_scores: np.ndarray, test_scores: np.ndarray, origins: np.ndarray,
     out = np.empty(test_scores.shape, dtype=np.float64)
     by_origin = np.split(np.argsort(position, kind="stable"),
                          np.cumsum(np.bincount(position, minlength=len(steps)))[:-1])
+    by_origin = by_origin[:len(steps)]  # no test window: np.split still gives one empty part
     for i, (step, rows) in enumerate(zip(steps, by_origin, strict=True)):
         known = np.searchsorted(steps, step - leads, side="right")
         now = level(known)

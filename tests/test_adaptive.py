@@ -102,3 +102,11 @@ def test_the_level_turns_back_after_a_stretch_beyond_every_validation_score():
     offsets, level, _ = adaptive.walk(val, test, np.arange(4000), 0.8, 0.005)
     assert (level <= 1 + 0.005 + 1e-9).all()
     assert _coverage(test[2000:], offsets[2000:]) == pytest.approx(0.8, abs=0.03)
+
+
+def test_no_test_window_leaves_the_validation_level():
+    val = _scores(200, 1.0, 13)
+    offsets, level, final = adaptive.walk(val, np.empty((0, H, J)), np.empty(0, int), 0.8, 0.005)
+    assert offsets.shape == (0, H, J)
+    np.testing.assert_allclose(level, 0.8)
+    np.testing.assert_array_equal(final, conformal.conformal_quantile(val, 0.8))

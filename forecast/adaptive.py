@@ -38,7 +38,8 @@ def ordered_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(scores, axis=0), np.sum(~np.isnan(scores), axis=0)
 
 
-def _rank(counts: np.ndarray, level: np.ndarray) -> np.ndarray:
+def rank(counts: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """k = ceil((n + 1) * level): the 1-based rank of the conformal quantile of n scores."""
     return np.ceil((counts + 1) * np.asarray(level, dtype=np.float64) - TOL).astype(np.int64)
 
 
@@ -47,7 +48,7 @@ def offsets_at(ordered: np.ndarray, counts: np.ndarray, level: np.ndarray) -> np
     smallest of n, k = ceil((n + 1) * level), clipped to [1, n]: past the largest score the
     interval stays at the largest (ACI's unbounded interval, kept finite), below the smallest
     at the smallest (its empty one); +inf with no score."""
-    pick = np.clip(_rank(counts, level), 1, np.maximum(counts, 1)) - 1
+    pick = np.clip(rank(counts, level), 1, np.maximum(counts, 1)) - 1
     value = np.take_along_axis(ordered, pick[None, ...], axis=0)[0]
     return np.where(counts == 0, np.inf, value)
 
@@ -99,7 +100,7 @@ def walk(val_scores: np.ndarray, test_scores: np.ndarray, origins: np.ndarray,
         now = level(known)
         offsets = offsets_at(ordered, counts, now)
         out[rows] = offsets
-        share, seen = _misses(test_scores[rows], offsets, _rank(counts, now), counts)
+        share, seen = _misses(test_scores[rows], offsets, rank(counts, now), counts)
         missed[i + 1] = missed[i] + share
         resolved[i + 1] = resolved[i] + seen
     final_level = level(np.full(horizon, len(steps)))

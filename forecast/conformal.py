@@ -24,16 +24,15 @@ imports it).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from forecast import adaptive
 from forecast.config import EvaluateConfig
 
 FILE = "calibration.json"
-TOL = 1e-9
 SHRINK = 50  # validation scores' worth of the pooled mean in each series' scale
 MIN_SERIES_SCALE = 0.1
 METHODS = {
@@ -51,7 +50,7 @@ def label(level: float) -> str:
 def conformal_rank(n: int, coverage: float) -> int:
     """k = ceil((n + 1) * coverage): the rank (1-based) of the score that is the offset; > n when
     n scores are too few for that coverage (the interval is then unbounded)."""
-    return int(math.ceil((n + 1) * coverage - TOL))
+    return int(adaptive.rank(np.asarray(n), coverage))
 
 
 def conformal_level(n: int, coverage: float) -> float:
@@ -63,12 +62,9 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> np.ndarray:
     """The conformal quantile over axis 0 of `scores` (n, ...): per column the k-th smallest
     non-NaN score, k = ceil((n + 1) * coverage); +inf where k > n (too few scores)."""
     scores = np.asarray(scores, dtype=np.float64)
-    ordered = np.sort(scores, axis=0)  # NaN last
-    n = np.sum(~np.isnan(scores), axis=0)
-    k = np.ceil((n + 1) * coverage - TOL).astype(np.int64)
-    pick = np.clip(k - 1, 0, max(scores.shape[0] - 1, 0))
-    value = np.take_along_axis(ordered, pick[None, ...], axis=0)[0]
-    return np.where((k > n) | (n == 0), np.inf, value)
+    ordered, n = adaptive.ordered_scores(scores)
+    value = adaptive.offsets_at(ordered, n, np.asarray(coverage, dtype=np.float64))
+    return np.where(adaptive.rank(n, coverage) > n, np.inf, value)
 
 
 def specs(quantiles: Sequence[float] | None, levels: Sequence[float] | None) -> list[dict]:
@@ -190,10 +186,10 @@ def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
            "horizon": int(actual.shape[1]),
            "windows": int(actual.shape[0]), "quantiles": list(quantiles or []), "intervals": []}
     for spec in specs(quantiles, levels):
+        s = scores(spec, actual, units, quantiles)
         if series is not None and spec["kind"] == "residual":
-            spec["series_scale"] = series_scale(scores(spec, actual, units, quantiles),
-                                                series, n_series).tolist()
-        s = scores(spec, actual, units, quantiles, series)
+            spec["series_scale"] = series_scale(s, series, n_series).tolist()
+            s = s / _series_factor(spec, series)
         offsets = conformal_quantile(s, spec["level"])
         low, high = calibrated_bounds(spec, offsets, units, quantiles, series)
         raw = raw_bounds(spec, units, quantiles)

@@ -92,7 +92,7 @@ def _memory_cases(n_series: int, n_steps: int, with_nyc: bool,
     return cases + [{**parquet, "n_series": n, "memmap": "build"} for n in mapped_series]
 
 
-FULL = Settings(warmup=8, steps=60, repeats=3, data=[], loader_epochs=3,
+FULL = Settings(warmup=8, steps=60, repeats=5, data=[], loader_epochs=3,
                 memory_cases=_memory_cases(100, 20_000, with_nyc=True, mapped_series=[1000]),
                 run_args=[], predict_repeats=5, scale=(52_704, 21))
 # Quick leaves out 4 and 5: two more interpreters with Lightning (10-40 s on a busy 2-core box)

@@ -112,10 +112,9 @@ def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
 def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> dict | None:
     """Calibrate the intervals a run asks for (model.quantiles, evaluate.intervals) on its
     validation windows; None when there are none, or with evaluate.calibrate=false (then only
-    the quantile pairs are reported, uncalibrated). A split calibration is saved in `folder`
-    now, an adaptive one by `save` once `add_to_run` has walked it to the end of the data; a
-    calibration.json an earlier run left in `folder` is removed either way, so that
-    forecast-predict never applies one this run did not make."""
+    the quantile pairs are reported, uncalibrated). `save_run` writes it once `add_to_run` has
+    scored the test windows; a calibration.json an earlier run left in `folder` is removed now,
+    so that forecast-predict never applies one this run did not make."""
     (Path(folder) / FILE).unlink(missing_ok=True)
     levels = evaluate.get("intervals")
     if not quantiles and not levels:
@@ -138,9 +137,15 @@ def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> 
                             evaluate.get("adapt_rate", EvaluateConfig.adapt_rate),
                             prep.indices["val"][:, 0], len(prep.panel.ids))
     log_validation(calibration)
-    if calibration["calibration"] == "split":
-        save(calibration, folder)
     return calibration
+
+
+def save_run(calibration: dict | None, folder: Path) -> None:
+    """calibration.json in `folder`, the offsets forecast-predict applies: the validation ones
+    (split) or those at the end of the data (adaptive, after `add_to_run`); nothing for a run
+    without calibrated intervals."""
+    if calibration is not None and calibration.get("calibrated", True):
+        save(calibration, folder)
 
 
 def add_to_run(metrics: dict, forecasts, prep, units: np.ndarray, actual: np.ndarray,

@@ -197,8 +197,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
         intervals.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
                              pipeline.actuals(prep), calibration, model["quantiles"],
                              cfg.evaluate.space)
-        if calibration.get("calibration") == "adaptive":  # the offsets at the end of the data
-            conformal.save(calibration, out_dir / "checkpoints")
+        intervals.save_run(calibration, out_dir / "checkpoints")
     continue_log(trainer, earlier)
     gates = pipeline.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock

@@ -217,7 +217,6 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
         folder.mkdir()
         dm = pipeline.datamodule(p)
         calibration = intervals.calibrate_run(evaluate, p, module, dm, quantiles, folder)
-        assert (folder / conformal.FILE).is_file()
         return [np.asarray(s["offsets"]) for s in calibration["intervals"]]
 
     before = offsets(prep, tmp_path / "a")
@@ -272,6 +271,39 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
     for column in ("lower_80", "upper_80", "lower_95", "upper_95"):
         np.testing.assert_array_equal(before[column][known], after[column][known])
         assert not np.allclose(before[column][~known], after[column][~known])
+
+
+@pytest.mark.parametrize("method", ["split", "adaptive"])
+def test_calibration_json_holds_the_offsets_predict_applies(tmp_path, method):
+    prep = _prep(noise=3.0)
+    module = Persistence(prep.target_cols, Q)
+    dm = pipeline.datamodule(prep)
+    (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
+    calibration = intervals.calibrate_run({"intervals": [0.8, 0.95], "calibration": method}, prep,
+                                          module, dm, Q, tmp_path)
+    assert not (tmp_path / conformal.FILE).exists()  # nothing until the test windows are scored
+    scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
+    intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}},
+                         pipeline.forecast_table(prep, scaled, Q), prep,
+                         pipeline.to_units(prep, scaled), pipeline.actuals(prep), calibration, Q)
+    intervals.save_run(calibration, tmp_path)
+    saved = conformal.load(tmp_path)
+    assert saved["calibration"] == method
+    assert [spec["kind"] for spec in saved["intervals"]] == ["cqr", "residual"]
+    for spec in saved["intervals"]:
+        assert not any(key.startswith("_") for key in spec)  # the raw scores stay in memory
+        validation = np.asarray(spec["validation_offsets"])
+        if method == "split":
+            np.testing.assert_array_equal(spec["offsets"], validation)
+        else:  # walked over the test windows to the end of the data
+            assert spec["end_level"] is not None
+            assert not np.allclose(spec["offsets"], validation)
+
+
+def test_save_run_writes_nothing_for_uncalibrated_intervals(tmp_path):
+    intervals.save_run(None, tmp_path)
+    intervals.save_run({"calibrated": False, "intervals": []}, tmp_path)
+    assert not (tmp_path / conformal.FILE).exists()
 
 
 def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):

@@ -21,18 +21,30 @@ def window_steps(index: np.ndarray, offset: int, length: int) -> np.ndarray:
     return np.asarray(index)[:, 1:2] + offset + np.arange(length)
 
 
-def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray,
+               out: torch.Tensor | None = None) -> torch.Tensor:
     """array[rows, steps] for array (N, T, C) or (T, C) (rows ignored), rows (K, 1) and steps
-    (K, L): (K, L, C). An in-memory array is read by row of its flattened (N*T, C) view with
-    torch's index_select, three times faster than numpy's two-axis fancy indexing: batches are
+    (K, L): (K, L, C), written into `out` when given (a column slice of the batch being built,
+    so that a batch's parts need no join afterwards; the join cost as much as the gathers).
+
+    An in-memory array is read by row of its flattened (N*T, C) view with torch's
+    index_select, three times faster than numpy's two-axis fancy indexing: batches are
     gathered between training steps, so their cost adds to every step."""
     width = array.shape[-1]
-    if width and type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable:
+    if out is None:
+        out = torch.from_numpy(np.empty((*steps.shape, width), array.dtype))
+    if not width:
+        return out
+    source = (torch.from_numpy(array.reshape(-1, width)) if type(array) is np.ndarray
+              and array.flags.c_contiguous and array.flags.writeable else None)
+    if source is not None and source.dtype == out.dtype:
         flat = steps if array.ndim == 2 else rows * array.shape[1] + steps
-        taken = torch.from_numpy(array.reshape(-1, width)).index_select(
-            0, torch.from_numpy(np.ascontiguousarray(flat).reshape(-1)))
-        return taken.numpy().reshape(*steps.shape, width)
-    return array[steps] if array.ndim == 2 else array[rows, steps]  # a memmap: read in place
+        torch.index_select(source, 0, torch.from_numpy(np.ascontiguousarray(flat).reshape(-1)),
+                           out=out.view(-1, width))
+    else:  # a memmap (read in place) or another dtype
+        taken = array[steps] if array.ndim == 2 else array[rows, steps]
+        out.copy_(torch.from_numpy(np.ascontiguousarray(taken)))
+    return out
 
 
 @dataclass
@@ -60,17 +72,18 @@ class ModelInputs:
 
     def gather(self, index, offset: int, length: int) -> np.ndarray:
         """Steps [start+offset, start+offset+length) of each window (series, start) of index
-        (K, 2): (K, length, F_in), the columns joined in their order."""
+        (K, 2): (K, length, F_in), each part written into its columns of one batch array."""
         index = np.asarray(index)
         rows = index[:, 0:1]
         steps = window_steps(index, offset, length)  # (K, length)
-        parts = [take_steps(self.features, rows, steps), take_steps(self.calendar, rows, steps)]
+        n_features, n_calendar = self.features.shape[-1], self.calendar.shape[-1]
+        batch = torch.empty((len(index), length, self.shape[-1]))  # (K, length, F_in)
+        take_steps(self.features, rows, steps, batch[..., :n_features])
+        take_steps(self.calendar, rows, steps, batch[..., n_features:n_features + n_calendar])
         if self.mask_of is not None:
-            parts.append(~np.isnan(self.mask_of[rows, steps]))
-        # torch's cat joins the parts in half the time numpy takes to assign each into a column
-        # slice of one array (rows of a few floats, copied one short row at a time)
-        return torch.cat([torch.from_numpy(np.asarray(p, np.float32)) for p in parts],
-                         dim=-1).numpy()
+            observed = ~np.isnan(self.mask_of[rows, steps])  # (K, length, F)
+            batch[..., n_features + n_calendar:] = torch.from_numpy(observed)
+        return batch.numpy()
 
     def columns(self, columns: Sequence[int]) -> FeatureColumns:
         """Some feature columns alone (the targets, in scaled units)."""

@@ -203,7 +203,8 @@ def test_window_steps_are_the_lookback_then_the_horizon():
     assert window_steps(index, 3, 2).tolist() == [[3, 4], [8, 9]]  # horizon 2 after it
 
 
-@pytest.mark.parametrize("kind", ["array", "memmap", "strided", "calendar", "no calendar"])
+@pytest.mark.parametrize("kind", ["array", "memmap", "strided", "calendar", "no calendar",
+                                  "float64"])
 def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     from forecast.inputs import take_steps, window_steps
 
@@ -218,9 +219,16 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
         array = array[0]  # (T, C): the same steps for every series
     elif kind == "no calendar":
         array = array[0, :, :0]  # (T, 0): data.calendar=false
+    elif kind == "float64":
+        array = array.astype(np.float64)  # written into a float32 batch by conversion
     index = np.array([[3, 0], [0, 7], [3, 8], [1, 2]])
     rows, steps = index[:, 0:1], window_steps(index, 2, 5)
     expected = array[steps] if array.ndim == 2 else array[rows, steps]
     taken = take_steps(array, rows, steps)
     assert taken.shape == (4, 5, array.shape[-1])
-    np.testing.assert_array_equal(taken, expected)
+    np.testing.assert_array_equal(taken.numpy(), expected)
+    # written into the columns of a wider batch, the columns around them untouched
+    batch = torch.full((4, 5, array.shape[-1] + 2), -1.0)
+    take_steps(array, rows, steps, batch[..., 1:-1])
+    np.testing.assert_array_equal(batch[..., 1:-1].numpy(), expected.astype(np.float32))
+    assert (batch[..., [0, -1]] == -1).all()

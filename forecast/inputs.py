@@ -114,5 +114,15 @@ class FeatureColumns:
     def gather(self, index, offset: int, length: int) -> np.ndarray:
         """(K, length, len(cols)) of the windows of index (K, 2)."""
         index = np.asarray(index)
-        steps = window_steps(index, offset, length)[..., None]  # (K, length, 1)
-        return self.features[index[:, 0:1, None], steps, self.cols]
+        steps = window_steps(index, offset, length)  # (K, length)
+        array = self.features
+        if not (type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable):
+            return array[index[:, 0:1, None], steps[..., None], self.cols]  # a memmap: in place
+        # positions in the flat array, read with one index_select: faster than numpy's
+        # three-axis indexing (a 256-window batch: 36 against 44 us for one column, 141
+        # against 266 us for seven)
+        n_steps, width = array.shape[1:]
+        flat = (index[:, 0:1] * n_steps + steps)[..., None] * width + np.asarray(self.cols)
+        positions = torch.from_numpy(flat.reshape(-1))
+        taken = torch.from_numpy(array.reshape(-1)).index_select(0, positions)
+        return taken.numpy().reshape(*steps.shape, len(self.cols))

@@ -35,8 +35,9 @@ def test_quick_bench_writes_every_section(tmp_path):
     assert set(results["training"]) == {"lstm", "bilstm_2layer", "segrnn"}
     for r in results["training"].values():
         for key in ("full_steps_per_s", "bare_steps_per_s", "ratio", "full_median_step_ms",
-                    "bare_median_step_ms", "timed_steps"):
+                    "bare_median_step_ms", "timed_steps", "ratio_paired"):
             assert _positive(r[key]), (key, r[key])
+        assert len(r["paired_ratios"]) == len(r["runs"]["full"]) == len(r["runs"]["bare"])
     assert _positive(results["loader"]["windows_per_s"])
     assert all(_positive(r["ratio"]) for r in results["loader_vs_model"].values())
     assert [(c["data"], c.get("memmap")) for c in results["memory"]] == [

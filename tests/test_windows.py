@@ -232,3 +232,22 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     take_steps(array, rows, steps, batch[..., 1:-1])
     np.testing.assert_array_equal(batch[..., 1:-1].numpy(), expected.astype(np.float32))
     assert (batch[..., [0, -1]] == -1).all()
+
+
+@pytest.mark.parametrize("kind", ["array", "memmap", "float64", "no windows"])
+def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
+    from forecast.inputs import FeatureColumns, window_steps
+
+    array = np.random.default_rng(1).normal(size=(3, 40, 4)).astype(np.float32)
+    if kind == "memmap":
+        np.save(tmp_path / "a.npy", array)
+        array = np.load(tmp_path / "a.npy", mmap_mode="r")
+    elif kind == "float64":
+        array = array.astype(np.float64)
+    index = np.array([[2, 0], [0, 9], [2, 29], [1, 4]])[: 0 if kind == "no windows" else None]
+    cols = [3, 0, 2]  # any order: the targets' order
+    taken = FeatureColumns(array, cols).gather(index, 5, 6)
+    steps = window_steps(index, 5, 6)[..., None]
+    expected = array[index[:, 0:1, None], steps, cols]
+    assert taken.shape == (len(index), 6, 3) and taken.dtype == array.dtype
+    np.testing.assert_array_equal(taken, expected)

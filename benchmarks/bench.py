@@ -212,15 +212,17 @@ def _prebuilt_batches(prep: pipeline.Prepared, batch_size: int, n: int) -> list[
 
 
 def training_throughput(overrides: Sequence[str], settings: Settings) -> dict:
-    """Full path vs bare loop for one model: runs alternate (bare, full, bare, full, ...) so that
-    a change in the machine's load hits both; median and best of `repeats` runs each."""
+    """Full path vs bare loop for one model: `repeats` pairs of runs, one of each path, so that a
+    change in the machine's load hits both (bare, full | full, bare | bare, full ...: the order
+    alternates, so that a steady drift favours neither path); median and best of each path."""
     cfg = compose_cfg(overrides)
     prep = prepare_data(cfg)
     steps = fit_steps(prep, cfg.data.batch_size, settings)
     total, runs = settings.warmup + steps, {"bare": [], "full": []}
-    for _ in range(settings.repeats):
-        runs["bare"].append(steady_rate(bare_loop_times(cfg, prep, total), settings.warmup))
-        runs["full"].append(steady_rate(full_path_times(cfg, prep, total), settings.warmup))
+    timers = {"bare": bare_loop_times, "full": full_path_times}
+    for pair in range(settings.repeats):
+        for path in ("bare", "full") if pair % 2 == 0 else ("full", "bare"):
+            runs[path].append(steady_rate(timers[path](cfg, prep, total), settings.warmup))
     result = {f"{path}_{key}": statistics.median(r[key] for r in rs)
               for path, rs in runs.items() for key in ("steps_per_s", "median_step_ms")}
     # best of the repeats: other processes only ever slow a run down, never speed it up
@@ -234,8 +236,8 @@ def training_throughput(overrides: Sequence[str], settings: Settings) -> dict:
     result["ratio"] = result["full_steps_per_s"] / result["bare_steps_per_s"]
     result["ratio_median_step"] = result["bare_median_step_ms"] / result["full_median_step_ms"]
     result["ratio_best"] = result["full_best_steps_per_s"] / result["bare_best_steps_per_s"]
-    # each full run against the bare run just before it: the machine's speed drifts by 10-20%
-    # over a minute here, which moves both runs of a pair alike and cancels in their ratio
+    # each full run against the bare run next to it: the machine's speed drifts by 10-20% over
+    # a minute here, which moves both runs of a pair alike and cancels in their ratio
     result["paired_ratios"] = [f["steps_per_s"] / b["steps_per_s"]
                                for b, f in zip(runs["bare"], runs["full"], strict=True)]
     result["ratio_paired"] = statistics.median(result["paired_ratios"])
@@ -594,7 +596,7 @@ def format_table(results: dict) -> str:
 def _throughput_lines(results: dict) -> list[str]:
     lines = ["", "training: steps/s (median of runs | best run), median step ms; "
              "ratio = full/bare;",
-             "paired: median of each full run's ratio to the bare run before it (the verdict)",
+             "paired: median of each full run's ratio to the bare run next to it (the verdict)",
              f"{'':<15}{'full':>7}{'bare':>7}{'ratio':>7} |{'full':>6}{'bare':>6}{'ratio':>7} |"
              f"{'full':>6}{'bare':>6}{'ratio':>7} |{'paired':>7}{'steps':>6}  load"]
     for name, r in results["training"].items():

@@ -234,7 +234,8 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     assert (batch[..., [0, -1]] == -1).all()
 
 
-@pytest.mark.parametrize("kind", ["array", "memmap", "float64", "no windows"])
+@pytest.mark.parametrize("kind", ["array", "memmap", "float64", "strided", "read-only",
+                                  "no windows", "no columns", "int32 index"])
 def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
     from forecast.inputs import FeatureColumns, window_steps
 
@@ -244,10 +245,23 @@ def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
         array = np.load(tmp_path / "a.npy", mmap_mode="r")
     elif kind == "float64":
         array = array.astype(np.float64)
+    elif kind == "strided":
+        array = np.random.default_rng(1).normal(size=(3, 80, 4)).astype(np.float32)[:, ::2]
+    elif kind == "read-only":
+        array.flags.writeable = False
     index = np.array([[2, 0], [0, 9], [2, 29], [1, 4]])[: 0 if kind == "no windows" else None]
-    cols = [3, 0, 2]  # any order: the targets' order
+    index = index.astype(np.int32) if kind == "int32 index" else index
+    cols = [] if kind == "no columns" else [3, 0, -2]  # any order: the targets' order
     taken = FeatureColumns(array, cols).gather(index, 5, 6)
     steps = window_steps(index, 5, 6)[..., None]
     expected = array[index[:, 0:1, None], steps, cols]
-    assert taken.shape == (len(index), 6, 3) and taken.dtype == array.dtype
+    assert taken.shape == (len(index), 6, len(cols)) and taken.dtype == array.dtype
     np.testing.assert_array_equal(taken, expected)
+
+
+def test_feature_columns_refuse_what_lies_outside_the_features():
+    from forecast.inputs import FeatureColumns
+
+    array = np.zeros((2, 30, 3), np.float32)
+    with pytest.raises(IndexError, match="columns"):
+        FeatureColumns(array, [3])

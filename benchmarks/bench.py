@@ -70,7 +70,7 @@ class Settings:
 
     warmup: int  # training steps run but not timed (allocator, autograd and thread warm-up)
     steps: int  # timed training steps
-    repeats: int  # alternating bare/full runs per model; medians, bests and pairs reported
+    repeats: int  # pairs of bare/full runs per model; medians, bests and pairs reported
     data: list[str]  # Hydra overrides choosing the data of measurements 1 and 2
     loader_epochs: int  # passes over the train loader in measurement 2
     memory_cases: list[dict]

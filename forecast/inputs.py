@@ -21,6 +21,12 @@ def window_steps(index: np.ndarray, offset: int, length: int) -> np.ndarray:
     return np.asarray(index)[:, 1:2] + offset + np.arange(length)
 
 
+def _torch_viewable(array: np.ndarray) -> bool:
+    """An in-memory C-contiguous writeable array, which torch reads through a view (from_numpy
+    warns on read-only arrays; a memmap or a strided array goes through numpy's indexing)."""
+    return type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable
+
+
 def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray,
                out: torch.Tensor | None = None) -> torch.Tensor:
     """array[rows, steps] for array (N, T, C) or (T, C) (rows ignored), rows (K, 1) and steps
@@ -35,9 +41,8 @@ def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray,
         out = torch.from_numpy(np.empty((*steps.shape, width), array.dtype))
     if not width:
         return out
-    source = (torch.from_numpy(array.reshape(-1, width)) if type(array) is np.ndarray
-              and array.flags.c_contiguous and array.flags.writeable else None)
-    if source is not None:
+    if _torch_viewable(array):
+        source = torch.from_numpy(array.reshape(-1, width))
         flat = steps if array.ndim == 2 else rows.astype(np.int64) * array.shape[1] + steps
         positions = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.int64).reshape(-1))
         if source.dtype == out.dtype:
@@ -125,7 +130,7 @@ class FeatureColumns:
         (as window_index makes them: the flat read below does not check the series' ends)."""
         index = np.asarray(index, dtype=np.int64)  # flat positions pass 2**31 on large panels
         array = self.features
-        if not (type(array) is np.ndarray and array.flags.c_contiguous and array.flags.writeable):
+        if not _torch_viewable(array):
             steps = window_steps(index, offset, length)[..., None]  # (K, length, 1)
             return array[index[:, 0:1, None], steps, self.positions]  # a memmap: in place
         # positions in the flat array, read with one index_select: faster than numpy's

@@ -18,6 +18,7 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
+from pytorch_lightning.profilers import SimpleProfiler
 
 from forecast import config, datasets, train
 from forecast.module import Forecaster
@@ -47,6 +48,15 @@ def hydra_ctx():
 
 def _compose(*overrides: str) -> DictConfig:
     return compose("train", overrides=list(overrides))
+
+
+def test_the_trainer_profiles_nothing_unless_a_profiler_is_chosen(hydra_ctx, tmp_path):
+    trainer = train.build_trainer(_compose(), tmp_path, logger=False)
+    assert isinstance(trainer.profiler, train.NoProfiler)
+    with trainer.profiler.profile("[LightningModule]Forecaster.training_step") as action:
+        assert action == "[LightningModule]Forecaster.training_step"  # as Lightning's yields
+    chosen = train.build_trainer(_compose("+trainer.profiler=simple"), tmp_path, logger=False)
+    assert isinstance(chosen.profiler, SimpleProfiler)
 
 
 def test_every_group_has_options():

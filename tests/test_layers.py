@@ -207,6 +207,31 @@ def test_cosine_schedule_with_warmup_steps_the_rate_every_batch():
     assert math.isclose(rates.rates[1], 0.1) and rates.rates[-1] < 0.01
 
 
+class _HookNames(pl.Callback):
+    def __init__(self):
+        self.names = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.names.append(module._current_fx_name)
+
+
+def test_lightning_hook_names_are_kept_and_modules_still_register():
+    """Forecaster sets Lightning's hook name past nn.Module's checks: the name must still be
+    what Lightning set, and every other attribute must still go through nn.Module."""
+    net = {"n_features": F, "horizon": H, "n_targets": 2, "hidden_size": 4, "lookback": L,
+           "target_positions": TARGETS, "norm_features": NORM}
+    module, hooks = Forecaster(net, lr=0.01, schedule="constant"), _HookNames()
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", callbacks=[hooks], log_every_n_steps=1)
+    trainer.fit(module, train_dataloaders=_loader())
+    assert hooks.names == ["on_train_batch_end"] * 4  # Lightning names the hook it calls
+    assert module._current_fx_name is None and "train/loss_step" in trainer.logged_metrics
+    module.extra = torch.nn.Linear(2, 2)
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    assert "extra" in module._modules and "scale" in module._parameters
+
+
 def test_an_epoch_of_capped_windows_is_a_fresh_draw_each_epoch():
     sampler = EpochBatchSampler(100, 8, shuffle=True, seed=0, limit=30)
     assert len(sampler) == 4

@@ -186,6 +186,20 @@ def test_batch_items_are_the_right_slices(prep, expected):
     assert seen == len(index)
 
 
+def test_sampler_batches_are_int64_arrays_the_dataset_takes_as_they_are(prep):
+    dm = datamodule(prep, batch_size=16)
+    loader = dm.train_dataloader()
+    batch = next(iter(loader.sampler))
+    assert isinstance(batch, np.ndarray) and batch.dtype == np.int64 and batch.shape == (16,)
+    ds = dm.dataset("train")
+    for got, want in zip(ds[batch], ds[batch.tolist()], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    x, _, series = next(iter(loader))  # the loader hands the array to the dataset unchanged
+    index = prep.indices["train"][batch]
+    np.testing.assert_array_equal(series.numpy(), index[:, 0])
+    np.testing.assert_array_equal(x[:, 0].numpy(), prep.inputs[index[:, 0], index[:, 1]])
+
+
 def test_single_item_access(prep):
     ds = datamodule(prep).dataset("val")
     s, start = prep.indices["val"][7]

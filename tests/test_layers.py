@@ -185,6 +185,11 @@ def _loader(n: int = 64) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(data, batch_size=16)
 
 
+# the net of the fits on _loader's batches: x (B, L, F), y (B, H, 2)
+_LOADER_NET = {"n_features": F, "horizon": H, "n_targets": 2, "hidden_size": 4, "lookback": L,
+               "target_positions": TARGETS, "norm_features": NORM}
+
+
 class _LearningRates(pl.Callback):
     def __init__(self):
         self.rates = []
@@ -194,9 +199,7 @@ class _LearningRates(pl.Callback):
 
 
 def test_cosine_schedule_with_warmup_steps_the_rate_every_batch():
-    net = {"n_features": F, "horizon": H, "n_targets": 2, "hidden_size": 4, "lookback": L,
-           "target_positions": TARGETS, "norm_features": NORM}
-    module = Forecaster(net, lr=0.1, schedule="cosine", warmup_steps=2)
+    module = Forecaster(_LOADER_NET, lr=0.1, schedule="cosine", warmup_steps=2)
     rates = _LearningRates()
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -218,9 +221,7 @@ class _HookNames(pl.Callback):
 def test_lightning_hook_names_are_kept_and_modules_still_register():
     """Forecaster sets Lightning's hook name past nn.Module's checks: the name must still be
     what Lightning set, and every other attribute must still go through nn.Module."""
-    net = {"n_features": F, "horizon": H, "n_targets": 2, "hidden_size": 4, "lookback": L,
-           "target_positions": TARGETS, "norm_features": NORM}
-    module, hooks = Forecaster(net, lr=0.01, schedule="constant"), _HookNames()
+    module, hooks = Forecaster(_LOADER_NET, lr=0.01, schedule="constant"), _HookNames()
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", callbacks=[hooks], log_every_n_steps=1)

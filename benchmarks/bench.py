@@ -168,9 +168,10 @@ def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
         cfg.trainer.update(max_steps=total, limit_val_batches=0,
                            enable_progress_bar=False)
     pl.seed_everything(cfg.seed, workers=True)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
+    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
+                             input_cols=module.net.input_columns)
     clock = _StepClock(total)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = train.build_trainer(cfg, Path(run_dir))
@@ -190,7 +191,7 @@ def bare_loop_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
     model = OmegaConf.to_container(cfg.model, resolve=True)
     net = RegLSTM(**pipeline.net_kwargs(prep, model)).train()
     opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
-    batches = _prebuilt_batches(prep, cfg.data.batch_size, total)
+    batches = _prebuilt_batches(prep, cfg.data.batch_size, total, net.input_columns)
     clip = cfg.trainer.get("gradient_clip_val") or math.inf
     loss_fn = LOSSES[model.get("loss", "mse")]
     times = []
@@ -204,9 +205,11 @@ def bare_loop_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
     return times
 
 
-def _prebuilt_batches(prep: pipeline.Prepared, batch_size: int, n: int) -> list[tuple]:
-    """n batches (x (B, L, F_in), y (B, H, n_targets), series (B,)) of shuffled train windows."""
-    ds = pipeline.datamodule(prep, batch_size).dataset("train")
+def _prebuilt_batches(prep: pipeline.Prepared, batch_size: int, n: int,
+                      input_cols: list[int] | None) -> list[tuple]:
+    """n batches (x (B, L, F_x), y (B, H, n_targets), series (B,)) of shuffled train windows,
+    x of the columns the net reads, as the full path's loader gives them."""
+    ds = pipeline.datamodule(prep, batch_size, input_cols=input_cols).dataset("train")
     order = torch.randperm(len(ds))
     return [ds[order[i * batch_size:(i + 1) * batch_size].tolist()] for i in range(n)]
 

@@ -164,10 +164,13 @@ def data_description(prep: Prepared) -> dict:
 
 def datamodule(
     prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0,
-    windows_per_epoch: int | None = None,
+    windows_per_epoch: int | None = None, input_cols: list[int] | None = None,
 ) -> PanelDataModule:
+    """Loaders over prep's windows; input_cols: the input columns the net reads
+    (RegLSTM.input_columns; None: all)."""
     return PanelDataModule(prep.model_inputs, prep.target_cols, prep.indices, prep.lookback,
-                           prep.horizon, batch_size, num_workers, seed, windows_per_epoch)
+                           prep.horizon, batch_size, num_workers, seed, windows_per_epoch,
+                           input_cols)
 
 
 def net_kwargs(prep: Prepared, model: Mapping) -> dict:

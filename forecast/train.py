@@ -170,10 +170,10 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
     checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
     seconds, clock = {}, time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
-                             cfg.data.windows_per_epoch)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
+    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
+                             cfg.data.windows_per_epoch, module.net.input_columns)
     trainer = build_trainer(cfg, out_dir, logger)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     data_json = out_dir / "checkpoints" / "data.json"

@@ -83,7 +83,10 @@ def gather(array, index, offset: int, length: int):
 class WindowDataset(Dataset):
     """Windows of one split. Item k (or a list of ks, for whole batches at once):
     x (L, F_in), y (H, n_targets), series id (). The targets are the scaled target columns of
-    the inputs: a window's targets are all observed, where filling changed nothing."""
+    the inputs: a window's targets are all observed, where filling changed nothing.
+
+    input_cols: the feature columns x holds, for a net that reads only those
+    (RegLSTM.input_columns): x (L, len(input_cols)); None: all F_in inputs."""
 
     def __init__(
         self,
@@ -92,9 +95,12 @@ class WindowDataset(Dataset):
         index: np.ndarray,
         lookback: int,
         horizon: int,
+        input_cols: list[int] | None = None,
     ):
-        self.inputs = inputs  # (N, T, F_in)
         self.targets = inputs.columns(target_cols)  # (N, T, n_targets)
+        self.inputs = inputs if input_cols is None else inputs.columns(input_cols)  # (N, T, F_x)
+        # x holds the targets alone: lookback and horizon are one read of L+H steps
+        self.joined = input_cols is not None and list(input_cols) == list(target_cols)
         self.index = np.asarray(index, dtype=np.int64)  # (K, 2)
         self.lookback = lookback
         self.horizon = horizon
@@ -105,8 +111,12 @@ class WindowDataset(Dataset):
     def __getitem__(self, k):
         single = isinstance(k, int | np.integer)
         rows = self.index[[k] if single else np.asarray(k, dtype=np.int64)]
-        x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback))  # (B, L, F_in)
-        y = torch.from_numpy(self.targets.gather(rows, self.lookback, self.horizon))  # (B, H, nt)
+        if self.joined:
+            both = torch.from_numpy(self.targets.gather(rows, 0, self.lookback + self.horizon))
+            x, y = both[:, :self.lookback], both[:, self.lookback:]  # (B, L, nt), (B, H, nt)
+        else:
+            x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback))  # (B, L, F_x)
+            y = torch.from_numpy(self.targets.gather(rows, self.lookback, self.horizon))
         series = torch.from_numpy(np.ascontiguousarray(rows[:, 0]))
         if single:
             return x[0], y[0], series[0]
@@ -166,19 +176,20 @@ class PanelDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         windows_per_epoch: int | None = None,
+        input_cols: list[int] | None = None,
     ):
         super().__init__()
         self.seed, self.windows_per_epoch = seed, windows_per_epoch
         self.inputs = inputs  # (N, T, F_in)
         self.target_cols = list(target_cols)  # targets among the input columns
+        self.input_cols = None if input_cols is None else list(input_cols)  # what x holds
         self.indices = indices
         self.lookback, self.horizon = lookback, horizon
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def dataset(self, split: str) -> WindowDataset:
-        return WindowDataset(
-            self.inputs, self.target_cols, self.indices[split], self.lookback, self.horizon
-        )
+        return WindowDataset(self.inputs, self.target_cols, self.indices[split], self.lookback,
+                             self.horizon, self.input_cols)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.dataset(split)

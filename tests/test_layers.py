@@ -243,3 +243,33 @@ def test_an_epoch_of_capped_windows_is_a_fresh_draw_each_epoch():
     assert set(first) != set(second)
     assert len(EpochBatchSampler(100, 8, shuffle=True, limit=None)) == 13
     assert len(EpochBatchSampler(20, 8, shuffle=True, limit=500)) == 3
+
+
+@pytest.mark.parametrize("options", [
+    SEGRNN,
+    {"channel_independent": True, "decoder": "autoregressive", "window_norm": "last"},
+    {"channel_independent": True, "channel_embedding": 2, "linear_skip": True},
+], ids=["segrnn", "autoregressive", "direct-skip"])
+def test_a_channel_independent_net_reads_batches_of_its_target_columns_alone(options):
+    net = _net(**options)
+    assert net.input_columns == TARGETS  # in the targets' order, not the columns'
+    x, series = _x(), torch.arange(B) % 3
+    with torch.no_grad():
+        torch.testing.assert_close(net(x[..., TARGETS], series), net(x, series), rtol=0, atol=0)
+        torch.testing.assert_close(net.encoder_inputs(x[..., TARGETS], series),
+                                   net.encoder_inputs(x, series), rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"batch of 3 input columns.*all 5 inputs or its 2"):
+            net(x[..., :3], series)
+
+
+def test_nets_that_read_every_input_ask_for_all_columns():
+    assert _net().input_columns is None  # every column feeds the recurrent layers
+    # every input a target, in another order: the batch is the whole input array as it is
+    both = {"n_features": 2, "norm_features": 2}
+    net = _net(**SEGRNN, **both, target_positions=[1, 0])
+    in_order = _net(**SEGRNN, **both, target_positions=[0, 1])  # the same weights
+    assert net.input_columns is None
+    x = torch.randn(B, L, 2)
+    with torch.no_grad():  # target 0, with its channel embedding, is column 1
+        torch.testing.assert_close(net(x), in_order(x.flip(-1)), rtol=0, atol=0)
+        assert not torch.allclose(net(x), in_order(x))

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from forecast import checkpoints, config, predict, runfolder, train
+from forecast.nets import RegLSTM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -213,6 +214,28 @@ def test_a_checkpoint_from_before_the_long_horizon_options_resumes(finished, tmp
     train.run(_cfg("resume=true", "trainer.max_epochs=2"), run)
     assert runfolder.is_complete(run)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_channel_independent_run_reads_its_targets_alone_and_forecasts_ahead(tmp_path,
+                                                                               monkeypatch):
+    widths = []
+    forward = RegLSTM.forward
+
+    def recording(self, x, series=None):
+        widths.append(x.shape[-1])
+        return forward(self, x, series)
+
+    monkeypatch.setattr(RegLSTM, "forward", recording)
+    run = tmp_path / "run"
+    train.run(_cfg("model=segrnn", "model.channel_embedding=2"), run)
+    # training, validation and the test forecasts: batches of the one target column
+    assert len(widths) > 10 and set(widths) == {1}
+    trained = predict.load_run(run)
+    assert len(trained.description["input_names"]) > 1
+    widths.clear()
+    table, _ = predict.forecast_run(trained)  # forecast-predict's window holds every input
+    assert set(widths) == {len(trained.description["input_names"])}
+    assert len(table) == 6 * len(trained.description["ids"]) and table["forecast"].notna().all()
 
 
 def test_an_unfinished_backtest_is_an_earlier_run(tmp_path):

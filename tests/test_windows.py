@@ -200,6 +200,24 @@ def test_sampler_batches_are_int64_arrays_the_dataset_takes_as_they_are(prep):
     np.testing.assert_array_equal(x[:, 0].numpy(), prep.inputs[index[:, 0], index[:, 1]])
 
 
+def test_batches_of_the_target_columns_alone_for_a_net_that_reads_only_those(panel):
+    prep = prepare(panel, PL, PH, ["b", "a"], (0.7, 0.1, 0.2))
+    assert prep.target_cols == [1, 0] and prep.inputs.shape[-1] > 2
+    full, narrow = (datamodule(prep, batch_size=32, input_cols=cols) for cols in (None, [1, 0]))
+    loaders = zip(full.test_dataloader(), narrow.test_dataloader(), strict=True)
+    for (x, y, series), (x_t, y_t, series_t) in loaders:
+        assert x_t.shape == (len(x), PL, 2)
+        torch.testing.assert_close(x_t, x[..., [1, 0]], rtol=0, atol=0)  # the targets' order
+        torch.testing.assert_close(y_t, y, rtol=0, atol=0)
+        torch.testing.assert_close(series_t, series, rtol=0, atol=0)
+    # feature columns other than the targets: the lookback read on its own
+    x, y, _ = datamodule(prep, input_cols=[0]).dataset("val")[[0, 5]]
+    index = prep.indices["val"][[0, 5]]
+    steps = index[:, 1:] + np.arange(PL)  # (2, L)
+    np.testing.assert_array_equal(x.numpy(), prep.inputs[index[:, :1], steps][..., [0]])
+    np.testing.assert_array_equal(y.numpy(), prep.target_values[index[:, :1], steps[:, :PH] + PL])
+
+
 def test_single_item_access(prep):
     ds = datamodule(prep).dataset("val")
     s, start = prep.indices["val"][7]
@@ -248,8 +266,12 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     assert (batch[..., [0, -1]] == -1).all()
 
 
+COLUMNS = {"no columns": [], "one column": [2], "every column": [0, 1, 2, 3],
+           "four of them shuffled": [3, 1, -4, 2]}  # else [3, 0, -2]: any order, the targets'
+
+
 @pytest.mark.parametrize("kind", ["array", "memmap", "float64", "strided", "read-only",
-                                  "no windows", "no columns", "int32 index"])
+                                  "no windows", "int32 index", *COLUMNS])
 def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
     from forecast.inputs import FeatureColumns, window_steps
 
@@ -265,7 +287,7 @@ def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
         array.flags.writeable = False
     index = np.array([[2, 0], [0, 9], [2, 29], [1, 4]])[: 0 if kind == "no windows" else None]
     index = index.astype(np.int32) if kind == "int32 index" else index
-    cols = [] if kind == "no columns" else [3, 0, -2]  # any order: the targets' order
+    cols = COLUMNS.get(kind, [3, 0, -2])  # up to 3 read column by column, more by rows
     taken = FeatureColumns(array, cols).gather(index, 5, 6)
     steps = window_steps(index, 5, 6)[..., None]
     expected = array[index[:, 0:1, None], steps, cols]

@@ -137,11 +137,14 @@ class FeatureColumns:
             return np.empty((0, length, len(self.cols)), array.dtype)
         n_steps, width = array.shape[1:]
         source = torch.from_numpy(array.reshape(-1))
-        first = torch.from_numpy(index[:, 0] * n_steps + index[:, 1] + offset)  # (K,) flat rows
-        # a 256-window batch of 192 steps (us, 2 cores): one column 74 against 135 for a read
-        # of single values; three of 7 or 21 columns 183-202 against 809-819; 7 of 7 417
-        # against 513 read by column
-        if len(self.cols) <= COLUMN_BY_COLUMN:
+        first = index[:, 0] * n_steps + index[:, 1] + offset  # (K,) flat rows of (N*T, width)
+        # a 256-window batch of 192 steps (us, 2 cores): one column 88-109 by its column view
+        # against 125-147 a value at a time (up to 128 steps both take the same); three of 7
+        # or 21 columns 183-202 against 809-819 a value at a time; 7 of 7 417 as rows against
+        # 513 by column views
+        if len(self.cols) == 1 and len(index) * length <= SINGLE_VALUES:
+            taken = _single_values(source, width, first, length, self.positions)
+        elif len(self.cols) <= COLUMN_BY_COLUMN:
             taken = _column_by_column(source, width, first, length, self.positions)
         else:
             taken = _rows_then_columns(source, width, first, length, self.positions)
@@ -149,28 +152,40 @@ class FeatureColumns:
 
 
 COLUMN_BY_COLUMN = 3  # up to this many columns each is read on its own; more: whole rows
+# one column of up to this many values is read value by value: torch's index_select runs on one
+# thread up to 32,768 indices, and splitting it across threads costs more than it gains here
+SINGLE_VALUES = 32_768
 
 
-def _column_by_column(source: torch.Tensor, width: int, first: torch.Tensor, length: int,
+def _single_values(source: torch.Tensor, width: int, first: np.ndarray, length: int,
+                   positions: np.ndarray) -> torch.Tensor:
+    """(K, length, 1): one column of the flat (N*T, width) array `source`, one flat position a
+    value (worked out in numpy, which is faster than torch's calls at this size)."""
+    flat = (first * width + positions[0])[:, None] + np.arange(0, length * width, width)
+    return source.index_select(0, torch.from_numpy(flat.reshape(-1))).view(len(first), length, 1)
+
+
+def _column_by_column(source: torch.Tensor, width: int, first: np.ndarray, length: int,
                       positions: np.ndarray) -> torch.Tensor:
     """(K, length, C): column c of the flat (N*T, width) array `source` seen as (rows, length)
     windows of one column (row stride `width`), one index_select of the K first rows a column."""
     n_rows = source.numel() // width
     out = torch.empty((len(first), length, len(positions)), dtype=source.dtype)
+    starts = torch.from_numpy(first)
     for j, column in enumerate(positions.tolist()):
         windows = source.as_strided((n_rows - length + 1, length), (width, width), column)
-        torch.index_select(windows, 0, first, out=out[..., j])
+        torch.index_select(windows, 0, starts, out=out[..., j])
     return out
 
 
-def _rows_then_columns(source: torch.Tensor, width: int, first: torch.Tensor, length: int,
+def _rows_then_columns(source: torch.Tensor, width: int, first: np.ndarray, length: int,
                        positions: np.ndarray) -> torch.Tensor:
     """(K, length, C): the span of columns [min, max] of every step read as rows, then the
     columns picked from it when they are not the span itself in order."""
     low, high = int(positions.min()), int(positions.max()) + 1
     span = source.as_strided((source.numel() // width, high - low), (width, 1), low)
-    rows = (first[:, None] + torch.arange(length)).reshape(-1)  # (K*length,)
-    taken = span.index_select(0, rows)  # (K*length, high - low)
+    rows = (first[:, None] + np.arange(length)).reshape(-1)  # (K*length,)
+    taken = span.index_select(0, torch.from_numpy(rows))  # (K*length, high - low)
     if not np.array_equal(positions, np.arange(low, high)):
         taken = taken.index_select(1, torch.from_numpy(positions - low))
     return taken.view(len(first), length, len(positions))

@@ -266,14 +266,19 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     assert (batch[..., [0, -1]] == -1).all()
 
 
-COLUMNS = {"no columns": [], "one column": [2], "every column": [0, 1, 2, 3],
+COLUMNS = {"no columns": [], "one column": [2], "one column by its view": [-3],
+           "every column": [0, 1, 2, 3],
            "four of them shuffled": [3, 1, -4, 2]}  # else [3, 0, -2]: any order, the targets'
 
 
 @pytest.mark.parametrize("kind", ["array", "memmap", "float64", "strided", "read-only",
                                   "no windows", "int32 index", *COLUMNS])
-def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path):
+def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path, monkeypatch):
+    from forecast import inputs
     from forecast.inputs import FeatureColumns, window_steps
+
+    if kind == "one column by its view":  # as a column of more values than the threshold
+        monkeypatch.setattr(inputs, "SINGLE_VALUES", 0)
 
     array = np.random.default_rng(1).normal(size=(3, 40, 4)).astype(np.float32)
     if kind == "memmap":

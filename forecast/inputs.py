@@ -144,9 +144,9 @@ class FeatureColumns:
         # 513 by column views
         if len(self.cols) == 1 and len(index) * length <= SINGLE_VALUES:
             taken = _single_values(source, width, first, length, self.positions)
-        elif len(self.cols) <= COLUMN_BY_COLUMN:
+        elif len(self.cols) <= COLUMN_BY_COLUMN or _span(self.positions) > 2 * len(self.cols):
             taken = _column_by_column(source, width, first, length, self.positions)
-        else:
+        else:  # many columns close together: rows of their span, at most twice what is kept
             taken = _rows_then_columns(source, width, first, length, self.positions)
         return taken.numpy()
 
@@ -155,6 +155,11 @@ COLUMN_BY_COLUMN = 3  # up to this many columns each is read on its own; more: w
 # one column of up to this many values is read value by value: torch's index_select runs on one
 # thread up to 32,768 indices, and splitting it across threads costs more than it gains here
 SINGLE_VALUES = 32_768
+
+
+def _span(positions: np.ndarray) -> int:
+    """Columns from the first to the last of positions."""
+    return int(positions.max() - positions.min()) + 1
 
 
 def _single_values(source: torch.Tensor, width: int, first: np.ndarray, length: int,

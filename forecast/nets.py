@@ -1,7 +1,8 @@
 """RegLSTM: recurrent layers that read the whole lookback, then a head to every lead.
 
 One forward pass maps x (B, L, F_in) to y_hat (B, H, n_targets) from recurrent states that have
-read all L input steps; nothing after the forecast origin is ever an input.
+read all L input steps; nothing after the forecast origin is ever an input. A channel-independent
+net also takes x (B, L, n_targets), the target columns alone (RegLSTM.input_columns).
 """
 
 from __future__ import annotations
@@ -131,8 +132,9 @@ class RegLSTM(nn.Module):
         return list(self.target_positions)
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L, F_in), series (B,) -> y_hat (B, H, n_targets), or (B, H, n_targets, Q)
-        sorted along Q when the model has quantiles."""
+        """x (B, L, F_in) (or (B, L, n_targets), see input_columns), series (B,) -> y_hat
+        (B, H, n_targets), or (B, H, n_targets, Q) sorted along Q when the model has
+        quantiles."""
         x, series, channel = self._rows(x, series)
         x, stats = self.norm(x)
         if self.decoder == "autoregressive":
@@ -145,7 +147,8 @@ class RegLSTM(nn.Module):
         return y.sort(dim=-1).values if self.quantiles else y
 
     def encoder_inputs(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
-        """What the recurrent layers read of a batch x (B, L, F_in): (B', L', input_size)."""
+        """What the recurrent layers read of a batch x (B, L, F_in) (or (B, L, n_targets), see
+        input_columns): (B', L', input_size)."""
         x, series, channel = self._rows(x, series)
         return self._steps(self.norm(x)[0], series, channel)
 

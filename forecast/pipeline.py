@@ -166,8 +166,8 @@ def datamodule(
     prep: Prepared, batch_size: int = 256, num_workers: int = 0, seed: int = 0,
     windows_per_epoch: int | None = None, input_cols: list[int] | None = None,
 ) -> PanelDataModule:
-    """Loaders over prep's windows; input_cols: the input columns the net reads
-    (RegLSTM.input_columns; None: all)."""
+    """Loaders over prep's windows; input_cols: the feature columns the net reads, when it
+    reads only some (RegLSTM.input_columns; None: all F_in inputs)."""
     return PanelDataModule(prep.model_inputs, prep.target_cols, prep.indices, prep.lookback,
                            prep.horizon, batch_size, num_workers, seed, windows_per_epoch,
                            input_cols)

@@ -80,6 +80,11 @@ def gather(array, index, offset: int, length: int):
     return array[index[:, 0:1], steps]
 
 
+def pins_memory() -> bool:
+    """Whether the loaders pin their batches (for the copy to a GPU)."""
+    return torch.cuda.is_available()
+
+
 class WindowDataset(Dataset):
     """Windows of one split. Item k (or a list of ks, for whole batches at once):
     x (L, F_in), y (H, n_targets), series id (). The targets are the scaled target columns of
@@ -101,6 +106,8 @@ class WindowDataset(Dataset):
         self.inputs = inputs if input_cols is None else inputs.columns(input_cols)  # (N, T, F_x)
         # x holds the targets alone: lookback and horizon are one read of L+H steps
         self.joined = input_cols is not None and list(input_cols) == list(target_cols)
+        # batches the loader pins: views of that read would each pin the whole read
+        self.contiguous = pins_memory()
         self.index = np.asarray(index, dtype=np.int64)  # (K, 2)
         self.lookback = lookback
         self.horizon = horizon
@@ -113,9 +120,11 @@ class WindowDataset(Dataset):
         rows = self.index[[k] if single else np.asarray(k, dtype=np.int64)]
         if self.joined:
             both = torch.from_numpy(self.targets.gather(rows, 0, self.lookback + self.horizon))
-            x, y = both[:, :self.lookback], both[:, self.lookback:]  # (B, L, nt), (B, H, nt)
-        else:
-            x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback))  # (B, L, F_x)
+            x, y = both[:, :self.lookback].float(), both[:, self.lookback:]  # (B, L|H, nt)
+            if self.contiguous:
+                x, y = x.contiguous(), y.contiguous()
+        else:  # ModelInputs batches are float32; feature columns have the features' dtype
+            x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback)).float()  # (B, L, F_x)
             y = torch.from_numpy(self.targets.gather(rows, self.lookback, self.horizon))
         series = torch.from_numpy(np.ascontiguousarray(rows[:, 0]))
         if single:
@@ -203,7 +212,7 @@ class PanelDataModule(pl.LightningDataModule):
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=pins_memory(),
         )
 
     def train_dataloader(self) -> DataLoader:

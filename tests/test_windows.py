@@ -218,6 +218,30 @@ def test_batches_of_the_target_columns_alone_for_a_net_that_reads_only_those(pan
     np.testing.assert_array_equal(y.numpy(), prep.target_values[index[:, :1], steps[:, :PH] + PL])
 
 
+def test_batches_of_feature_columns_are_float32_and_contiguous_when_pinned(monkeypatch):
+    from forecast import windows
+    from forecast.inputs import ModelInputs
+
+    features = np.random.default_rng(0).normal(size=(2, 30, 3)).astype(np.float32)
+    index = np.array([[0, 0], [1, 14]])
+    steps = index[:, 1:] + np.arange(15)  # (2, L+H): lookback 10, horizon 5
+
+    def batch(array):
+        inputs = ModelInputs(array, np.zeros((30, 0), np.float32), ["a", "b", "c"])
+        return windows.WindowDataset(inputs, [2], index, 10, 5, input_cols=[2])[[0, 1]]
+
+    x, y, _ = batch(features)
+    assert not x.is_contiguous()  # views of the one read of L+H steps
+    np.testing.assert_array_equal(x.numpy(), features[index[:, :1], steps[:, :10]][..., [2]])
+    np.testing.assert_array_equal(y.numpy(), features[index[:, :1], steps[:, 10:]][..., [2]])
+    x, y, _ = batch(features.astype(np.float64))
+    assert x.dtype == torch.float32  # as ModelInputs batches: the net's weights are float32
+    monkeypatch.setattr(windows, "pins_memory", lambda: True)
+    x, y, _ = batch(features)
+    assert x.is_contiguous() and y.is_contiguous()  # a pinned view would pin the whole read
+    np.testing.assert_array_equal(y.numpy(), features[index[:, :1], steps[:, 10:]][..., [2]])
+
+
 def test_single_item_access(prep):
     ds = datamodule(prep).dataset("val")
     s, start = prep.indices["val"][7]
@@ -266,9 +290,11 @@ def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
     assert (batch[..., [0, -1]] == -1).all()
 
 
-COLUMNS = {"no columns": [], "one column": [2], "one column by its view": [-3],
-           "every column": [0, 1, 2, 3],
-           "four of them shuffled": [3, 1, -4, 2]}  # else [3, 0, -2]: any order, the targets'
+# (width of the array, columns); else (4, [3, 0, -2]): any order, the targets'
+COLUMNS = {"no columns": (4, []), "one column": (4, [2]), "one column by its view": (4, [-3]),
+           "every column": (4, [0, 1, 2, 3]), "four of them shuffled": (4, [3, 1, -4, 2]),
+           "four inside a wider span": (6, [4, 1, 2, 3]),  # rows of columns 1-4, then picked
+           "four spread out": (10, [9, 0, 5, 2])}  # column by column
 
 
 @pytest.mark.parametrize("kind", ["array", "memmap", "float64", "strided", "read-only",
@@ -280,7 +306,8 @@ def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path, monke
     if kind == "one column by its view":  # as a column of more values than the threshold
         monkeypatch.setattr(inputs, "SINGLE_VALUES", 0)
 
-    array = np.random.default_rng(1).normal(size=(3, 40, 4)).astype(np.float32)
+    width, cols = COLUMNS.get(kind, (4, [3, 0, -2]))
+    array = np.random.default_rng(1).normal(size=(3, 40, width)).astype(np.float32)
     if kind == "memmap":
         np.save(tmp_path / "a.npy", array)
         array = np.load(tmp_path / "a.npy", mmap_mode="r")
@@ -292,7 +319,6 @@ def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path, monke
         array.flags.writeable = False
     index = np.array([[2, 0], [0, 9], [2, 29], [1, 4]])[: 0 if kind == "no windows" else None]
     index = index.astype(np.int32) if kind == "int32 index" else index
-    cols = COLUMNS.get(kind, [3, 0, -2])  # up to 3 read column by column, more by rows
     taken = FeatureColumns(array, cols).gather(index, 5, 6)
     steps = window_steps(index, 5, 6)[..., None]
     expected = array[index[:, 0:1, None], steps, cols]

@@ -48,12 +48,14 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from forecast import pipeline, predict, train
-from forecast.mapped import is_mapped
-from forecast.module import LOSSES, Forecaster
-from forecast.nets import RegLSTM
-from forecast.panel import to_panel
-from forecast.sources import SERIES, TIME
+from forecast.data import prepared
+from forecast.data.mapped import is_mapped
+from forecast.data.panel import to_panel
+from forecast.data.sources import SERIES, TIME
+from forecast.models import options
+from forecast.models.forecaster import LOSSES, Forecaster
+from forecast.models.network import RegLSTM
+from forecast.runs import predict, train
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def compose_cfg(overrides: Sequence[str] = ()) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
-def prepare_data(cfg: DictConfig) -> pipeline.Prepared:
+def prepare_data(cfg: DictConfig) -> prepared.Prepared:
     """Panel and windows as train.run builds them."""
     panel = train.load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                              min_steps=cfg.lookback + cfg.horizon)
@@ -122,7 +124,7 @@ def prepare_data(cfg: DictConfig) -> pipeline.Prepared:
     return train.prepare(cfg, panel, split)
 
 
-def fit_steps(prep: pipeline.Prepared, batch_size: int, settings: Settings) -> int:
+def fit_steps(prep: prepared.Prepared, batch_size: int, settings: Settings) -> int:
     """Timed steps that fit in one epoch after the warm-up: an epoch end would run the plateau
     scheduler and early stopping, which need the validation this measurement leaves out."""
     per_epoch = math.ceil(len(prep.indices["train"]) / batch_size)
@@ -159,7 +161,7 @@ class _StepClock(pl.Callback):
             raise _Enough
 
 
-def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> list[float]:
+def full_path_times(cfg: DictConfig, prep: prepared.Prepared, total: int) -> list[float]:
     """End times of `total` training steps of train.py's own objects: Forecaster,
     PanelDataModule and train.build_trainer (callbacks, CSV logger, trainer config), progress bar
     off, validation off (limit_val_batches=0), the fit cut right after the last step."""
@@ -169,8 +171,8 @@ def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
                            enable_progress_bar=False)
     pl.seed_everything(cfg.seed, workers=True)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
+    module = Forecaster.from_options(options.net_kwargs(prep, model), model)
+    dm = prepared.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
                              input_cols=module.net.input_columns)
     clock = _StepClock(total)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -183,13 +185,13 @@ def full_path_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
     return clock.times
 
 
-def bare_loop_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> list[float]:
+def bare_loop_times(cfg: DictConfig, prep: prepared.Prepared, total: int) -> list[float]:
     """End times of `total` steps of a plain loop: the same RegLSTM, batch size and shuffled train
     windows, gathered into tensors before timing; Adam, the loss and clip_grad_norm_ as the
     trainer."""
     torch.manual_seed(cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    net = RegLSTM(**pipeline.net_kwargs(prep, model)).train()
+    net = RegLSTM(**options.net_kwargs(prep, model)).train()
     opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
     batches = _prebuilt_batches(prep, cfg.data.batch_size, total, net.input_columns)
     clip = cfg.trainer.get("gradient_clip_val") or math.inf
@@ -205,11 +207,11 @@ def bare_loop_times(cfg: DictConfig, prep: pipeline.Prepared, total: int) -> lis
     return times
 
 
-def _prebuilt_batches(prep: pipeline.Prepared, batch_size: int, n: int,
+def _prebuilt_batches(prep: prepared.Prepared, batch_size: int, n: int,
                       input_cols: list[int] | None) -> list[tuple]:
     """n batches (x (B, L, F_x), y (B, H, n_targets), series (B,)) of shuffled train windows,
     x of the columns the net reads, as the full path's loader gives them."""
-    ds = pipeline.datamodule(prep, batch_size, input_cols=input_cols).dataset("train")
+    ds = prepared.datamodule(prep, batch_size, input_cols=input_cols).dataset("train")
     order = torch.randperm(len(ds))
     return [ds[order[i * batch_size:(i + 1) * batch_size].tolist()] for i in range(n)]
 
@@ -251,9 +253,9 @@ def training_throughput(overrides: Sequence[str], settings: Settings) -> dict:
 
 
 def loader_throughput(overrides: Sequence[str], settings: Settings) -> dict:
-    """Windows/s of the train loader of pipeline.datamodule(prep, 256) alone, whole epochs."""
+    """Windows/s of the train loader of prepared.datamodule(prep, 256) alone, whole epochs."""
     prep = prepare_data(compose_cfg(overrides))
-    loader = pipeline.datamodule(prep, 256).train_dataloader()
+    loader = prepared.datamodule(prep, 256).train_dataloader()
     windows, clock = 0, time.perf_counter()
     for _ in range(settings.loader_epochs):
         for x, _y, _series in loader:
@@ -368,7 +370,7 @@ class AnonPeak:
 
 
 def memory_case(case: dict) -> dict:
-    """Run in a fresh interpreter: build panel and windows (pipeline.prepare + one DataLoader
+    """Run in a fresh interpreter: build panel and windows (prepared.prepare + one DataLoader
     batch) and report array sizes and the peak RSS, before (after imports) and after.
 
     Counted per (series, step): every array a run keeps, the panel's values and the scaled
@@ -378,8 +380,8 @@ def memory_case(case: dict) -> dict:
     with AnonPeak() as anon:
         panel, targets, calendar = _memory_panel(case)
         peak_panel = _rss_mb("VmHWM")
-        prep = pipeline.prepare(panel, case["lookback"], 24, targets, calendar=calendar)
-        x, _, _ = next(iter(pipeline.datamodule(prep, 256).train_dataloader()))
+        prep = prepared.prepare(panel, case["lookback"], 24, targets, calendar=calendar)
+        x, _, _ = next(iter(prepared.datamodule(prep, 256).train_dataloader()))
     n, t, f = panel.values.shape
     raw = n * t * f * 4
     inputs = prep.model_inputs
@@ -721,8 +723,8 @@ def _write(results: dict, out: Path) -> None:
 
 def _quiet() -> None:
     """Lightning's banners and advice would drown the table; the numbers do not depend on them."""
-    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "forecast.datasets",
-                 "forecast.panel", "forecast.pipeline", "forecast.predict"):
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "forecast.data.loader",
+                 "forecast.data.panel", "forecast.data.prepared", "forecast.runs.predict"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
     warnings.filterwarnings("ignore", module="lightning_fabric")

@@ -25,7 +25,8 @@ from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, open_dict
 
-from forecast import config, console, runfolder
+from forecast import config
+from forecast.runs import console, runfolder
 
 INPUT = "input.parquet"  # a DataFrame given to fit, as the run reads it (in the run folder)
 ARGUMENTS = ("lookback", "horizon", "targets", "data", "data.path")  # fit's own arguments
@@ -57,7 +58,7 @@ class Run:
         series), as forecast-predict does. A DataFrame is written to a temporary folder for
         the run's loader and removed after. -> table [series, time, target, forecast
         [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x n_targets rows."""
-        from forecast import predict  # torch and the network: only when forecasting
+        from forecast.runs import predict  # torch and the network: only when forecasting
 
         trained = predict.load_run(self.dir, checkpoint)
         if not isinstance(data, pd.DataFrame):
@@ -101,7 +102,10 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str],
     _check_arguments(data, targets, lookback, horizon, overrides)
     cfg, folder = _compose(list(overrides), run_dir)
     cfg.targets, cfg.lookback, cfg.horizon = _target_list(targets), lookback, horizon
-    from forecast import loggers, train  # Lightning: imported only for a run
+    from forecast.runs import (
+        loggers,
+        train,  # Lightning: imported only for a run
+    )
 
     train.check_model(cfg.model, lookback)  # refusals that cost no data and write nothing
     loggers.require(cfg.logger)

@@ -99,8 +99,8 @@ class ModelConfig:
 
     def check(self, lookback: int, n_series: int | None = None) -> None:
         """Refuse impossible options before any data is read, naming the option and the fix."""
-        from forecast.module import check_loss, check_schedule
-        from forecast.nets import check_options
+        from forecast.models.forecaster import check_loss, check_schedule
+        from forecast.models.network import check_options
 
         check_loss(self.loss)
         check_schedule(self.schedule, self.warmup_steps)

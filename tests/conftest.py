@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.panel import to_panel
+from forecast.data.panel import to_panel
 
 START = pd.Timestamp("2021-03-01 00:00", tz="UTC")
 N_STEPS = 300
@@ -114,7 +114,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# --- the loader's repairs, read as counts (forecast.repairs) ------------------------------------
+# --- the loader's repairs, read as counts (forecast.data.repair_log) ------------------------------
 
 
 def repairs_of(logged) -> dict:

@@ -1,13 +1,14 @@
-"""The adaptive conformal walk (forecast.adaptive): it starts at the split-conformal offsets,
-reads no outcome before it is known, meets the nominal coverage when test is harder or easier
-than validation (where fixed offsets miss it), and ends in the state forecast-predict applies."""
+"""The adaptive conformal walk (forecast.evaluation.adaptive): it starts at the split-conformal
+offsets, reads no outcome before it is known, meets the nominal coverage when test is harder or
+easier than validation (where fixed offsets miss it), and ends in the state forecast-predict
+applies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from forecast import adaptive, conformal
+from forecast.evaluation import adaptive, conformal
 
 H, J = 4, 2
 

@@ -12,7 +12,8 @@ from conftest import weather_frame
 from omegaconf import OmegaConf
 
 import forecast
-from forecast import api, loggers, predict
+from forecast import api
+from forecast.runs import loggers, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

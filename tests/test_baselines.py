@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from conftest import weather_frame
 
-from forecast import baselines as bl
-from forecast.panel import season_phase
-from forecast.windows import gather, window_index
+from forecast.data.panel import season_phase
+from forecast.data.windows import gather, window_index
+from forecast.evaluation import baselines as bl
 
 
 def _all_windows(n_series, n_steps, lookback, horizon, start=0):

@@ -57,9 +57,9 @@ import pytest
 from conftest import repairs_of
 from hydra import compose, initialize_config_module
 
-from forecast import datasets, repairs
-from forecast.panel import to_panel
-from forecast.train import load_panel
+from forecast.data import loader, repair_log
+from forecast.data.panel import to_panel
+from forecast.runs.train import load_panel
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "data" / "example.csv"
@@ -75,7 +75,7 @@ def _write(path: Path, text: str) -> Path:
 
 def _load(path, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("series_col", "station")
-    return datasets.load("csv", path=str(path), **kwargs)
+    return loader.load("csv", path=str(path), **kwargs)
 
 
 def _hours(*hours: int) -> list[pd.Timestamp]:
@@ -325,7 +325,7 @@ def test_naive_times_read_as_utc_are_named_once_per_file(tmp_path, caplog):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from forecast import parquet_scan
+    from forecast.data import parquet_scan
 
     naive = _write(tmp_path / "naive.csv", """
         station,time,temp
@@ -339,7 +339,7 @@ def test_naive_times_read_as_utc_are_named_once_per_file(tmp_path, caplog):
     """)
     table = pa.table({"station": ["A"] * 6, "time": [f"2022-07-01 0{h}:00" for h in range(6)]})
     pq.write_table(table, tmp_path / "batches.parquet")
-    with caplog.at_level(logging.WARNING, logger="forecast.files"):
+    with caplog.at_level(logging.WARNING, logger="forecast.data.files"):
         _load(naive)
         _load(naive)  # read again: said already
         _load(zoned)  # offsets: nothing to guess
@@ -402,7 +402,7 @@ def test_row_counters_are_not_inputs_unless_asked_for(tmp_path, caplog, counter)
                          "code": np.arange(n) % 3 + 7})  # whole numbers that do not keep rising
     path = tmp_path / "station.csv"
     rows.to_csv(path, index=False)
-    with caplog.at_level(logging.WARNING, logger="forecast.repair"):
+    with caplog.at_level(logging.WARNING, logger="forecast.data.tidy"):
         df = _load(path, series_col=None)
     assert counter not in df.columns and {"temp", "hour", "code"} <= set(df.columns)
     assert repairs_of(caplog)["row_counter"] == 1  # one column, said once
@@ -447,8 +447,8 @@ def test_compass_text_in_an_unnamed_column_names_data_direction_cols(tmp_path, c
     rows = pd.DataFrame({"time": pd.date_range("2022-01-01", periods=32, freq="h"),
                          "temp": np.arange(32) % 7 * 1.0, "gust_from": points})
     rows.to_csv(tmp_path / "obs.csv", index=False)
-    with caplog.at_level(logging.WARNING, logger="forecast.columns"), \
-            repairs.collect() as repaired:
+    with caplog.at_level(logging.WARNING, logger="forecast.data.columns"), \
+            repair_log.collect() as repaired:
         df = _load(tmp_path / "obs.csv", series_col=None)
     assert not [c for c in df.columns if c.startswith("gust_from")]
     said = " ".join(r.getMessage() for r in caplog.records)
@@ -465,7 +465,7 @@ def test_compass_text_in_an_unnamed_column_names_data_direction_cols(tmp_path, c
 
 @pytest.fixture(scope="module")
 def city():
-    return datasets.load("city_weather", tz=None, targets=["avg_temp"])
+    return loader.load("city_weather", tz=None, targets=["avg_temp"])
 
 
 def test_city_weather_series_freq_and_features(city):
@@ -687,7 +687,7 @@ def test_readme_example_command_runs_end_to_end(tmp_path):
     assert set(metrics["model"]["by_series"]) == {"airfield", "harbour", "hilltop"}
     listed = json.loads((run_dir / "provenance.json").read_text())["repairs"]
     assert all(set(r) == {"kind", "source", "column", "count"} for r in listed)
-    found = repairs_of([repairs.Repair(**r) for r in listed])
+    found = repairs_of([repair_log.Repair(**r) for r in listed])
     assert found["duplicates"] == 1 and found["out_of_order"] == 5  # INFO lines listed too
     assert found["sentinels"] == {"humidity": 1, "pressure": 1}
     assert found["bad_directions", "wind_dir"] == 1 and found["naive_time", "time"] == 1

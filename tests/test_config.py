@@ -20,10 +20,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 from pytorch_lightning.profilers import SimpleProfiler
 
-from forecast import config, datasets, train
-from forecast.module import Forecaster
-from forecast.nets import CELLS, DECODERS, HEADS
-from forecast.pipeline import datamodule, net_kwargs, prepare
+from forecast import config
+from forecast.data import loader
+from forecast.data.prepared import datamodule, prepare
+from forecast.models.forecaster import Forecaster
+from forecast.models.network import CELLS, DECODERS, HEADS
+from forecast.models.options import net_kwargs
+from forecast.runs import train
 
 GROUPS = ("data", "model", "trainer", "logger")
 OPTIONAL_GROUPS = ("experiment", "hparams_search")  # `+group=option`, # @package _global_
@@ -75,9 +78,9 @@ def _check_model(model: DictConfig) -> None:
 
 
 def _known_sources() -> str:
-    """forecast.datasets.load's message for an unknown data.name, which lists the known ones."""
+    """forecast.data.loader.load's message for an unknown data.name, which lists the known ones."""
     with pytest.raises(ValueError, match="data.name") as info:
-        datasets.load(name="no_such_source")
+        loader.load(name="no_such_source")
     return str(info.value)
 
 

@@ -1,6 +1,6 @@
-"""Calibrated prediction intervals (forecast.conformal): the conformal quantile by hand and on
-synthetic cases of known coverage, the intervals a run asks for, that calibration reads no test
-window, the metrics and bounds of a run, forecast-predict's bounds, and the plot's legend."""
+"""Calibrated prediction intervals (forecast.evaluation.conformal): the conformal quantile by hand
+and on synthetic cases of known coverage, the intervals a run asks for, that calibration reads no
+test window, the metrics and bounds of a run, forecast-predict's bounds, and the plot's legend."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ import pytest
 import torch
 from conftest import weather_frame
 
-from forecast import conformal, intervals, pipeline, plots, predict, scoring
-from forecast.panel import to_panel
+from forecast.data import prepared
+from forecast.data.panel import to_panel
+from forecast.evaluation import conformal, intervals, scoring
+from forecast.evaluation.forecasts import forecast_table
+from forecast.report import plots
+from forecast.runs import predict
 
 BIN = Path(sys.executable).parent
 L, H = 24, 6
@@ -204,7 +208,7 @@ class Persistence(torch.nn.Module):
 def _prep(noise=0.0):
     """Three hourly series of two targets, 300 steps; the noise makes the residuals vary."""
     panel = to_panel(weather_frame(3, 300, ("a", "b"), noise=noise, seed=3), "h")
-    return pipeline.prepare(panel, L, H, ["a", "b"], (0.6, 0.2, 0.2), calendar=())
+    return prepared.prepare(panel, L, H, ["a", "b"], (0.6, 0.2, 0.2), calendar=())
 
 
 @pytest.mark.parametrize("quantiles", [None, Q])
@@ -215,7 +219,7 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
 
     def offsets(p, folder):
         folder.mkdir()
-        dm = pipeline.datamodule(p)
+        dm = prepared.datamodule(p)
         calibration = intervals.calibrate_run(evaluate, p, module, dm, quantiles, folder)
         return [np.asarray(s["offsets"]) for s in calibration["intervals"]]
 
@@ -225,7 +229,7 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
     values = prep.panel.values.copy()
     values[:, val_end:] = values[:, val_end:] * 7 + 1e4
     perturbed = replace(prep, panel=replace(prep.panel, values=values))
-    assert not np.allclose(pipeline.actuals(perturbed), pipeline.actuals(prep))
+    assert not np.allclose(prepared.actuals(perturbed), prepared.actuals(prep))
     for a, b in zip(before, offsets(perturbed, tmp_path / "b"), strict=True):
         np.testing.assert_array_equal(a, b)
     # while a change to the validation span's values does change them (the check can fail)
@@ -247,16 +251,16 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
     def table_of(p, folder):
         folder.mkdir()
         (folder / conformal.FILE).write_text("{}")  # an earlier run's
-        dm = pipeline.datamodule(p)
+        dm = prepared.datamodule(p)
         calibration = intervals.calibrate_run({"intervals": [0.8, 0.95]}, p, module, dm,
                                               quantiles, folder)
         assert calibration["calibration"] == "adaptive"  # the default
         assert not (folder / conformal.FILE).exists()  # written once walked to the data's end
         scaled = np.concatenate([module(x, s).detach().numpy()
                                  for x, _, s in dm.predict_dataloader()])
-        table = pipeline.forecast_table(p, scaled, quantiles)
+        table = forecast_table(p, scaled, quantiles)
         intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}, table,
-                             p, pipeline.to_units(p, scaled), pipeline.actuals(p), calibration,
+                             p, prepared.to_units(p, scaled), prepared.actuals(p), calibration,
                              quantiles)
         return table
 
@@ -277,15 +281,15 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
 def test_calibration_json_holds_the_offsets_predict_applies(tmp_path, method):
     prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
-    dm = pipeline.datamodule(prep)
+    dm = prepared.datamodule(prep)
     (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
     calibration = intervals.calibrate_run({"intervals": [0.8, 0.95], "calibration": method}, prep,
                                           module, dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # nothing until the test windows are scored
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
     intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}},
-                         pipeline.forecast_table(prep, scaled, Q), prep,
-                         pipeline.to_units(prep, scaled), pipeline.actuals(prep), calibration, Q)
+                         forecast_table(prep, scaled, Q), prep,
+                         prepared.to_units(prep, scaled), prepared.actuals(prep), calibration, Q)
     intervals.save_run(calibration, tmp_path)
     saved = conformal.load(tmp_path)
     assert saved["calibration"] == method
@@ -309,16 +313,16 @@ def test_save_run_writes_nothing_for_uncalibrated_intervals(tmp_path):
 def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
     prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
-    dm = pipeline.datamodule(prep)
+    dm = prepared.datamodule(prep)
     (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
     calibration = intervals.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
                                           dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
     metrics = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
-    table = pipeline.forecast_table(prep, scaled, Q)
-    intervals.add_to_run(metrics, table, prep, pipeline.to_units(prep, scaled),
-                         pipeline.actuals(prep), calibration, Q)
+    table = forecast_table(prep, scaled, Q)
+    intervals.add_to_run(metrics, table, prep, prepared.to_units(prep, scaled),
+                         prepared.actuals(prep), calibration, Q)
     model = metrics["model"]
     assert model["calibrated"] is False and "coverage_80_raw" not in model
     assert model["coverage_80"] == pytest.approx(model["coverage"])  # the q0.1-q0.9 interval

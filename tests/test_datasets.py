@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import datasets, sources
-from forecast.panel import to_panel
+from forecast.data import loader, sources
+from forecast.data.panel import to_panel
 
 NYC_COLUMNS = ["series", "time", "temp", "dewp", "humid", "wind_speed", "precip", "pressure",
                "visib", "wind_dir_sin", "wind_dir_cos"]
@@ -16,7 +16,7 @@ GUST_TIME = pd.Timestamp("2013-02-12 08:00", tz="UTC")  # EWR reported 1048.36 m
 
 @pytest.fixture(scope="module")
 def nyc():
-    return datasets.load("nyc_weather")
+    return loader.load("nyc_weather")
 
 
 def test_nyc_weather_series_and_features(nyc):
@@ -47,7 +47,7 @@ def test_nyc_weather_drops_the_implausible_wind_speed(nyc):
 
 
 def test_nyc_weather_feature_subset_and_panel(nyc):
-    df = datasets.load("nyc_weather", features=["temp", "humid"])
+    df = loader.load("nyc_weather", features=["temp", "humid"])
     assert list(df.columns) == ["series", "time", "temp", "humid"]
     p = to_panel(df, "h")
     assert list(p.ids) == ["EWR", "JFK", "LGA"] and p.features == ["temp", "humid"]
@@ -70,7 +70,7 @@ def _write_csv(path):
 
 def test_csv_loads_into_a_tidy_frame(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
-    df = datasets.load("csv", path=str(path), series_col="station", time_col="timestamp",
+    df = loader.load("csv", path=str(path), series_col="station", time_col="timestamp",
                        na_values=[-9999])
     assert list(df.columns) == ["series", "time", "temp", "rh"]  # `note` is not numeric
     assert list(df["series"]) == ["A", "A", "A", "B", "B", "B"]
@@ -87,7 +87,7 @@ def test_csv_loads_into_a_tidy_frame(tmp_path):
 
 def test_csv_features_and_single_series(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
-    df = datasets.load("csv", path=str(path), series_col=None, time_col="timestamp",
+    df = loader.load("csv", path=str(path), series_col=None, time_col="timestamp",
                        features=["temp"])
     assert list(df.columns) == ["series", "time", "temp"]
     assert df["series"].nunique() == 1
@@ -96,32 +96,32 @@ def test_csv_features_and_single_series(tmp_path):
 def test_csv_missing_file_names_the_file(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        datasets.load("csv", path=str(missing))
+        loader.load("csv", path=str(missing))
     with pytest.raises(ValueError, match="data.path"):
-        datasets.load("csv")
+        loader.load("csv")
 
 
 def test_csv_missing_column_names_the_column_and_file(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
     with pytest.raises(ValueError, match="pressure") as err:
-        datasets.load("csv", path=str(path), series_col="station", time_col="timestamp",
+        loader.load("csv", path=str(path), series_col="station", time_col="timestamp",
                       features=["temp", "pressure"])
     assert "obs.csv" in str(err.value)
     with pytest.raises(ValueError, match="'series'"):  # default series_col is absent here
-        datasets.load("csv", path=str(path), time_col="timestamp")
+        loader.load("csv", path=str(path), time_col="timestamp")
 
 
 def test_csv_bad_times_and_empty_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("series,time,temp\nA,2022-01-01 00:00,1\nA,not a time,2\n")
     with pytest.raises(ValueError, match="not a time"):
-        datasets.load("csv", path=str(bad))
+        loader.load("csv", path=str(bad))
     empty = tmp_path / "empty.csv"
     empty.write_text("series,time,temp\n")
     with pytest.raises(ValueError, match="no rows"):
-        datasets.load("csv", path=str(empty))
+        loader.load("csv", path=str(empty))
 
 
 def test_unknown_source_is_refused():
     with pytest.raises(ValueError, match="unknown"):
-        datasets.load("weather_on_mars")
+        loader.load("weather_on_mars")

@@ -13,7 +13,9 @@ import pytest
 from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
-from forecast import config, published, train
+from forecast import config
+from forecast.evaluation import published
+from forecast.runs import train
 
 ROWS, STEPS, L, H = 200, 150, 8, 4  # ETT: 17,420 rows, 14,400 used, L=96, H in {96, ...}
 

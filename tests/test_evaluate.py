@@ -16,10 +16,13 @@ import pandas as pd
 import pytest
 from conftest import weather_frame
 
-from forecast import folds as fold_plan
-from forecast import metrics as mt
-from forecast import pipeline, scoreboard, scoring
-from forecast.windows import gather
+from forecast.data import prepared
+from forecast.data.windows import gather
+from forecast.evaluation import folds as fold_plan
+from forecast.evaluation import metrics as mt
+from forecast.evaluation import scoring
+from forecast.models.quantiles import point
+from forecast.report import tables
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 L, H, Q = 24, 6, [0.1, 0.5, 0.9]
@@ -74,7 +77,7 @@ def test_interval_scores_by_hand_with_unsorted_quantiles():
 def prep(panel):
     """conftest's panel (3 series x 300 hourly steps, a = 1000 k + t, b = -a / 1000), both
     features as targets, windows of L=24 -> H=6."""
-    return pipeline.prepare(panel, L, H, ["a", "b"], (0.7, 0.1, 0.2), calendar=())
+    return prepared.prepare(panel, L, H, ["a", "b"], (0.7, 0.1, 0.2), calendar=())
 
 
 def _train_stats(prep):
@@ -88,19 +91,19 @@ def test_to_units_scales_each_quantile_like_a_point_forecast(prep):
     mean, std = _train_stats(prep)
     rng = np.random.default_rng(0)
     scaled = rng.normal(size=(5, H, 2, 3)).astype(np.float32)  # (K, H, nt, Q)
-    units = pipeline.to_units(prep, scaled)
+    units = prepared.to_units(prep, scaled)
     assert units.shape == scaled.shape
     for j in range(3):
-        np.testing.assert_allclose(units[..., j], pipeline.to_units(prep, scaled[..., j]))
+        np.testing.assert_allclose(units[..., j], prepared.to_units(prep, scaled[..., j]))
         np.testing.assert_allclose(units[..., j], scaled[..., j] * std + mean, rtol=1e-5)
 
 
 def test_point_picks_the_median():
     forecast = np.arange(2 * 3 * 1 * 3, dtype=float).reshape(2, 3, 1, 3)
-    np.testing.assert_array_equal(pipeline.point(forecast, [0.1, 0.5, 0.9]), forecast[..., 1])
-    np.testing.assert_array_equal(pipeline.point(forecast, [0.5, 0.1, 0.9]), forecast[..., 0])
+    np.testing.assert_array_equal(point(forecast, [0.1, 0.5, 0.9]), forecast[..., 1])
+    np.testing.assert_array_equal(point(forecast, [0.5, 0.1, 0.9]), forecast[..., 0])
     plain = forecast[..., 0]
-    assert pipeline.point(plain, None) is plain
+    assert point(plain, None) is plain
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -196,7 +199,7 @@ def test_an_exact_persistence_leaves_skill_undefined_not_a_crash(prep):
                            block=7)
     assert out["model"]["skill"] == -np.inf  # 1 - MSE / 0
     assert np.isnan(out["baselines"]["persistence"]["skill"])  # 1 - 0 / 0
-    assert scoreboard.undefined(out)  # written as null in metrics.json, with the reason
+    assert tables.undefined(out)  # written as null in metrics.json, with the reason
     assert out["model"]["mae"] > 0
 
 
@@ -224,7 +227,7 @@ def test_scoring_in_blocks_equals_scoring_every_window_at_once(prep, space):
     # the quantile scores of the blocks are those of the whole arrays
     actual = scoring.FeatureColumns(prep.panel.values, prep.target_cols).gather(
         prep.indices["test"], L, H)
-    units = model if space == "scaled" else pipeline.to_units(prep, model)
+    units = model if space == "scaled" else prepared.to_units(prep, model)
     reference = mt.interval_scores(actual if space == "original" else
                                    prep.scaler.transform(actual, prep.target_cols), units, Q)
     for key in ("pinball", "coverage", "width"):
@@ -309,18 +312,18 @@ def test_metric_tables_shapes(prep):
     actual, z, _ = _actual_and_z(prep)
     model = np.stack([z - 1.0, z + 0.5, z + 1.0], axis=-1).astype(np.float32)
     metrics = scoring.evaluate(prep, model, _baselines(actual), SEASON, quantiles=Q)
-    tables = scoreboard.metric_tables(metrics)
-    assert set(tables) == {"summary", "by_lead", "by_series", "by_target"}
+    by_name = tables.metric_tables(metrics)
+    assert set(by_name) == {"summary", "by_lead", "by_series", "by_target"}
     names = ["model", "persistence", "ridge"]
 
-    summary = tables["summary"]
+    summary = by_name["summary"]
     assert list(summary["forecaster"]) == names
     assert {"mae", "mse", "rmse", "smape", "mase", "skill", "coverage", "width"} \
         <= set(summary.columns)
     assert "interval" not in summary.columns and "by_lead" not in summary.columns
     assert summary.loc[0, "mae"] == pytest.approx(metrics["model"]["mae"])
 
-    by_lead = tables["by_lead"]
+    by_lead = by_name["by_lead"]
     assert len(by_lead) == 3 * H
     for name in names:
         rows = by_lead[by_lead["forecaster"] == name]
@@ -328,10 +331,10 @@ def test_metric_tables_shapes(prep):
     np.testing.assert_allclose(by_lead.loc[by_lead["forecaster"] == "ridge", "mae"],
                                metrics["baselines"]["ridge"]["by_lead"]["mae"])
 
-    by_series = tables["by_series"]
+    by_series = by_name["by_series"]
     assert len(by_series) == 3 * 3 and {"forecaster", "series", "mae"} <= set(by_series.columns)
     assert sorted(by_series.loc[by_series["forecaster"] == "model", "series"]) == ["A", "B", "C"]
-    by_target = tables["by_target"]
+    by_target = by_name["by_target"]
     assert len(by_target) == 3 * 2 and {"forecaster", "target", "mae"} <= set(by_target.columns)
     assert list(by_target.loc[by_target["forecaster"] == "model", "target"]) == ["a", "b"]
 
@@ -347,34 +350,34 @@ def _metrics(model, **baselines):
 
 
 def test_verdict_names_the_baselines_that_win():
-    losing = scoreboard.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
+    losing = tables.verdict(_metrics(2.0, persistence=1.5, climatology=3.0, ridge=1.0))
     assert "LOSES to persistence, ridge on test MAE and RMSE" in losing
     assert "climatology" not in losing
     assert "worse than repeating the last value (persistence) on MAE and RMSE" in losing
 
-    only_ridge = scoreboard.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
+    only_ridge = tables.verdict(_metrics(2.0, persistence=2.5, ridge=1.0))
     assert "LOSES to ridge on test MAE and RMSE" in only_ridge
     assert "persistence" not in only_ridge and "last value" not in only_ridge
 
-    winning = scoreboard.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
+    winning = tables.verdict(_metrics(1.0, persistence=2.0, ridge=1.0))  # a tie is no loss
     assert winning == "The model beats every baseline on test MAE and RMSE."
 
 
 def test_verdict_says_when_mae_and_rmse_disagree():
     metrics = _metrics(3.7, persistence=5.6, ridge=3.9)
     metrics["model"]["rmse"], metrics["baselines"]["ridge"]["rmse"] = 5.4, 5.2
-    said = scoreboard.verdict(metrics)
+    said = tables.verdict(metrics)
     assert said.startswith("The model beats every baseline on test MAE.")
     assert "beats ridge on test MAE but LOSES to it on RMSE" in said
     assert "RMSE 5.400 vs 5.200" in said and "persistence" not in said
 
     metrics["baselines"]["ridge"] |= {"mae": 3.5, "rmse": 5.6}  # now the other way round
-    said = scoreboard.verdict(metrics)
+    said = tables.verdict(metrics)
     assert "beats every baseline" not in said
     assert "LOSES to ridge on test MAE but beats it on RMSE" in said
 
     metrics["baselines"]["persistence"]["rmse"] = 5.0  # persistence: lower RMSE only
-    said = scoreboard.verdict(metrics)
+    said = tables.verdict(metrics)
     assert said.endswith("It does worse than repeating the last value (persistence) on RMSE.")
 
 
@@ -384,7 +387,7 @@ def _rows(table: str) -> dict[str, list[str]]:
 
 def test_summary_table_rmse_mse_and_the_fold_column():
     metrics = _metrics(2.0, persistence=1.5, ridge=3.0)
-    table = scoreboard.summary_table(metrics, unit="degF")
+    table = tables.summary_table(metrics, unit="degF")
     header = table.splitlines()[0].split()
     assert header[:3] == ["forecaster", "MAE", "RMSE"] and "MSE" not in header
     assert "+-" not in header and header[-1] == "degF"
@@ -393,13 +396,13 @@ def test_summary_table_rmse_mse_and_the_fold_column():
     assert rows["model"][1:3] == ["2.000", "4.000"]  # MAE, RMSE
 
     metrics["space"] = "scaled"
-    header, *_ = scoreboard.summary_table(metrics).splitlines()
+    header, *_ = tables.summary_table(metrics).splitlines()
     assert header.split()[:3] == ["forecaster", "MAE", "MSE"] and "RMSE" not in header.split()
-    assert _rows(scoreboard.summary_table(metrics))["model"][1:3] == ["2.000", "16.000"]
+    assert _rows(tables.summary_table(metrics))["model"][1:3] == ["2.000", "16.000"]
 
     folded = {"model": _m(2.0, mae_std=0.25),
               "baselines": {"ridge": _m(3.0, mae_std=0.5)}, "space": "original"}
-    table = scoreboard.summary_table(folded)
+    table = tables.summary_table(folded)
     assert table.splitlines()[0].split()[:4] == ["forecaster", "MAE", "+-", "RMSE"]
     rows = _rows(table)
     assert rows["model"][:4] == ["*", "model", "2.000", "0.250"]
@@ -410,20 +413,20 @@ def test_summary_table_rmse_mse_and_the_fold_column():
     (3600, "hours", 1, "24 hours"), (86400, "days", 1, "24 days"),
     (900, "minutes", 15, "360 minutes"), (None, "steps", 1, "24 steps")])
 def test_leads_in_the_datas_time_unit(step, unit, count, horizon):
-    assert scoreboard.lead_unit(step) == (unit, count)
-    assert scoreboard.duration(24, step) == horizon
+    assert tables.lead_unit(step) == (unit, count)
+    assert tables.duration(24, step) == horizon
 
 
 def test_units_of_the_scores_on_the_table_and_the_plot_axes():
-    from forecast import plots
+    from forecast.report import plots
 
     metrics = _metrics(2.0, ridge=3.0) | {"units": {"temp": "degF", "dewp": "degF"}}
-    assert scoreboard.unit_label(metrics) == "degF"
-    assert scoreboard.summary_table(metrics).splitlines()[0].split()[-1] == "degF"
-    assert scoreboard.unit_label(metrics | {"units": {"temp": "degF", "humid": "%"}}) == \
+    assert tables.unit_label(metrics) == "degF"
+    assert tables.summary_table(metrics).splitlines()[0].split()[-1] == "degF"
+    assert tables.unit_label(metrics | {"units": {"temp": "degF", "humid": "%"}}) == \
         "temp degF, humid %"
-    assert scoreboard.unit_label(metrics | {"units": {"temp": None}}) == ""
-    assert scoreboard.unit_label(metrics | {"space": "scaled"}) == "z-scores"
+    assert tables.unit_label(metrics | {"units": {"temp": None}}) == ""
+    assert tables.unit_label(metrics | {"space": "scaled"}) == "z-scores"
 
     fig = plots.error_by_lead({"model": [1.0, 2.0, 3.0]}, "mae", "degF", ("hours", 3.0))
     ax = fig.axes[0]
@@ -465,7 +468,7 @@ def test_backtest_run(tmp_path):
     assert "Backtest over 3 folds" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "forecaster" in line)
     assert header.split()[:4] == ["forecaster", "MAE", "+-", "RMSE"]
-    assert scoreboard.verdict(metrics) in proc.stdout
+    assert tables.verdict(metrics) in proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -495,8 +498,8 @@ def test_run_writes_tables_and_plots(quantile_run):
 def test_report_page_is_self_contained(quantile_run):
     page = (quantile_run / "report.html").read_text()
     metrics = json.loads((quantile_run / "metrics.json").read_text())
-    assert html.escape(scoreboard.summary_table(metrics)) in page
-    assert html.escape(scoreboard.verdict(metrics)) in page
+    assert html.escape(tables.summary_table(metrics)) in page
+    assert html.escape(tables.verdict(metrics)) in page
     pngs = sorted((quantile_run / "plots").glob("*.png"))
     sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
     assert len(sources) == page.count("<img") == len(pngs)
@@ -557,8 +560,8 @@ def test_ltsf_experiment_on_a_multivariate_csv(tmp_path):
 
 
 def test_stride_spaces_test_windows_only(panel):
-    dense = pipeline.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2))
-    sparse = pipeline.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2), stride=5)
+    dense = prepared.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2))
+    sparse = prepared.prepare(panel, 24, 6, ["a"], (0.6, 0.2, 0.2), stride=5)
     np.testing.assert_array_equal(dense.indices["train"], sparse.indices["train"])
     np.testing.assert_array_equal(dense.indices["val"], sparse.indices["val"])
     starts = sparse.indices["test"][sparse.indices["test"][:, 0] == 0, 1]
@@ -568,7 +571,7 @@ def test_stride_spaces_test_windows_only(panel):
 
 @pytest.mark.parametrize(("loss", "label"), [("mae", "MAE"), ("pinball", "pinball")])
 def test_learning_curves_name_the_training_loss(loss, label):
-    from forecast import plots
+    from forecast.report import plots
 
     nan = np.nan
     history = pd.DataFrame({"epoch": [0, 0, 1, 1], "train/loss_epoch": [0.4, nan, 0.3, nan],

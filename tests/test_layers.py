@@ -9,10 +9,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from forecast.layers import WindowNorm, join_channels, split_channels
-from forecast.module import Forecaster, check_schedule, warmup_cosine
-from forecast.nets import CELLS, RegLSTM
-from forecast.windows import EpochBatchSampler
+from forecast.data.windows import EpochBatchSampler
+from forecast.models.forecaster import Forecaster, check_schedule, warmup_cosine
+from forecast.models.layers import WindowNorm, join_channels, split_channels
+from forecast.models.network import CELLS, RegLSTM
 
 B, L, F, H, NORM = 6, 12, 5, 7, 3  # batch, lookback, inputs, horizon, data-feature columns
 TARGETS = [2, 0]  # input columns holding the two targets

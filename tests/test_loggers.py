@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from forecast import config, loggers, train
+from forecast import config
+from forecast.runs import loggers, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,9 +10,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from forecast.manual_lstm import ManualLSTM
-from forecast.nets import CELLS, RegLSTM
-from forecast.plots import gate_distributions
+from forecast.models.manual_lstm import ManualLSTM
+from forecast.models.network import CELLS, RegLSTM
+from forecast.report.plots import gate_distributions
 
 B, L, F, H = 3, 6, 5, 7
 ATOL = 1e-5

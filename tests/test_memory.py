@@ -12,8 +12,8 @@ import pytest
 from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
-from forecast import datasets, largepanel, mapped, parquet_scan, train
-from forecast.panel import (
+from forecast.data import largepanel, loader, mapped, parquet_scan
+from forecast.data.panel import (
     Panel,
     Scaler,
     calendar,
@@ -22,8 +22,9 @@ from forecast.panel import (
     scaled_filled,
     to_panel,
 )
-from forecast.pipeline import datamodule, prepare
-from forecast.windows import gather
+from forecast.data.prepared import datamodule, prepare
+from forecast.data.windows import gather
+from forecast.runs import train
 
 L, H = 24, 6
 
@@ -143,7 +144,7 @@ def _data(path, folder, **options) -> dict:
 
 def _in_memory(data: dict):
     keys = ("path", "series_col", "time_col", "features", "tz", "na_values", "valid_range")
-    return to_panel(datasets.load("csv", **{k: data[k] for k in keys}), data["freq"])
+    return to_panel(loader.load("csv", **{k: data[k] for k in keys}), data["freq"])
 
 
 @pytest.fixture(params=[None, 7], ids=["one_batch", "batches_of_7"])

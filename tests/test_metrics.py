@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from forecast import metrics as mt
+from forecast.evaluation import metrics as mt
 
 # two windows (series 0 and 1), two leads, one target; errors are +1, 0, -2, 0
 ACTUAL = np.array([[[1.0], [2.0]], [[3.0], [4.0]]])

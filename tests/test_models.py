@@ -15,11 +15,13 @@ import torch
 from conftest import weather_frame
 from torch import nn
 
-from forecast.inputs import ModelInputs
-from forecast.module import Forecaster, pinball
-from forecast.nets import CELLS, DECODERS, HEADS, RegLSTM
-from forecast.panel import to_panel
-from forecast.pipeline import datamodule, forecast, net_kwargs, prepare, to_units
+from forecast.data.inputs import ModelInputs
+from forecast.data.panel import to_panel
+from forecast.data.prepared import datamodule, prepare, to_units
+from forecast.models.forecaster import Forecaster, pinball
+from forecast.models.inference import forecast
+from forecast.models.network import CELLS, DECODERS, HEADS, RegLSTM
+from forecast.models.options import net_kwargs
 
 B, L, F, H, NT, N = 5, 7, 4, 3, 2, 3  # batch, lookback, inputs, horizon, targets, series
 NORM = 2  # leading data-feature columns; the other F - NORM columns play calendar inputs
@@ -219,14 +221,14 @@ def test_autoregressive_refuses_quantiles_and_skip(option):
 
 
 def test_dropout_with_one_layer_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="forecast.nets"):
+    with caplog.at_level(logging.WARNING, logger="forecast.models.network"):
         _net(dropout=0.3, num_layers=1)
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1
     assert "model.dropout" in warned[0].getMessage()
     assert "num_layers=1" in warned[0].getMessage()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="forecast.nets"):
+    with caplog.at_level(logging.WARNING, logger="forecast.models.network"):
         _net(dropout=0.3, num_layers=2)
         _net(dropout=0.0, num_layers=1)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -1,5 +1,5 @@
 """Infinite and out-of-range numbers in a user's file are missing values, counted per column,
-in training and in forecast-predict's reading alike (both read through datasets.load)."""
+in training and in forecast-predict's reading alike (both read through loader.load)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from conftest import repairs_of
 
-from forecast import datasets, pipeline, scoring
-from forecast.panel import to_panel
+from forecast.data import loader, prepared
+from forecast.data.panel import to_panel
+from forecast.evaluation import scoring
 
 
 def _file(tmp_path):
@@ -32,7 +33,7 @@ def _file(tmp_path):
 def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
     path = _file(tmp_path)
     with caplog.at_level(logging.WARNING):
-        df = datasets.load("csv", path=str(path), series_col=None)
+        df = loader.load("csv", path=str(path), series_col=None)
     values = df[["temp", "wind"]].to_numpy()
     assert np.isfinite(values[~np.isnan(values)]).all()
     assert df["wind"].isna().sum() == 3 and df["temp"].isna().sum() == 1
@@ -41,8 +42,8 @@ def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
 
 
 def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_path):
-    df = datasets.load("csv", path=str(_file(tmp_path)), series_col=None)
-    prep = pipeline.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
+    df = loader.load("csv", path=str(_file(tmp_path)), series_col=None)
+    prep = prepared.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
     assert np.isfinite(prep.inputs).all()  # filled causally, never inf
     ridge = scoring.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
     assert np.isfinite(ridge).all()
@@ -60,12 +61,12 @@ def test_a_constant_target_is_refused_by_name():
     temp = np.full(300, 4.0)
     temp[250:] = np.arange(50)  # varies only after the train span
     with pytest.raises(ValueError, match=r"target 'temp' is constant \(4\) over the train span"):
-        pipeline.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
-    pipeline.prepare(_panel(temp), 24, 6, ["wind"], calendar=())  # another target is fine
+        prepared.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
+    prepared.prepare(_panel(temp), 24, 6, ["wind"], calendar=())  # another target is fine
 
 
 def test_a_target_too_large_to_score_is_refused_by_name():
     temp = 1e30 * (1 + np.sin(np.arange(300) / 5))
     with pytest.raises(ValueError, match=r"target 'temp' reaches 2e\+30.*rescale the column"):
-        pipeline.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
-    pipeline.prepare(_panel(temp / 1e27), 24, 6, ["temp"], calendar=())  # rescaled: accepted
+        prepared.prepare(_panel(temp), 24, 6, ["temp"], calendar=())
+    prepared.prepare(_panel(temp / 1e27), 24, 6, ["temp"], calendar=())  # rescaled: accepted

@@ -15,9 +15,11 @@ import pytest
 from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
-from forecast import config, plots, train
-from forecast.plots import safe_name
-from forecast.scoreboard import undefined, write_json
+from forecast import config
+from forecast.report import plots
+from forecast.report.plots import safe_name
+from forecast.report.tables import undefined, write_json
+from forecast.runs import train
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import N_STEPS, START
 
-from forecast.panel import fill_causal, split_points, to_panel
+from forecast.data.panel import fill_causal, split_points, to_panel
 
 HOUR = pd.Timedelta(hours=1)
 

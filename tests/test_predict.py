@@ -1,6 +1,6 @@
 """forecast-predict: forecasting past the end of the data with a trained run folder.
 
-One tiny synthetic run is trained once for the module; the unit tests call forecast.predict's
+One tiny synthetic run is trained once for the module; the unit tests call forecast.runs.predict's
 functions on it, the error tests damage copies of it, and the slow test runs the console script.
 """
 
@@ -17,10 +17,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from forecast import legacy, pipeline, predict, sources
-from forecast.module import Forecaster
-from forecast.nets import RegLSTM
-from forecast.panel import to_panel
+from forecast.data import prepared, sources
+from forecast.data.panel import to_panel
+from forecast.models import legacy, options
+from forecast.models.forecaster import Forecaster
+from forecast.models.network import RegLSTM
+from forecast.runs import predict
 
 BIN = Path(sys.executable).parent
 LOOKBACK, HORIZON, N_STEPS = 24, 6, 600
@@ -91,9 +93,9 @@ def test_one_row_per_series_step_and_target(trained):
 
 
 def test_forecasts_equal_a_forward_pass_on_the_last_window(run_dir, trained, data_df):
-    # rebuild the inputs the way training did (pipeline.prepare refits the same scaler) and load
-    # the weights independently of forecast.predict
-    prep = pipeline.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
+    # rebuild the inputs the way training did (prepared.prepare refits the same scaler) and load
+    # the weights independently of forecast.runs.predict
+    prep = prepared.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     np.testing.assert_allclose(prep.scaler.mean, trained.description["scaler"]["mean"])
     ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     model = Forecaster(**ckpt["hyper_parameters"])
@@ -112,9 +114,9 @@ def test_forecasts_equal_a_forward_pass_on_the_last_window(run_dir, trained, dat
 def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     # an untrained model with both options: the series ids and the quantile axis must travel
     description = trained.description
-    prep = pipeline.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
+    prep = prepared.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     quantiles = [0.1, 0.5, 0.9]
-    model = RegLSTM(**pipeline.net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
+    model = RegLSTM(**options.net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
                                                 "quantiles": quantiles}))
     panel = predict.build_panel(predict.load_frame(predict.data_settings(trained.data),
                                                    description["features"]), description, "test")
@@ -122,7 +124,7 @@ def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     assert list(table.columns) == [*predict.COLUMNS, "q0.1", "q0.5", "q0.9"]
     with torch.no_grad():
         scaled = model(torch.from_numpy(prep.inputs[:, -LOOKBACK:]), torch.arange(3)).numpy()
-    want = pipeline.to_units(prep, scaled)  # (N, H, nt, Q)
+    want = prepared.to_units(prep, scaled)  # (N, H, nt, Q)
     for j, q in enumerate(quantiles):
         got = table[f"q{q:g}"].to_numpy().reshape(3, HORIZON, len(TARGETS))
         np.testing.assert_allclose(got, want[..., j], rtol=1e-5, atol=1e-4)
@@ -176,7 +178,7 @@ def test_predict_never_imports_lightning(run_dir, tmp_path):
     code = f"""
 import sys
 from pathlib import Path
-from forecast import predict
+from forecast.runs import predict
 lightning = ("pytorch_lightning", "lightning", "lightning_fabric")
 loaded = lambda: sorted(m for m in sys.modules if m.split(".")[0] in lightning)
 assert not loaded(), ("on import", loaded())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecast.panel import to_panel
-from forecast.pipeline import prepare
+from forecast.data.panel import to_panel
+from forecast.data.prepared import prepare
 
 L, H, SPLIT = 24, 6, (0.7, 0.1, 0.2)
 

@@ -1,5 +1,6 @@
-"""forecast.repairs: a repair is logged as before and carried as a record; `collect` lists the
-repairs of a block at any logger level, in memory and in data.memmap's streamed reading alike."""
+"""forecast.data.repair_log: a repair is logged as before and carried as a record; `collect` lists
+the repairs of a block at any logger level, in memory and in data.memmap's streamed reading
+alike."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ import numpy as np
 import pandas as pd
 from conftest import repairs_of
 
-from forecast import datasets, largepanel, repairs
+from forecast.data import largepanel, loader, repair_log
 
 log = logging.getLogger("forecast.test_repairs")
 
 
 def test_note_logs_the_message_with_the_repair_attached(caplog):
     caplog.set_level(logging.INFO, logger="forecast")
-    made = repairs.note(log, logging.INFO, "sentinels", {"temp": np.int64(2)}, "%s: %s", "f.csv",
+    made = repair_log.note(log, logging.INFO, "sentinels", {"temp": np.int64(2)}, "%s: %s", "f.csv",
                         "two", source="f.csv")
     (record,) = caplog.records
     assert record.getMessage() == "f.csv: two" and record.repair is made
-    assert made == repairs.Repair("sentinels", "f.csv", None, {"temp": 2})
+    assert made == repair_log.Repair("sentinels", "f.csv", None, {"temp": 2})
     assert type(made.count["temp"]) is int  # JSON-safe
 
 
@@ -30,19 +31,19 @@ def test_collect_lists_info_repairs_even_when_the_logger_drops_them(caplog):
     level = logger.level
     logger.setLevel(logging.WARNING)  # as when a run is started from Python
     try:
-        with repairs.collect() as outer:
-            repairs.note(log, logging.INFO, "out_of_order", np.int64(3), "sorted")
-            with repairs.collect() as inner:
-                repairs.note(log, logging.INFO, "one_hot", 2, "encoded", column="sky")
-                repairs.note(log, logging.INFO, "compass_points", 0, "degrees only")
+        with repair_log.collect() as outer:
+            repair_log.note(log, logging.INFO, "out_of_order", np.int64(3), "sorted")
+            with repair_log.collect() as inner:
+                repair_log.note(log, logging.INFO, "one_hot", 2, "encoded", column="sky")
+                repair_log.note(log, logging.INFO, "compass_points", 0, "degrees only")
     finally:
         logger.setLevel(level)
     assert not caplog.records
     assert repairs_of(inner) == {("one_hot", "sky"): 2}  # a count of 0 is not listed
     assert repairs_of(outer) == {"out_of_order": 3, ("one_hot", "sky"): 2}
-    assert json.loads(json.dumps(repairs.as_json(outer)))[0] == {
+    assert json.loads(json.dumps(repair_log.as_json(outer)))[0] == {
         "kind": "out_of_order", "source": None, "column": None, "count": 3}
-    repairs.note(log, logging.INFO, "duplicates", 1, "outside")  # no collection open: fine
+    repair_log.note(log, logging.INFO, "duplicates", 1, "outside")  # no collection open: fine
     assert len(outer) == 2
 
 
@@ -51,11 +52,11 @@ def test_every_run_lists_its_naive_times_though_the_warning_is_said_once(tmp_pat
     pd.DataFrame({"time": pd.date_range("2022-01-01", periods=3, freq="h").strftime(
         "%Y-%m-%d %H:%M"), "temp": [1.0, 2.0, 3.0]}).to_csv(path, index=False)
     for _ in range(2):
-        with repairs.collect() as repaired:
-            datasets.load("csv", path=str(path), series_col=None)
-            datasets.load("csv", path=str(path), series_col=None)  # the same file again
+        with repair_log.collect() as repaired:
+            loader.load("csv", path=str(path), series_col=None)
+            loader.load("csv", path=str(path), series_col=None)  # the same file again
         assert [r for r in repaired if r.kind == "naive_time"] == [
-            repairs.Repair("naive_time", str(path), "time", 1)]
+            repair_log.Repair("naive_time", str(path), "time", 1)]
 
 
 def test_data_memmap_lists_its_repairs_when_built_and_when_reused(tmp_path):
@@ -73,7 +74,7 @@ def test_data_memmap_lists_its_repairs_when_built_and_when_reused(tmp_path):
             "memmap": str(tmp_path / "maps")}
     listed = []
     for _ in range(2):  # built, then found in data.memmap
-        with repairs.collect() as repaired:
+        with repair_log.collect() as repaired:
             largepanel.load(data, ["temp"], 10)
         listed.append(repairs_of(repaired))
     assert listed[0] == listed[1]

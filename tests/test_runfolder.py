@@ -17,8 +17,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from forecast import checkpoints, config, predict, runfolder, train
-from forecast.nets import RegLSTM
+from forecast import config
+from forecast.models import checkpoints
+from forecast.models.network import RegLSTM
+from forecast.runs import predict, runfolder, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -109,7 +111,7 @@ def test_forecast_predict_refuses_a_run_that_did_not_finish(finished, tmp_path, 
     (killed / runfolder.LOCK).write_text("{}")  # what a killed run leaves behind
     with pytest.raises(ValueError, match="has not finished.*resume=true.*allow_incomplete"):
         predict.load_run(killed)
-    with caplog.at_level(logging.WARNING, logger="forecast.predict"):
+    with caplog.at_level(logging.WARNING, logger="forecast.runs.predict"):
         trained = predict.load_run(killed, allow_incomplete=True)
     assert trained.checkpoint.is_file()
     assert any("allow_incomplete" in r.getMessage() for r in caplog.records)

@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from forecast import datasets, pipeline, scoring
-from forecast.module import Forecaster
-from forecast.panel import Panel, fingerprint, to_panel
-from forecast.windows import EpochBatchSampler
+from forecast.data import loader, prepared
+from forecast.data.panel import Panel, fingerprint, to_panel
+from forecast.data.windows import EpochBatchSampler
+from forecast.evaluation import scoring
+from forecast.models import options
+from forecast.models.forecaster import Forecaster
 
 TRAIN = str(Path(sys.executable).parent / "forecast-train")
 FAST = ["data=synthetic", "trainer=fast", "data.n_steps=800"]
@@ -66,7 +68,7 @@ def test_resume_ends_where_a_straight_run_ends_and_refuses_other_settings(tmp_pa
     assert _train(straight, "trainer.max_epochs=3").returncode == 0
     record = json.loads((straight / "provenance.json").read_text())
     assert record["versions"]["torch"] == torch.__version__
-    panel = to_panel(datasets.load("synthetic", n_steps=800), "h")
+    panel = to_panel(loader.load("synthetic", n_steps=800), "h")
     assert record["data_fingerprint"] == fingerprint(panel) and record["data_shape"] == [3, 800, 3]
 
     first = _train(resumed, "trainer.max_epochs=1")
@@ -112,7 +114,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 
 
 def test_fingerprint_sees_any_change():
-    panel = to_panel(datasets.load("synthetic", n_steps=200), "h")
+    panel = to_panel(loader.load("synthetic", n_steps=200), "h")
     changed = panel.values.copy()
     changed[1, 150, 0] += 0.001
     other = Panel(changed, panel.ids, panel.times, panel.features, panel.freq)
@@ -132,14 +134,14 @@ def test_nan_loss_stops_with_the_step_and_a_remedy():
 # ---- leakage ----------------------------------------------------------------------------------
 
 def test_values_after_the_test_cutoff_change_nothing_before_it():
-    panel = to_panel(datasets.load("synthetic", n_steps=900), "h")
+    panel = to_panel(loader.load("synthetic", n_steps=900), "h")
     lookback, horizon = 24, 12
-    prep = pipeline.prepare(panel, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
+    prep = prepared.prepare(panel, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
     cutoff = prep.bounds["test"][0] + 60  # a time inside the test span
     perturbed = panel.values.copy()
     perturbed[:, cutoff:] = perturbed[:, cutoff:] * 3 + 50
     other = Panel(perturbed, panel.ids, panel.times, panel.features, panel.freq)
-    prep2 = pipeline.prepare(other, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
+    prep2 = prepared.prepare(other, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
 
     np.testing.assert_array_equal(prep.scaler.mean, prep2.scaler.mean)
     np.testing.assert_array_equal(prep.scaler.scale, prep2.scaler.scale)
@@ -150,7 +152,7 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     base, base2 = (scoring.baseline_forecasts(p, names, 24) for p in (prep, prep2))
     for name in scoring.BASELINES:
         np.testing.assert_array_equal(base[name][before], base2[name][before], err_msg=name)
-    module = Forecaster(pipeline.net_kwargs(prep, {"hidden_size": 8}))
+    module = Forecaster(options.net_kwargs(prep, {"hidden_size": 8}))
     module.eval()
     with torch.no_grad():
         steps = index[before, 1][:, None] + np.arange(lookback)  # (K, L)

@@ -24,8 +24,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from forecast import report
-from forecast.train_cli import job_threads
+from forecast.report import leaderboard
+from forecast.runs.train_cli import job_threads
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -104,7 +104,7 @@ def sweep(tmp_path) -> Path:
 
 
 def test_report_main_writes_the_leaderboard(sweep, capsys):
-    assert report.main([str(sweep)]) == 0
+    assert leaderboard.main([str(sweep)]) == 0
     for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.html"):
         assert (sweep / name).stat().st_size > 0, name
     assert (sweep / "leaderboard.png").read_bytes()[:8] == PNG
@@ -121,7 +121,7 @@ def test_leaderboard_page_states_margins_links_runs_and_fits_the_page(sweep, cap
 
     _job(sweep, ["data=synthetic", "model=rnn", "seed=0"],  # no skill: undefined
          _metrics(0.9, 4.0, 4.5, None, [3.0, 4.0, 5.0], 3.0, 2) | {"units": {"temp": "degF"}})
-    assert report.main([str(sweep)]) == 0
+    assert leaderboard.main([str(sweep)]) == 0
     page = (sweep / "leaderboard.html").read_text()
     # gru is best: MAE 3.0 against ridge's 1.5 and persistence's 5.0
     said = "test MAE 3.000 degF, 100.0% above ridge (1.500), a loss to ridge, 40.0% below " \
@@ -140,7 +140,7 @@ def test_leaderboard_page_states_margins_links_runs_and_fits_the_page(sweep, cap
 
 
 def test_seeds_grouped_ranked_by_val_loss_and_failed_listed_last(sweep):
-    report.main([str(sweep)])
+    leaderboard.main([str(sweep)])
     board = _read_board(sweep)
     assert board["config"].tolist() == ["model=gru", "model=lstm",
                                         "model=gru seed=0 lookback=5000"]
@@ -180,7 +180,7 @@ def test_seeds_grouped_ranked_by_val_loss_and_failed_listed_last(sweep):
 ])
 def test_report_main_refuses_a_folder_without_jobs(tmp_path, capsys, make, message):
     folder = make(tmp_path)
-    assert report.main([str(folder)]) == 2
+    assert leaderboard.main([str(folder)]) == 2
     err = capsys.readouterr().err
     assert message in err and str(folder) in err
     assert not (tmp_path / "leaderboard.csv").exists()
@@ -188,7 +188,7 @@ def test_report_main_refuses_a_folder_without_jobs(tmp_path, capsys, make, messa
 
 def test_an_empty_error_file_is_a_failed_row(sweep):
     _job(sweep, ["data=synthetic", "model=rnn", "seed=0"], error="")
-    assert report.main([str(sweep)]) == 0
+    assert leaderboard.main([str(sweep)]) == 0
     assert "model=rnn seed=0" in _read_board(sweep)["config"].tolist()
 
 
@@ -196,7 +196,7 @@ def test_a_truncated_metrics_json_is_a_failed_row_naming_the_file(sweep, capsys)
     job = _job(sweep, ["data=synthetic", "model=rnn", "seed=0"], _metrics(*GRU))
     text = (job / "metrics.json").read_text()
     (job / "metrics.json").write_text(text[: len(text) // 2])
-    assert report.main([str(sweep)]) == 0
+    assert leaderboard.main([str(sweep)]) == 0
     board = _read_board(sweep)
     assert board["config"].tolist()[-2:] == ["model=gru seed=0 lookback=5000",
                                              "model=rnn seed=0"]  # failed rows, listed last
@@ -211,7 +211,7 @@ def test_overrides_with_spaces_keep_their_names(tmp_path):
               "data.split={train: 0.7, val: 0.1, test: 0.2}"]
     for i, split in enumerate(splits):
         _job(sweep, ["data=synthetic", split], _metrics(*LSTM_SEEDS[i]))
-    assert report.main([str(sweep)]) == 0
+    assert leaderboard.main([str(sweep)]) == 0
     assert _read_board(sweep)["config"].tolist() == splits
 
 
@@ -220,7 +220,7 @@ def test_callback_records_a_failed_job_and_refreshes_the_board(sweep):
     config = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "sweep": {"dir": str(sweep)},
                                          "runtime": {"output_dir": str(job)}}})
     failure = JobReturn(status=JobStatus.FAILED, _return_value=ValueError("lookback too long"))
-    report.LeaderboardCallback().on_job_end(config, failure)
+    leaderboard.LeaderboardCallback().on_job_end(config, failure)
     assert (job / "error.txt").read_text() == "ValueError: lookback too long\n"
     board = _read_board(sweep)
     rnn = board[board["config"] == "model=rnn seed=0"]

@@ -124,12 +124,12 @@ def test_city_weather_runs_with_the_data_groups_own_defaults(tmp_path):
 
 
 def test_train_log_holds_the_scores_as_the_console_shows_them(fast_run):
-    from forecast import scoreboard
+    from forecast.report import tables
 
     run_dir, proc = fast_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     log = (run_dir / "train.log").read_text()
-    for said in (scoreboard.summary_table(metrics), scoreboard.verdict(metrics),
+    for said in (tables.summary_table(metrics), tables.verdict(metrics),
                  f"Run folder: {run_dir}"):
         assert proc.stdout.count(said) == 1 and log.count(said) == 1, said
 

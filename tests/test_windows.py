@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import N_STEPS
 
-from forecast.panel import split_points, to_panel
-from forecast.pipeline import datamodule, prepare
-from forecast.windows import window_index
+from forecast.data.panel import split_points, to_panel
+from forecast.data.prepared import datamodule, prepare
+from forecast.data.windows import window_index
 
 L, H = 10, 5
 N, T = 2, 100
@@ -219,8 +219,8 @@ def test_batches_of_the_target_columns_alone_for_a_net_that_reads_only_those(pan
 
 
 def test_batches_of_feature_columns_are_float32_and_contiguous_when_pinned(monkeypatch):
-    from forecast import windows
-    from forecast.inputs import ModelInputs
+    from forecast.data import windows
+    from forecast.data.inputs import ModelInputs
 
     features = np.random.default_rng(0).normal(size=(2, 30, 3)).astype(np.float32)
     index = np.array([[0, 0], [1, 14]])
@@ -252,7 +252,7 @@ def test_single_item_access(prep):
 
 
 def test_window_steps_are_the_lookback_then_the_horizon():
-    from forecast.inputs import window_steps
+    from forecast.data.inputs import window_steps
 
     index = np.array([[0, 0], [2, 5]])
     assert window_steps(index, 0, 3).tolist() == [[0, 1, 2], [5, 6, 7]]  # lookback 3
@@ -262,7 +262,7 @@ def test_window_steps_are_the_lookback_then_the_horizon():
 @pytest.mark.parametrize("kind", ["array", "memmap", "strided", "calendar", "no calendar",
                                   "float64"])
 def test_take_steps_is_the_two_axis_indexing_whatever_the_array(kind, tmp_path):
-    from forecast.inputs import take_steps, window_steps
+    from forecast.data.inputs import take_steps, window_steps
 
     rng = np.random.default_rng(0)
     array = rng.normal(size=(4, 30, 3)).astype(np.float32)
@@ -300,8 +300,8 @@ COLUMNS = {"no columns": (4, []), "one column": (4, [2]), "one column by its vie
 @pytest.mark.parametrize("kind", ["array", "memmap", "float64", "strided", "read-only",
                                   "no windows", "int32 index", *COLUMNS])
 def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path, monkeypatch):
-    from forecast import inputs
-    from forecast.inputs import FeatureColumns, window_steps
+    from forecast.data import inputs
+    from forecast.data.inputs import FeatureColumns, window_steps
 
     if kind == "one column by its view":  # as a column of more values than the threshold
         monkeypatch.setattr(inputs, "SINGLE_VALUES", 0)
@@ -327,7 +327,7 @@ def test_feature_columns_gather_is_the_three_axis_indexing(kind, tmp_path, monke
 
 
 def test_feature_columns_refuse_what_lies_outside_the_features():
-    from forecast.inputs import FeatureColumns
+    from forecast.data.inputs import FeatureColumns
 
     array = np.zeros((2, 30, 3), np.float32)
     with pytest.raises(IndexError, match="columns"):

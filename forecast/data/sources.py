@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecast.columns import as_text
+from forecast.data.columns import as_text
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from forecast.inputs import FeatureColumns, ModelInputs, window_steps
-from forecast.mapped import BLOCK_BYTES, series_blocks
+from forecast.data.inputs import FeatureColumns, ModelInputs, window_steps
+from forecast.data.mapped import BLOCK_BYTES, series_blocks
 
 log = logging.getLogger(__name__)
 # blocks of series over (N, T) bool arrays whose int64 temporaries take 8 bytes per element

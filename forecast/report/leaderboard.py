@@ -1,8 +1,8 @@
-"""Pages that show a run, and `forecast-report`: the leaderboard of a sweep, in one file each."""
+"""`forecast-report`: the leaderboard of a sweep's jobs (csv, md, html, png), and the Hydra
+callback that refreshes it after every job of a multirun."""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -19,59 +19,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from forecast import scoreboard
+from forecast.report import tables
+from forecast.report.page import STYLE, image
 
 log = logging.getLogger(__name__)
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
-pre { background: #f7f7f7; padding: 0.8em; } .verdict { font-weight: bold; }
-table.board { table-layout: fixed; width: 100%; font-size: 0.85em; }
-.board td, .board th { overflow-wrap: anywhere; padding: 0.25em 0.4em; }
-.board td:nth-child(2), .board td:nth-child(3), .board th:nth-child(2), .board th:nth-child(3)
-  { text-align: left; }
-.board col.rank { width: 5%; } .board col.config { width: 22%; } .board col.runs { width: 11%; }
-.board col.wide { width: 10%; }
-"""
-
-
-def _image(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<h3>{html.escape(path.stem)}</h3><img alt="{html.escape(path.stem)}" ' \
-           f'src="data:image/png;base64,{data}">'
-
-
-def _table(name: str, table: pd.DataFrame, max_rows: int = 60) -> str:
-    shown = table.head(max_rows)
-    more = f"<p>({len(table) - max_rows} more rows in tables/{name}.csv)</p>" \
-        if len(table) > max_rows else ""
-    return f"<h3>{html.escape(name)}</h3>" + shown.to_html(index=False, float_format="%.4g",
-                                                          border=0) + more
-
-
-def run_page(
-    title: str,
-    summary: str,
-    verdict: str,
-    tables: dict[str, pd.DataFrame],
-    images: Sequence[Path],
-) -> str:
-    """One self-contained page: the summary table, the verdict, every table and plot (embedded)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<pre>{html.escape(summary)}</pre><p class='verdict'>{html.escape(verdict)}</p>",
-             "<h2>Plots</h2>", *(_image(p) for p in images),
-             "<h2>Tables</h2>", *(_table(n, t) for n, t in tables.items()),
-             "</body></html>"]
-    return "\n".join(parts)
-
-
-# ---- sweeps: one leaderboard for the jobs of a multirun folder ----------------------------------
 
 _SEED = re.compile(r"^seed=")
 
@@ -123,7 +74,7 @@ def _scores(m: dict) -> dict:
         if name in base:
             out[f"{name}_mae"] = base[name]["mae"]
     out["by_lead_mae"] = model["by_lead"]["mae"]
-    out["unit"] = scoreboard.unit_label(m)
+    out["unit"] = tables.unit_label(m)
     out["step_seconds"] = m.get("step_seconds")
     return out
 
@@ -250,7 +201,7 @@ def board_table(board: pd.DataFrame, jobs: pd.DataFrame, unit: str = "") -> str:
 
 def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     """leaderboard.csv/.md/.html and leaderboard.png in the sweep folder; returns the board."""
-    from forecast import plots
+    from forecast.report import plots
 
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
@@ -258,22 +209,22 @@ def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     board.to_csv(sweep_dir / "leaderboard.csv", index=False)
     (sweep_dir / "leaderboard.md").write_text(to_markdown(board) + "\n")
     ok = board[board["best"] != "failed"]
-    image = sweep_dir / "leaderboard.png"
+    png = sweep_dir / "leaderboard.png"
     unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
     steps = jobs.get("step_seconds", pd.Series(dtype=float)).dropna()
-    lead = scoreboard.lead_unit(steps.iloc[0] if len(steps) else None)
+    lead = tables.lead_unit(steps.iloc[0] if len(steps) else None)
     if len(ok):
         leads = {g: np.mean(np.stack(jobs.loc[(jobs["group"] == g) & (jobs["status"] == "ok"),
                                               "by_lead_mae"].tolist()), axis=0)
                  for g in ok["config"].head(top)}
-        plots.save(plots.sweep_comparison(ok, leads, unit, lead), image)
+        plots.save(plots.sweep_comparison(ok, leads, unit, lead), png)
     board.attrs["unit"] = unit  # the scores' unit, for the line forecast-report prints
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {sweep_dir.name}"
-            f"</title><style>{_STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"
+            f"</title><style>{STYLE}</style></head><body><h1>Sweep {html.escape(str(sweep_dir))}"
             f"</h1><p class='verdict'>{html.escape(best_margin(board, unit))}</p>",
             board_table(board, jobs, unit)]
-    if image.is_file():
-        page.append(_image(image))
+    if png.is_file():
+        page.append(image(png))
     (sweep_dir / "leaderboard.html").write_text("\n".join(page) + "</body></html>")
     return board
 

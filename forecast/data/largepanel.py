@@ -31,11 +31,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecast import files, repair, repairs
-from forecast.columns import is_direction, is_number
-from forecast.mapped import series_blocks
-from forecast.panel import Panel, log_gaps
-from forecast.parquet_scan import Column, Grid, MissingValueRules, scan_grid, write_values
+from forecast.data import files, repair_log, tidy
+from forecast.data.columns import is_direction, is_number
+from forecast.data.mapped import series_blocks
+from forecast.data.panel import Panel, log_gaps
+from forecast.data.parquet_scan import Column, Grid, MissingValueRules, scan_grid, write_values
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: i
         found = build(pf, slot, columns, data, source)
     else:  # said when the panel was built; a run reusing it lists them all the same
         for made in found[1].get("repairs", ()):
-            repairs.record(made["kind"], made["count"], source=made["source"],
+            repair_log.record(made["kind"], made["count"], source=made["source"],
                            column=made["column"])
     panel, meta = found
-    repair.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
+    tidy.check_step_counts(pd.Series(meta["rows"], index=panel.ids), min_steps, source)
     counts = np.asarray(meta["observed"], dtype=np.int64).reshape(panel.n_series, -1)
     _check_target_values(counts, panel.features, targets, source)
     log_gaps(panel.ids, counts, panel.n_steps, panel.features)
@@ -195,7 +195,7 @@ def _named(schema: pa.Schema, name: str, candidates: list[str], directions: tupl
     """data.features entry -> its columns: a column's name gives all it encodes to."""
     if name in candidates:
         return _encode(schema, name, directions, source, auto=False)
-    stem = repair.source_column(name, candidates)
+    stem = tidy.source_column(name, candidates)
     made = [] if stem is None else _encode(schema, stem, directions, source, auto=False)
     chosen = [c for c in made if c.name == name]
     if not chosen:
@@ -208,7 +208,7 @@ def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
             auto: bool) -> list[Column]:
     kind = schema.field(name).type
     if pa.types.is_temporal(kind) and auto:
-        repairs.note(log, logging.WARNING, "dropped_column", 1, "%s: column '%s' holds times: "
+        repair_log.note(log, logging.WARNING, "dropped_column", 1, "%s: column '%s' holds times: "
                      "dropped (list the columns to use in data.features)", source, name,
                      source=source, column=name)
         return []
@@ -226,14 +226,14 @@ def _encode(schema: pa.Schema, name: str, directions: tuple, source: str,
 
 def _check_target_columns(columns: list[Column], targets, source: str) -> None:
     names = [c.name for c in columns]
-    for target in repair.target_list(targets):
+    for target in tidy.target_list(targets):
         if target not in names:
             raise ValueError(f"{source}: target '{target}' is not a feature; the features are "
                              f"{names}")
 
 
 def _check_target_values(counts: np.ndarray, features: list[str], targets, source: str) -> None:
-    for target in repair.target_list(targets):
+    for target in tidy.target_list(targets):
         if counts[:, features.index(target)].sum() == 0:
             raise ValueError(f"{source}: target '{target}' has no value (every cell is empty or "
                              "a missing-value code); choose another target or fill the column")
@@ -247,7 +247,7 @@ def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
     """Both passes over the file into the slot's `.f32`, then its `.json` description (with the
     repairs made, listed again when the panel is reused); returns the panel written (not looked
     up again: a parallel run may be writing the folder too)."""
-    with repairs.collect() as repaired:
+    with repair_log.collect() as repaired:
         grid = scan_grid(pf, data["series_col"], data["time_col"], data.get("tz"),
                          data.get("freq"), source)
         shape = (len(grid.ids), grid.n_steps, len(columns))
@@ -258,7 +258,7 @@ def build(pf: pq.ParquetFile, slot: Slot, columns: list[Column], data: Mapping,
             "file": slot.file, "shape": list(shape), "features": [c.name for c in columns],
             "grid": {k: v for k, v in asdict(grid).items() if k != "rows"},
             "rows": grid.rows.tolist(), "observed": counts.tolist(),
-            "repairs": repairs.as_json(repaired)}
+            "repairs": repair_log.as_json(repaired)}
     _write_json(meta, slot.path(".json"))
     _remove_stale(slot, meta["source"])
     return _panel(slot, meta, values), meta

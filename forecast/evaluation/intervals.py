@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast import adaptive
 from forecast.config import EvaluateConfig
-from forecast.conformal import (
+from forecast.evaluation import adaptive
+from forecast.evaluation.conformal import (
     FILE,
     calibrate,
     calibrated_bounds,
@@ -127,7 +127,7 @@ def calibrate_run(evaluate: dict, prep, module, dm, quantiles, folder: Path) -> 
     if len(prep.indices["val"]) == 0:
         raise ValueError("intervals are calibrated on the validation windows, but the validation "
                          "split holds none; enlarge data.split.val or set evaluate.calibrate=false")
-    from forecast.inputs import FeatureColumns
+    from forecast.data.inputs import FeatureColumns
 
     actual = FeatureColumns(prep.panel.values, prep.target_cols).gather(
         prep.indices["val"], prep.lookback, prep.horizon)

@@ -22,18 +22,10 @@ from dataclasses import replace
 
 import pandas as pd
 
-from forecast.columns import Cleaning
 from forecast.config import DataConfig
-from forecast.files import assemble_time, read_tables, resolve_paths
-from forecast.repair import (
-    DUPLICATES,
-    check_lengths,
-    mask_implausible,
-    report_unsorted,
-    resolve_duplicates,
-    tidy,
-)
-from forecast.sources import (
+from forecast.data.columns import Cleaning
+from forecast.data.files import assemble_time, read_tables, resolve_paths
+from forecast.data.sources import (
     CITY_SOURCE,
     CITY_TRACE_COLS,
     NYC_VALID_RANGE,
@@ -43,6 +35,14 @@ from forecast.sources import (
     load_nyc_weather,
     load_synthetic,
     mask_unrecorded_precip,
+)
+from forecast.data.tidy import (
+    DUPLICATES,
+    check_lengths,
+    mask_implausible,
+    report_unsorted,
+    resolve_duplicates,
+    tidy,
 )
 
 log = logging.getLogger(__name__)

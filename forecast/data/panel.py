@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecast.inputs import ModelInputs
-from forecast.mapped import is_mapped, scratch, series_blocks
-from forecast.repair import resolve_duplicates, target_list
-from forecast.repairs import note
-from forecast.sources import SERIES, TIME
+from forecast.data.inputs import ModelInputs
+from forecast.data.mapped import is_mapped, scratch, series_blocks
+from forecast.data.repair_log import note
+from forecast.data.sources import SERIES, TIME
+from forecast.data.tidy import resolve_duplicates, target_list
 
 log = logging.getLogger(__name__)
 

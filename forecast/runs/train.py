@@ -1,5 +1,5 @@
 """One forecast-train run: fit, test, evaluate against baselines, plot (the command itself is
-forecast.train_cli). `run` returns the sweep objective."""
+forecast.runs.train_cli). `run` returns the sweep objective."""
 
 from __future__ import annotations
 
@@ -15,26 +15,15 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.profilers import PassThroughProfiler
 
-from forecast import (
-    checkpoints,
-    config,
-    conformal,
-    datasets,
-    folds,
-    intervals,
-    largepanel,
-    legacy,
-    loggers,
-    outputs,
-    pipeline,
-    published,
-    repairs,
-    runfolder,
-    scoreboard,
-    scoring,
-)
-from forecast.module import Forecaster
-from forecast.panel import offset, season_length, split_points, to_panel
+from forecast import config
+from forecast.data import largepanel, loader, prepared, repair_log
+from forecast.data.panel import offset, season_length, split_points, to_panel
+from forecast.evaluation import conformal, folds, intervals, published, scoring
+from forecast.evaluation.forecasts import forecast_table
+from forecast.models import checkpoints, inference, legacy, options
+from forecast.models.forecaster import Forecaster
+from forecast.report import tables
+from forecast.runs import loggers, outputs, runfolder
 
 log = logging.getLogger(__name__)
 # the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
@@ -48,10 +37,10 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     # the typed schema (a DataConfig) passed whole; a missing data.path stops here, named
     options = OmegaConf.to_object(data)
     targets = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
-    if datasets.option(options, "memmap"):
-        return largepanel.load(datasets.as_dict(options), targets, min_steps)
-    df = datasets.load_options(options, seed=seed, targets=targets, min_steps=min_steps)
-    return to_panel(df, datasets.option(options, "freq"))
+    if loader.option(options, "memmap"):
+        return largepanel.load(loader.as_dict(options), targets, min_steps)
+    df = loader.load_options(options, seed=seed, targets=targets, min_steps=min_steps)
+    return to_panel(df, loader.option(options, "freq"))
 
 
 class NoProfiler(PassThroughProfiler):
@@ -96,10 +85,10 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
 
 def _run(cfg: DictConfig, run_dir: Path) -> float:
     clock = time.perf_counter()
-    with repairs.collect() as repaired:
+    with repair_log.collect() as repaired:
         panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
                            min_steps=cfg.lookback + cfg.horizon)
-    scoreboard.write_json(outputs.provenance(panel, repaired), run_dir / "provenance.json")
+    tables.write_json(outputs.provenance(panel, repaired), run_dir / "provenance.json")
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:
         raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")
@@ -116,8 +105,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
     write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
     loggers.log_results(logger, metrics, run_dir)
     scores.info(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-                f"({scoreboard.duration(cfg.horizon, metrics['step_seconds'])}) of "
-                f"{', '.join(prep.targets)}, in {scoreboard.unit_label(metrics) or 'data units'}:")
+                f"({tables.duration(cfg.horizon, metrics['step_seconds'])}) of "
+                f"{', '.join(prep.targets)}, in {tables.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
     if "calibrated" in metrics["model"]:  # intervals: test coverage and width
         scores.info(intervals.describe(metrics["model"]))
@@ -154,30 +143,30 @@ def used_steps(data: DictConfig, panel) -> int:
     return data.steps
 
 
-def prepare(cfg: DictConfig, panel, split, ends=None) -> pipeline.Prepared:
+def prepare(cfg: DictConfig, panel, split, ends=None) -> prepared.Prepared:
     if cfg.evaluate.stride < 1:
         raise ValueError(f"evaluate.stride={cfg.evaluate.stride} must be >= 1")
     if ends is None:
         steps = used_steps(cfg.data, panel)
         ends = (*split_points(steps, split), steps)
-    return pipeline.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
+    return prepared.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
                             cfg.data.calendar, cfg.data.mask_features,
                             stride=cfg.evaluate.stride, ends=ends)
 
 
-def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, logger=None):
+def fit_and_evaluate(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None):
     """Fit a fresh model on prep's train windows, forecast its test windows from the best
     checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
     seconds, clock = {}, time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    module = Forecaster.from_options(pipeline.net_kwargs(prep, model), model)
-    dm = pipeline.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
+    module = Forecaster.from_options(options.net_kwargs(prep, model), model)
+    dm = prepared.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
                              cfg.data.windows_per_epoch, module.net.input_columns)
     trainer = build_trainer(cfg, out_dir, logger)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     data_json = out_dir / "checkpoints" / "data.json"
-    scoreboard.write_json(pipeline.data_description(prep), data_json)
+    tables.write_json(prepared.data_description(prep), data_json)
     module.data_digest = checkpoints.digest(data_json)  # recorded in every checkpoint
     ckpt_path = resume_checkpoint(cfg.resume, out_dir)
     if ckpt_path:
@@ -196,7 +185,7 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
         # predictions of a DDP trainer are split across ranks: evaluate on one device instead
         trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
                              logger=False, enable_progress_bar=False, enable_checkpointing=False)
-    model_scaled = pipeline.forecast(trainer, module, dm, ckpt_path=best)
+    model_scaled = inference.forecast(trainer, module, dm, ckpt_path=best)
     # the best weights are loaded now: calibrate the intervals on the validation windows
     calibration = intervals.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
                                           dm, model["quantiles"], out_dir / "checkpoints")
@@ -204,14 +193,14 @@ def fit_and_evaluate(cfg: DictConfig, prep: pipeline.Prepared, out_dir: Path, lo
     baseline = scoring.baseline_forecasters(prep, cfg.evaluate.baselines, season, cfg.seed)
     metrics = scoring.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
                                 model["quantiles"])
-    forecasts = pipeline.forecast_table(prep, model_scaled, model["quantiles"])
+    forecasts = forecast_table(prep, model_scaled, model["quantiles"])
     if calibration is not None:  # the whole test arrays only for a run with intervals
-        intervals.add_to_run(metrics, forecasts, prep, pipeline.to_units(prep, model_scaled),
-                             pipeline.actuals(prep), calibration, model["quantiles"],
+        intervals.add_to_run(metrics, forecasts, prep, prepared.to_units(prep, model_scaled),
+                             prepared.actuals(prep), calibration, model["quantiles"],
                              cfg.evaluate.space)
         intervals.save_run(calibration, out_dir / "checkpoints")
     continue_log(trainer, earlier)
-    gates = pipeline.gate_activations(module, dm)
+    gates = inference.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock
     metrics.update({
         "windows": {**{k: len(v) for k, v in prep.indices.items()},
@@ -296,7 +285,7 @@ def _differences(old: dict, new: dict, prefix: str = "") -> dict:
 def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
-    fold_metrics, tables = [], []
+    fold_metrics, fold_tables = [], []
     for i, ends in enumerate(folds.fold_ends(used_steps(cfg.data, panel), split, cfg.evaluate.folds,
                                                      cfg.horizon)):
         log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
@@ -305,13 +294,13 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
         metrics, forecasts, _ = fit_and_evaluate(cfg, prep, run_dir / "folds" / str(i))
         metrics["ends"] = list(ends)
         metrics["test_start"] = str(panel.times[ends[1]])
-        scoreboard.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
+        tables.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
         fold_metrics.append(metrics)
-        tables.append(forecasts.assign(fold=i))
+        fold_tables.append(forecasts.assign(fold=i))
     summary = folds.aggregate_folds(fold_metrics)
     summary["folds"] = [{"ends": m["ends"], "test_start": m["test_start"],
-                         "model": scoreboard.scalars(m["model"]),
-                         "baselines": {n: scoreboard.scalars(b)
+                         "model": tables.scalars(m["model"]),
+                         "baselines": {n: tables.scalars(b)
                                        for n, b in m["baselines"].items()}}
                         for m in fold_metrics]
     summary["val_loss"] = float(np.mean([m["val_loss"] for m in fold_metrics]))
@@ -319,28 +308,28 @@ def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
                           for k in ("train", "val", "test", "dropped")}
     summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
     summary |= {k: fold_metrics[0][k] for k in ("units", "step_seconds")}
-    write_run(cfg, run_dir, summary, pd.concat(tables, ignore_index=True),
+    write_run(cfg, run_dir, summary, pd.concat(fold_tables, ignore_index=True),
               fold_metrics[0]["targets"], {})
     if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
         loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), summary, run_dir)
     scores.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
-                f"in {scoreboard.unit_label(summary) or 'data units'}:")
+                f"in {tables.unit_label(summary) or 'data units'}:")
     finish(summary, run_dir)
     return summary["val_loss"]
 
 
 def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
-    """The run folder's scores, plots and page (forecast.outputs), titled from the config."""
+    """The run folder's scores, plots and page (forecast.runs.outputs), titled from the config."""
     loss = "pinball" if cfg.model.quantiles else cfg.model.loss
     step = metrics["step_seconds"]
     title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
-            f"{scoreboard.duration(cfg.lookback, step)}, horizon " \
-            f"{scoreboard.duration(cfg.horizon, step)}"
+            f"{tables.duration(cfg.lookback, step)}, horizon " \
+            f"{tables.duration(cfg.horizon, step)}"
     outputs.write_run(run_dir, title, metrics, forecasts, targets, gates,
                       cfg.evaluate.plot_days, loss)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
-    scores.info(scoreboard.summary_table(metrics))
-    scores.info(scoreboard.verdict(metrics))
+    scores.info(tables.summary_table(metrics))
+    scores.info(tables.verdict(metrics))
     scores.info(f"Run folder: {run_dir}")

@@ -1,6 +1,6 @@
 """Quantile forecasts -> point forecasts, with numpy only.
 
-Kept apart from forecast.pipeline so that forecast-predict can use it without importing
+Kept apart from forecast.data.prepared so that forecast-predict can use it without importing
 PyTorch Lightning.
 """
 

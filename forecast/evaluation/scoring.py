@@ -14,12 +14,12 @@ from functools import cached_property
 
 import numpy as np
 
-from forecast import baselines as bl
-from forecast import metrics as mt
-from forecast.inputs import FeatureColumns
-from forecast.panel import season_phase
-from forecast.pipeline import Prepared, target_history, to_units
-from forecast.quantiles import point
+from forecast.data.inputs import FeatureColumns
+from forecast.data.panel import season_phase
+from forecast.data.prepared import Prepared, target_history, to_units
+from forecast.evaluation import baselines as bl
+from forecast.evaluation import metrics as mt
+from forecast.models.quantiles import point
 
 log = logging.getLogger(__name__)
 BLOCK = 2048  # test windows per block: a few MB per forecaster at H=96 x 21 targets

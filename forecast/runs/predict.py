@@ -4,8 +4,8 @@ Reads what a forecast-train run left behind (.hydra/config.yaml, checkpoints/bes
 last.ckpt, checkpoints/data.json), rebuilds the model inputs exactly as training did from the
 run's data or from a new file (data.path=...), and forecasts past its last timestamp.
 
-The network (forecast.nets.RegLSTM) is rebuilt from the checkpoint without PyTorch Lightning,
-whose import would take most of the command's time; nothing on this path may import it.
+The network (forecast.models.network.RegLSTM) is rebuilt from the checkpoint without PyTorch
+Lightning, whose import would take most of the command's time; nothing on this path may import it.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from forecast import checkpoints, conformal, datasets, legacy, runfolder
-from forecast.nets import RegLSTM
-from forecast.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
-from forecast.quantiles import point
-from forecast.sources import NYC_VALID_RANGE, SERIES, TIME
+from forecast.data import loader
+from forecast.data.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
+from forecast.data.sources import NYC_VALID_RANGE, SERIES, TIME
+from forecast.evaluation import conformal
+from forecast.models import checkpoints, legacy
+from forecast.models.network import RegLSTM
+from forecast.models.quantiles import point
+from forecast.runs import runfolder
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +198,7 @@ def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
     loader and options training used."""
     features = list(features)
     try:
-        df = datasets.load_options(data, features=features, seed=seed,
+        df = loader.load_options(data, features=features, seed=seed,
                                    targets=list(targets) or None)
     except ValueError as err:
         if data["name"] != "csv":
@@ -340,7 +343,7 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
 def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
     """forecast.csv, forecast.parquet and plots/forecast_<target>.png in out_dir."""
     # matplotlib takes most of a second to import: only a run that gets this far pays for it
-    from forecast import plots
+    from forecast.report import plots
 
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "forecast.csv", out_dir / "forecast.parquet"]

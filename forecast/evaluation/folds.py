@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from forecast.panel import split_points
+from forecast.data.panel import split_points
 
 
 def fold_ends(

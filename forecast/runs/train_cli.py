@@ -1,6 +1,6 @@
 """The `forecast-train` command: Hydra's entry point around `train.run`.
 
-The run itself (forecast.train, with PyTorch Lightning: ~7 s of imports on a laptop core) is
+The run itself (forecast.runs.train, with PyTorch Lightning: ~7 s of imports on a laptop core) is
 imported only when a job starts, so that `--help`, a mistyped override and an unusable run
 folder are answered in about a second.
 """
@@ -17,9 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from forecast import config, console, runfolder
+from forecast import config
+from forecast.runs import console, runfolder
 
-log = logging.getLogger("forecast.train")  # the run's own logger: its errors read the same
+log = logging.getLogger("forecast.runs.train")  # the run's own logger: its errors read the same
 config.register()
 
 
@@ -43,7 +44,7 @@ def main(cfg: DictConfig) -> float:
     console.quiet()
     import torch
 
-    from forecast import train
+    from forecast.runs import train
 
     threads = job_threads(cfg)
     if threads:

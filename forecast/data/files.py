@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.repairs import note, record
+from forecast.data.repair_log import note, record
 
 log = logging.getLogger(__name__)
 

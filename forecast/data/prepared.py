@@ -1,24 +1,18 @@
-"""The stages of a run with plain arguments: prepare -> fit -> forecast -> evaluate.
-
-The entry points translate the Hydra config into these calls; tests call them directly.
-"""
+"""A panel prepared for a run: split points, the scaler fitted on the train span, the model
+inputs and the window index of each split (`prepare` -> `Prepared`), and what is read back
+from it: loaders, actuals, forecasts in data units."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-import pytorch_lightning as pl
-import torch
 
-from forecast.config import TRAINING_OPTIONS
-from forecast.inputs import FeatureColumns, ModelInputs, window_steps
-from forecast.mapped import series_blocks
-from forecast.module import Forecaster
-from forecast.panel import (
+from forecast.data.inputs import FeatureColumns, ModelInputs
+from forecast.data.mapped import series_blocks
+from forecast.data.panel import (
     Panel,
     Scaler,
     build_inputs,
@@ -27,8 +21,7 @@ from forecast.panel import (
     resolve_targets,
     split_points,
 )
-from forecast.quantiles import point
-from forecast.windows import PanelDataModule, window_index
+from forecast.data.windows import PanelDataModule, window_index
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -173,40 +166,10 @@ def datamodule(
                            input_cols)
 
 
-def net_kwargs(prep: Prepared, model: Mapping) -> dict:
-    """RegLSTM arguments: the data's shapes plus every network option of `model` (a ModelConfig
-    as a dict; the training options lr, weight_decay, loss are the Forecaster's)."""
-    return {"n_features": prep.model_inputs.shape[-1], "horizon": prep.horizon,
-            "lookback": prep.lookback, "n_targets": len(prep.targets),
-            "n_series": prep.panel.n_series, "target_positions": prep.target_cols,
-            "norm_features": len(prep.panel.features),
-            **{k: v for k, v in model.items() if k not in TRAINING_OPTIONS}}
 
 
-def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_path=None):
-    """Scaled forecasts (K, H, n_targets) for the test windows, in index order."""
-    batches = trainer.predict(module, datamodule=dm, ckpt_path=ckpt_path)
-    return torch.cat(batches).numpy()
 
 
-def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int = 2000) -> dict:
-    """Gate values of a ManualLSTM over (up to max_windows evenly spread) test windows:
-    {"forget", "input", "output"} -> (K, L, hidden) arrays; empty for other cells."""
-    rnn = module.net.rnn
-    if not hasattr(rnn, "record_gates"):
-        return {}
-    ds = dm.dataset("test")
-    pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).astype(np.int64)
-    x, _, series = ds[pick.tolist()]
-    rnn.record_gates, was_training = True, module.training
-    module.eval()
-    try:
-        with torch.no_grad():  # the encoder pass over the lookback only, not a decoder rollout
-            rnn(module.net.encoder_inputs(x, series))
-        return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
-    finally:
-        rnn.record_gates = False
-        module.train(was_training)
 
 
 def actuals(prep: Prepared) -> np.ndarray:
@@ -219,33 +182,3 @@ def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
     """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
     return prep.scaler.inverse_forecast(scaled, prep.target_cols)
 
-
-def forecast_table(
-    prep: Prepared, model_scaled: np.ndarray, quantiles: Sequence[float] | None = None
-) -> pd.DataFrame:
-    """Long table: series, origin (time of the last input step), lead, time, target, actual,
-    forecast [, q0.1, ...], one row per test window, lead and target."""
-    index, lookback = prep.indices["test"], prep.lookback
-    units = to_units(prep, model_scaled)
-    forecast_units = point(units, quantiles)  # (K, H, nt)
-    actual = actuals(prep)
-    k, h, nt = forecast_units.shape
-    times = prep.panel.times
-    steps = window_steps(index, lookback, h).astype(np.int32)  # (K, H)
-    per_row = h * nt  # rows of one window
-    # categories, 32-bit integers and no consolidation copy (copy=False): the table has
-    # K*H*n_targets rows, 20M at benchmark scale
-    table = pd.DataFrame({
-        "series": pd.Categorical.from_codes(np.repeat(index[:, 0].astype(np.int32), per_row),
-                                            pd.Index(prep.panel.ids)),
-        "origin": times[np.repeat((index[:, 1] + lookback - 1).astype(np.int32), per_row)],
-        "lead": np.tile(np.repeat(np.arange(1, h + 1, dtype=np.int32), nt), k),
-        "time": times[np.repeat(steps.reshape(-1), nt)],
-        "target": pd.Categorical.from_codes(np.tile(np.arange(nt, dtype=np.int32), k * h),
-                                            list(prep.targets)),
-        "actual": actual.reshape(-1),
-        "forecast": forecast_units.reshape(-1),
-    }, copy=False)
-    for j, q in enumerate(quantiles or []):
-        table[f"q{q:g}"] = units[..., j].reshape(-1)
-    return table

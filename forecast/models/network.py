@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from forecast.config import ModelConfig
-from forecast.layers import (
+from forecast.models.layers import (
     WINDOW_NORMS,
     ParallelDecoder,
     SegmentEmbedding,
@@ -22,7 +22,7 @@ from forecast.layers import (
     join_channels,
     split_channels,
 )
-from forecast.manual_lstm import ManualLSTM
+from forecast.models.manual_lstm import ManualLSTM
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class RegLSTM(nn.Module):
     decoder="autoregressive" (many-to-many, per-step): Linear(hidden -> F_in) on every step predicts
     the next input step; a forecast rolls out H steps feeding its own predictions back.
     decoder="parallel": every output segment of `segment` steps from the final state and a
-    position embedding, all in one batched recurrent step (forecast.layers.ParallelDecoder).
+    position embedding, all in one batched recurrent step (forecast.models.layers.ParallelDecoder).
 
     Around the encoder and decoder: `window_norm` (or `instance_norm`) normalises each window and
     reverses it on the output; `channel_independent` runs each target column as its own
@@ -292,7 +292,7 @@ def check_options(o, lookback: int | None = None, n_series: int | None = None,
 
 
 def check_long_horizon_options(o, lookback: int | None) -> None:
-    """The options of forecast.layers: window_norm, segment, parallel decoding, channels."""
+    """The options of forecast.models.layers: window_norm, segment, parallel decoding, channels."""
     if o.window_norm not in WINDOW_NORMS or o.window_norm == "standard":
         raise ValueError(f"model.window_norm='{o.window_norm}' is unknown; choose one of "
                          "none, last, revin (model.instance_norm=true is the plain standardising)")

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from forecast.columns import Cleaning, as_text, clean_column, missing_to_nan
-from forecast.files import missing_key_message, parse_times, row_origins, stem
-from forecast.repairs import note
-from forecast.sources import SERIES, TIME
+from forecast.data.columns import Cleaning, as_text, clean_column, missing_to_nan
+from forecast.data.files import missing_key_message, parse_times, row_origins, stem
+from forecast.data.repair_log import note
+from forecast.data.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from forecast.checkpoints import DIGEST as DATA_DIGEST
 from forecast.config import TRAINING_OPTIONS, ModelConfig
-from forecast.nets import RegLSTM
+from forecast.models.checkpoints import DIGEST as DATA_DIGEST
+from forecast.models.network import RegLSTM
 
 
 def pinball(y: torch.Tensor, y_hat: torch.Tensor, quantiles: list[float]) -> torch.Tensor:

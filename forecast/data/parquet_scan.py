@@ -5,7 +5,7 @@ first and last time and row count, and the steps between its consecutive rows ->
 time grid. Pass 2 (`write_values`) reads the feature columns and writes each row into its
 (series, step) cell of an (N, T, F) array, normally an np.memmap.
 
-Keys are read as the in-memory loader reads them (`repair.series`, `files.parse_times`),
+Keys are read as the in-memory loader reads them (`tidy.series`, `files.parse_times`),
 so both give the same ids and times.
 """
 
@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forecast import files, repair
-from forecast.columns import FLOAT32_MAX
-from forecast.mapped import release
-from forecast.panel import NO_STEP, check_one_step, inferred_offset, off_grid_message, offset
-from forecast.repairs import note
-from forecast.sources import SERIES, TIME
+from forecast.data import files, tidy
+from forecast.data.columns import FLOAT32_MAX
+from forecast.data.mapped import release
+from forecast.data.panel import NO_STEP, check_one_step, inferred_offset, off_grid_message, offset
+from forecast.data.repair_log import note
+from forecast.data.sources import SERIES, TIME
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _used_names(dictionary: pa.Array, codes: np.ndarray, ok: np.ndarray,
     frame = pd.DataFrame({series_col: dictionary.take(pa.array(used)).to_pandas()})
     remap = np.full(len(dictionary) + 1, -1, np.int64)  # the last entry keeps -1 at -1
     remap[used] = np.arange(len(used))
-    return repair.series(frame, series_col).tolist(), remap[codes]
+    return tidy.series(frame, series_col).tolist(), remap[codes]
 
 
 @dataclass

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from forecast.inputs import window_steps
-from forecast.windows import gather
+from forecast.data.inputs import window_steps
+from forecast.data.windows import gather
 
 
 def persistence(history: np.ndarray, index: np.ndarray, lookback: int, horizon: int) -> np.ndarray:

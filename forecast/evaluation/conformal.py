@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast import adaptive
 from forecast.config import EvaluateConfig
+from forecast.evaluation import adaptive
 
 FILE = "calibration.json"
 SHRINK = 50  # validation scores' worth of the pooled mean in each series' scale

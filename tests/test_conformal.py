@@ -18,7 +18,7 @@ from conftest import weather_frame
 
 from forecast.data import prepared
 from forecast.data.panel import to_panel
-from forecast.evaluation import conformal, intervals, scoring
+from forecast.evaluation import adaptive, conformal, intervals, scoring
 from forecast.evaluation.forecasts import forecast_table
 from forecast.report import plots
 from forecast.runs import predict
@@ -34,8 +34,7 @@ Q = [0.1, 0.5, 0.9]
 def test_conformal_quantile_by_hand():
     scores = np.arange(1.0, 20.0)  # n = 19 scores 1..19
     # k = ceil(20 * 0.8) = 16 (not 17: (n + 1) * 0.8 is 16.000000000000004 in floats)
-    assert conformal.conformal_rank(19, 0.8) == 16
-    assert conformal.conformal_level(19, 0.8) == pytest.approx(16 / 19)
+    assert adaptive.rank(np.asarray(19), 0.8) == 16
     assert conformal.conformal_quantile(scores, 0.8) == 16.0
     assert conformal.conformal_quantile(scores, 0.9) == 18.0  # ceil(18) = 18
     assert conformal.conformal_quantile(scores, 0.95) == 19.0  # ceil(19) = 19
@@ -56,7 +55,7 @@ def test_exchangeable_scores_cover_exactly_k_over_n_plus_1(n, coverage):
     fresh = rng.standard_normal((200, trials))
     offset = conformal.conformal_quantile(np.abs(calib), coverage)  # (trials,)
     covered = np.mean(np.abs(fresh) <= offset)
-    k = conformal.conformal_rank(n, coverage)
+    k = adaptive.rank(np.asarray(n), coverage)
     assert k / (n + 1) == pytest.approx(coverage)
     assert covered == pytest.approx(coverage, abs=0.006)
 

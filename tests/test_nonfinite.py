@@ -45,7 +45,7 @@ def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_pa
     df = loader.load("csv", path=str(_file(tmp_path)), series_col=None)
     prep = prepared.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
     assert np.isfinite(prep.inputs).all()  # filled causally, never inf
-    ridge = scoring.baseline_forecasts(prep, ["persistence", "ridge"], 24)["ridge"]
+    ridge = scoring.baseline_forecasters(prep, ["ridge"], 24)["ridge"](prep.indices["test"])
     assert np.isfinite(ridge).all()
     assert prep.dropped["train"] > 0  # the window whose target was inf is dropped, not scored
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from forecast.config import EvaluateConfig
 from forecast.evaluation import adaptive
+from forecast.evaluation.metrics import coverage
 
 FILE = "calibration.json"
 SHRINK = 50  # validation scores' worth of the pooled mean in each series' scale
@@ -45,17 +46,6 @@ METHODS = {
 def label(level: float) -> str:
     """0.8 -> '80', 0.95 -> '95', 0.975 -> '97.5': the suffix of coverage_<label>, lower_<label>."""
     return f"{round(level * 100, 6):g}"
-
-
-def conformal_rank(n: int, coverage: float) -> int:
-    """k = ceil((n + 1) * coverage): the rank (1-based) of the score that is the offset; > n when
-    n scores are too few for that coverage (the interval is then unbounded)."""
-    return int(adaptive.rank(np.asarray(n), coverage))
-
-
-def conformal_level(n: int, coverage: float) -> float:
-    """The finite-sample quantile level ceil((n + 1)(1 - alpha)) / n of n calibration scores."""
-    return conformal_rank(n, coverage) / n
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> np.ndarray:
@@ -212,13 +202,6 @@ def check_method(method: str, rate: float) -> None:
     if not 0 < rate < 1:
         raise ValueError(f"evaluate.adapt_rate={rate} must be in (0, 1) (0.005 is the usual "
                          "step; larger follows a shift faster and widens the intervals more)")
-
-
-def coverage(actual, low, high, axis=None):
-    """The share of observed `actual` values within [low, high] (NaN actuals left out)."""
-    inside = ((actual >= low) & (actual <= high)).astype(np.float64)
-    inside[np.isnan(actual)] = np.nan
-    return np.nanmean(inside, axis=axis) if axis is not None else float(np.nanmean(inside))
 
 
 def bounds(calibration: dict | None, units: np.ndarray, quantiles,

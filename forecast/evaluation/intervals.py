@@ -16,12 +16,12 @@ from forecast.evaluation.conformal import (
     FILE,
     calibrate,
     calibrated_bounds,
-    coverage,
     raw_bounds,
     save,
     scores,
     specs,
 )
+from forecast.evaluation.metrics import coverage
 
 log = logging.getLogger(__name__)
 

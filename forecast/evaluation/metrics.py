@@ -1,4 +1,6 @@
-"""Forecast accuracy: pure functions on arrays.
+"""Forecast accuracy on arrays: `Totals` (MAE, MSE, RMSE, sMAPE, MASE overall, by lead, series
+and target) and `QuantileTotals` (pinball loss, coverage and width of the outermost interval)
+add up a block of windows at a time; `coverage` of any interval.
 
 actual, forecast: (K, H, n_targets) in the same units; series: (K,) int positions.
 """
@@ -8,23 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-
-def mae(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
-    return np.mean(np.abs(forecast - actual), axis=axis)
-
-
-def rmse(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
-    return np.sqrt(np.mean((forecast - actual) ** 2, axis=axis))
-
-
-def mse(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
-    return np.mean((forecast - actual) ** 2, axis=axis)
-
-
-def smape(actual: np.ndarray, forecast: np.ndarray, axis=None) -> np.ndarray:
-    """Symmetric MAPE in percent, 0..200; terms where both are 0 count as 0."""
-    return np.mean(_smape_terms(actual, forecast, np.abs(forecast - actual)), axis=axis)
 
 
 def _smape_terms(actual, forecast, absolute: np.ndarray) -> np.ndarray:
@@ -39,16 +24,6 @@ def seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
     (N, n_targets), the denominator of MASE. NaNs are skipped."""
     diffs = np.abs(history[:, season:] - history[:, :-season])
     return np.nanmean(diffs, axis=1)
-
-
-def mase(actual, forecast, series: np.ndarray, scale: np.ndarray, axis=None) -> np.ndarray:
-    """Mean absolute error divided by each window's series/target `scale` (N, n_targets)."""
-    return np.mean(np.abs(forecast - actual) / scale[series][:, None, :], axis=axis)
-
-
-def skill(actual, forecast, reference) -> float:
-    """1 - MSE(forecast) / MSE(reference): > 0 beats the reference, 1 is perfect."""
-    return float(1.0 - mse(actual, forecast) / mse(actual, reference))
 
 
 def _terms(actual, forecast, series, scale) -> dict:
@@ -124,21 +99,6 @@ class Totals:
         return result
 
 
-def summary(
-    actual: np.ndarray,
-    forecast: np.ndarray,
-    series: np.ndarray,
-    ids: Sequence[str],
-    targets: Sequence[str],
-    scale: np.ndarray | None = None,
-) -> dict:
-    """Overall scores, plus `by_lead` (lists of H values), `by_series` and `by_target`, of every
-    window at once (`Totals` adds them up a block at a time)."""
-    _, horizon, n_targets = actual.shape
-    totals = Totals(len(ids), horizon, n_targets, scale)
-    return totals.add(actual, forecast, np.asarray(series)).summary(ids, targets)
-
-
 def pinball(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> float:
     """Mean quantile loss; actual (K, H, n_targets), forecast (K, H, n_targets, Q)."""
     q = np.asarray(quantiles, dtype=float)
@@ -146,9 +106,13 @@ def pinball(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]
     return float(np.mean(np.maximum(q * error, (q - 1) * error)))
 
 
-def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """Share of actual values inside [low, high]."""
-    return float(np.mean((actual >= low) & (actual <= high)))
+def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray, axis=None):
+    """The share of observed `actual` values inside [low, high], bounds included: a float, or
+    with `axis` an array over the axes left. NaN actuals are left out (a scored window has
+    every target observed, so there it is the plain share)."""
+    inside = ((actual >= low) & (actual <= high)).astype(np.float64)
+    inside[np.isnan(actual)] = np.nan
+    return np.nanmean(inside, axis=axis) if axis is not None else float(np.nanmean(inside))
 
 
 class QuantileTotals:
@@ -178,9 +142,3 @@ class QuantileTotals:
                 "coverage": self.inside / self.count,
                 "nominal_coverage": float(q[self.hi] - q[self.lo]),
                 "width": self.width / self.count}
-
-
-def interval_scores(actual: np.ndarray, forecast: np.ndarray, quantiles: Sequence[float]) -> dict:
-    """Pinball loss, and coverage and mean width of the outermost interval (lowest to highest
-    quantile), with the coverage it should have, of every window at once."""
-    return QuantileTotals(quantiles).add(actual, forecast).scores()

@@ -94,12 +94,6 @@ def baseline_forecasters(prep: Prepared, names: Sequence[str], season: int,
     return {name: BASELINES[name](windows) for name in BASELINES if name in names}
 
 
-def baseline_forecasts(prep: Prepared, names: Sequence[str], season: int, seed: int = 0) -> dict:
-    """Each named baseline's forecasts (K, H, n_targets) of all test windows at once."""
-    index = prep.indices["test"]
-    return {name: f(index) for name, f in baseline_forecasters(prep, names, season, seed).items()}
-
-
 def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))

@@ -73,7 +73,8 @@ def test_offsets_per_lead_and_target_give_the_nominal_coverage_at_every_lead():
     spread = np.stack([np.arange(1, H + 1), 10 * np.arange(1, H + 1)], axis=1)  # (H, 2)
     val_actual, val_forecast = _panel_windows(rng, 2000, spread)
     test_actual, test_forecast = _panel_windows(rng, 20000, spread)
-    calibration = conformal.calibrate(val_actual, val_forecast, None, [0.8, 0.95], ["a", "b"])
+    calibration = conformal.calibrate(val_actual, val_forecast, None, [0.8, 0.95],
+                                      ["a", "b"]).content
     for spec in calibration["intervals"]:
         assert spec["kind"] == "residual"
         offsets = np.asarray(spec["offsets"])
@@ -101,9 +102,9 @@ def test_each_series_gets_the_nominal_coverage_in_its_own_spread():
 
     val_actual, val_forecast, val_series = windows(1500)
     test_actual, test_forecast, test_series = windows(10000)
-    pooled = conformal.calibrate(val_actual, val_forecast, None, [0.8], ["a", "b"])
+    pooled = conformal.calibrate(val_actual, val_forecast, None, [0.8], ["a", "b"]).content
     scaled = conformal.calibrate(val_actual, val_forecast, None, [0.8], ["a", "b"],
-                                 series=val_series, n_series=2)
+                                 series=val_series, n_series=2).content
     ratio = np.asarray(scaled["intervals"][0]["series_scale"])  # (2 series, 2 targets)
     np.testing.assert_allclose(ratio[1] / ratio[0], 4.0, rtol=0.08)
 
@@ -139,7 +140,7 @@ def test_cqr_widens_quantiles_that_are_too_narrow():
     # they cover P(|Z| < 0.64) = 0.48
     units = np.stack([centre - 0.64 * sd, centre, centre + 0.64 * sd], axis=-1)
     units = np.broadcast_to(units, (2 * k, H, 1, 3)).copy()
-    calibration = conformal.calibrate(actual[:k], units[:k], Q, None, ["temp"])
+    calibration = conformal.calibrate(actual[:k], units[:k], Q, None, ["temp"]).content
     [spec] = calibration["intervals"]
     assert (spec["kind"], spec["quantiles"], spec["label"]) == ("cqr", [0.1, 0.9], "80")
     assert spec["validation_coverage_raw"] == pytest.approx(0.478, abs=0.02)
@@ -220,7 +221,7 @@ def test_calibration_uses_no_test_window(tmp_path, quantiles):
         folder.mkdir()
         dm = prepared.datamodule(p)
         calibration = intervals.calibrate_run(evaluate, p, module, dm, quantiles, folder)
-        return [np.asarray(s["offsets"]) for s in calibration["intervals"]]
+        return [np.asarray(s["offsets"]) for s in calibration.content["intervals"]]
 
     before = offsets(prep, tmp_path / "a")
     # every value after the validation span (the test windows' targets) changed wildly
@@ -253,15 +254,13 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
         dm = prepared.datamodule(p)
         calibration = intervals.calibrate_run({"intervals": [0.8, 0.95]}, p, module, dm,
                                               quantiles, folder)
-        assert calibration["calibration"] == "adaptive"  # the default
+        assert calibration.content["calibration"] == "adaptive"  # the default
         assert not (folder / conformal.FILE).exists()  # written once walked to the data's end
         scaled = np.concatenate([module(x, s).detach().numpy()
                                  for x, _, s in dm.predict_dataloader()])
-        table = forecast_table(p, scaled, quantiles)
-        intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}, table,
-                             p, prepared.to_units(p, scaled), prepared.actuals(p), calibration,
-                             quantiles)
-        return table
+        found = intervals.score_test(calibration, p, prepared.to_units(p, scaled),
+                                     prepared.actuals(p), quantiles)
+        return forecast_table(p, scaled, quantiles).assign(**found.bounds)
 
     before = table_of(prep, tmp_path / "a")
     test_start, test_end = prep.bounds["test"]
@@ -285,12 +284,17 @@ def test_calibration_json_holds_the_offsets_predict_applies(tmp_path, method):
     calibration = intervals.calibrate_run({"intervals": [0.8, 0.95], "calibration": method}, prep,
                                           module, dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # nothing until the test windows are scored
+    # each interval's validation scores beside the content, which never holds them
+    shape = (len(prep.indices["val"]), H, len(prep.targets))
+    assert [s.shape for s in calibration.validation_scores] == [shape, shape]
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
-    intervals.add_to_run({"model": {"by_lead": {}, "by_series": {}, "by_target": {}}},
-                         forecast_table(prep, scaled, Q), prep,
-                         prepared.to_units(prep, scaled), prepared.actuals(prep), calibration, Q)
-    intervals.save_run(calibration, tmp_path)
+    found = intervals.score_test(calibration, prep, prepared.to_units(prep, scaled),
+                                 prepared.actuals(prep), Q)
+    for spec in calibration.content["intervals"]:  # the walk leaves the calibration as it was
+        assert spec["offsets"] == spec["validation_offsets"] and "end_level" not in spec
+    intervals.save_run(found.calibration, tmp_path)
     saved = conformal.load(tmp_path)
+    assert found.scores["calibration"] == method
     assert saved["calibration"] == method
     assert [spec["kind"] for spec in saved["intervals"]] == ["cqr", "residual"]
     for spec in saved["intervals"]:
@@ -303,12 +307,6 @@ def test_calibration_json_holds_the_offsets_predict_applies(tmp_path, method):
             assert not np.allclose(spec["offsets"], validation)
 
 
-def test_save_run_writes_nothing_for_uncalibrated_intervals(tmp_path):
-    intervals.save_run(None, tmp_path)
-    intervals.save_run({"calibrated": False, "intervals": []}, tmp_path)
-    assert not (tmp_path / conformal.FILE).exists()
-
-
 def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
     prep = _prep(noise=3.0)
     module = Persistence(prep.target_cols, Q)
@@ -318,23 +316,27 @@ def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
                                           dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
-    metrics = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
-    table = forecast_table(prep, scaled, Q)
-    intervals.add_to_run(metrics, table, prep, prepared.to_units(prep, scaled),
-                         prepared.actuals(prep), calibration, Q)
-    model = metrics["model"]
+    scored = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
+    found = intervals.score_test(calibration, prep, prepared.to_units(prep, scaled),
+                                 prepared.actuals(prep), Q)
+    model = intervals.merged(scored["model"], found.scores)
     assert model["calibrated"] is False and "coverage_80_raw" not in model
     assert model["coverage_80"] == pytest.approx(model["coverage"])  # the q0.1-q0.9 interval
-    np.testing.assert_array_equal(table["lower_80"], table["q0.1"])
+    assert set(model["by_lead"]) >= {"mae", "coverage_80", "width_80"}  # beside the point ones
+    assert "coverage_80" not in scored["model"]  # merged into a new entry
+    table = forecast_table(prep, scaled, Q)
+    np.testing.assert_array_equal(found.bounds["lower_80"], table["q0.1"])
+    assert found.calibration is None  # nothing for forecast-predict to apply
+    intervals.save_run(found.calibration, tmp_path)
+    assert not (tmp_path / conformal.FILE).exists()
 
 
 def test_point_model_with_calibrate_false_has_no_intervals(tmp_path, caplog):
     prep = _prep()
     calibration = intervals.calibrate_run({"intervals": [0.8], "calibrate": False}, prep,
                                           Persistence(prep.target_cols), None, None, tmp_path)
-    metrics = {"model": {"by_lead": {}, "by_series": {}, "by_target": {}}}
-    intervals.add_to_run(metrics, pd.DataFrame(), prep, None, None, calibration, None)
-    assert "coverage_80" not in metrics["model"]
+    found = intervals.score_test(calibration, prep, None, None, None)
+    assert found.scores == {"calibrated": False} and found.bounds == {}
     assert "no uncalibrated intervals" in caplog.text
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,24 @@ METHODS = {
     "adaptive": "adaptive conformal inference (level moved by the misses of resolved forecasts) "
                 "on split-conformal scores pooled over series per lead and target",
 }  # residual scores are divided by their series' scale before they are pooled
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A run's intervals as calibrated on its validation windows. `content` is what
+    calibration.json holds (method, units, targets, horizon, windows, quantiles and "intervals",
+    one spec dict each with its offsets); {"calibrated": False, "intervals": specs} when the
+    run reports its quantile pairs uncalibrated. `validation_scores` holds each interval's
+    conformity scores (n, H, n_targets), in the order of content["intervals"]: an adaptive walk
+    over the test windows reads its offsets from them, so they stay in memory, never in the
+    file."""
+
+    content: dict
+    validation_scores: tuple[np.ndarray, ...] = ()
+
+    @property
+    def calibrated(self) -> bool:
+        return self.content.get("calibrated", True)
 
 
 def label(level: float) -> str:
@@ -164,17 +183,16 @@ def calibrated_bounds(spec: dict, offsets: np.ndarray, units: np.ndarray, quanti
 def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
               targets: Sequence[str], method: str = "split",
               rate: float = EvaluateConfig.adapt_rate, series: np.ndarray | None = None,
-              n_series: int | None = None) -> dict:
-    """calibration.json's content from the VALIDATION windows: actual (K, H, n_targets) and the
+              n_series: int | None = None) -> Calibration:
+    """The intervals calibrated on the VALIDATION windows: actual (K, H, n_targets) and the
     model's forecasts `units` (K, H, n_targets[, Q]), both in data units; `series` (K,) their
-    series' positions among `n_series` (residual scores are then scaled per series). Each
-    interval keeps its validation scores under "_scores" (not saved) for an adaptive walk over
-    the test windows (`intervals.add_to_run`)."""
+    series' positions among `n_series` (residual scores are then scaled per series)."""
     check_method(method, rate)
     out = {"method": METHODS[method], "calibration": method,
            "units": "quantile-pair width" if quantiles else "data", "targets": list(targets),
            "horizon": int(actual.shape[1]),
            "windows": int(actual.shape[0]), "quantiles": list(quantiles or []), "intervals": []}
+    validation_scores = []
     for spec in specs(quantiles, levels):
         s = scores(spec, actual, units, quantiles)
         if series is not None and spec["kind"] == "residual":
@@ -185,13 +203,13 @@ def calibrate(actual: np.ndarray, units: np.ndarray, quantiles, levels,
         raw = raw_bounds(spec, units, quantiles)
         out["intervals"].append({
             **spec, "offsets": offsets.tolist(), "validation_offsets": offsets.tolist(),
-            "_scores": s,
             "validation_coverage": coverage(actual, low, high),
             "validation_coverage_raw": None if raw is None else coverage(actual, *raw),
         })
+        validation_scores.append(s)
     if method == "adaptive":
         out["adapt_rate"] = float(rate)
-    return out
+    return Calibration(out, tuple(validation_scores))
 
 
 def check_method(method: str, rate: float) -> None:
@@ -217,10 +235,9 @@ def bounds(calibration: dict | None, units: np.ndarray, quantiles,
 
 
 def save(calibration: dict, folder: Path) -> Path:
+    """calibration.json (a `Calibration`'s content) in `folder`."""
     path = Path(folder) / FILE
-    public = {**calibration, "intervals": [{k: v for k, v in spec.items() if not k.startswith("_")}
-                                           for spec in calibration["intervals"]]}
-    path.write_text(json.dumps(public, indent=2, default=_plain))
+    path.write_text(json.dumps(calibration, indent=2, default=_plain))
     return path
 
 

@@ -195,10 +195,13 @@ def fit_and_evaluate(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, lo
                                 model["quantiles"])
     forecasts = forecast_table(prep, model_scaled, model["quantiles"])
     if calibration is not None:  # the whole test arrays only for a run with intervals
-        intervals.add_to_run(metrics, forecasts, prep, prepared.to_units(prep, model_scaled),
-                             prepared.actuals(prep), calibration, model["quantiles"],
-                             cfg.evaluate.space)
-        intervals.save_run(calibration, out_dir / "checkpoints")
+        found = intervals.score_test(calibration, prep, prepared.to_units(prep, model_scaled),
+                                     prepared.actuals(prep), model["quantiles"],
+                                     cfg.evaluate.space)
+        metrics["model"] = intervals.merged(metrics["model"], found.scores)
+        for name, column in found.bounds.items():  # in place: the table can be 20M rows
+            forecasts[name] = column
+        intervals.save_run(found.calibration, out_dir / "checkpoints")
     continue_log(trainer, earlier)
     gates = inference.gate_activations(module, dm)
     seconds["evaluate"] = time.perf_counter() - clock

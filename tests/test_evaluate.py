@@ -21,6 +21,7 @@ from forecast.data.windows import gather
 from forecast.evaluation import folds as fold_plan
 from forecast.evaluation import metrics as mt
 from forecast.evaluation import scoring
+from forecast.evaluation.scores import Scores, undefined
 from forecast.models.quantiles import point
 from forecast.report import tables
 
@@ -209,7 +210,7 @@ def test_an_exact_persistence_leaves_skill_undefined_not_a_crash(prep):
                            block=7)
     assert out["model"]["skill"] == -np.inf  # 1 - MSE / 0
     assert np.isnan(out["baselines"]["persistence"]["skill"])  # 1 - 0 / 0
-    assert tables.undefined(out)  # written as null in metrics.json, with the reason
+    assert undefined(out)  # written as null in metrics.json, with the reason
     assert out["model"]["mae"] > 0
 
 
@@ -294,16 +295,23 @@ def _scores(mae, rmse, leads, a_mae, skill=None):
     return out
 
 
+def _fold(model, persistence, ends, val_loss, windows, fit_seconds):
+    return Scores(model=model, baselines={"persistence": persistence}, space="original",
+                  windows={"train": windows, "val": 5, "test": 4, "dropped": 0,
+                           "dropped_by_split": {"train": 0, "val": 0, "test": 0}},
+                  val_loss=val_loss, epochs=3, seconds={"fit": fit_seconds, "evaluate": 0.5},
+                  lookback=L, horizon=H, targets=["t"], units={"t": "degF"}, step_seconds=3600.0,
+                  ends=list(ends), test_start=f"step {ends[1]}")
+
+
 def test_aggregate_folds_means_and_population_std():
-    fold1 = {"model": _scores(1.0, 2.0, [1.0, 3.0], 0.5, skill=0.2),
-             "baselines": {"persistence": _scores(2.0, 3.0, [2.0, 2.0], 1.0)},
-             "space": "original"}
-    fold2 = {"model": _scores(3.0, 6.0, [3.0, 5.0], 1.5, skill=0.4),
-             "baselines": {"persistence": _scores(4.0, 3.0, [4.0, 6.0], 2.0)},
-             "space": "original"}
+    fold1 = _fold(_scores(1.0, 2.0, [1.0, 3.0], 0.5, skill=0.2),
+                  _scores(2.0, 3.0, [2.0, 2.0], 1.0), (70, 80, 90), 0.5, 20, 1.0)
+    fold2 = _fold(_scores(3.0, 6.0, [3.0, 5.0], 1.5, skill=0.4),
+                  _scores(4.0, 3.0, [4.0, 6.0], 2.0), (80, 90, 100), 0.7, 30, 2.0)
     out = fold_plan.aggregate_folds([fold1, fold2])
-    assert out["space"] == "original"
-    m, p = out["model"], out["baselines"]["persistence"]
+    assert out.space == "original"
+    m, p = out.model, out.baselines["persistence"]
     assert m["mae"] == pytest.approx(2.0) and m["mae_std"] == pytest.approx(1.0)  # not 1.414
     assert m["rmse"] == pytest.approx(4.0) and m["rmse_std"] == pytest.approx(2.0)
     assert m["skill"] == pytest.approx(0.3) and m["skill_std"] == pytest.approx(0.1)
@@ -313,6 +321,31 @@ def test_aggregate_folds_means_and_population_std():
     assert p["mae"] == pytest.approx(3.0) and p["mae_std"] == pytest.approx(1.0)
     assert p["rmse_std"] == pytest.approx(0.0)
     assert p["by_lead"]["mae"] == pytest.approx([3.0, 4.0])
+    # beside the means: each fold's overall scores, the per-fold counts, the total fit time
+    assert out.folds == [{"ends": [70, 80, 90], "test_start": "step 80",
+                          "model": {"mae": 1.0, "rmse": 2.0, "skill": 0.2},
+                          "baselines": {"persistence": {"mae": 2.0, "rmse": 3.0}}},
+                         {"ends": [80, 90, 100], "test_start": "step 90",
+                          "model": {"mae": 3.0, "rmse": 6.0, "skill": 0.4},
+                          "baselines": {"persistence": {"mae": 4.0, "rmse": 3.0}}}]
+    assert out.val_loss == pytest.approx(0.6) and out.seconds == {"fit": 3.0}
+    assert out.windows == {"train": [20, 30], "val": [5, 5], "test": [4, 4], "dropped": [0, 0]}
+    written = out.to_json()  # metrics.json: no single-run fields, no fold's own ends
+    assert list(written) == ["model", "baselines", "space", "windows", "val_loss", "seconds",
+                             "units", "step_seconds", "folds"]
+
+
+def test_scores_json_says_why_a_score_is_undefined():
+    fold = _fold(_scores(1.0, float("nan"), [1.0, 2.0], 0.5), _scores(2.0, 3.0, [2.0, 2.0], 1.0),
+                 (70, 80, 90), 0.5, 20, 1.0)
+    written = fold.to_json()
+    assert list(written)[:12] == ["model", "baselines", "space", "windows", "val_loss", "epochs",
+                                  "seconds", "lookback", "horizon", "targets", "units",
+                                  "step_seconds"]
+    assert written["ends"] == [70, 80, 90] and written["test_start"] == "step 80"
+    assert written["undefined"] == {"model.rmse": "nan (not a finite number)"}
+    assert fold.timed(plots=2.0).seconds == {"fit": 1.0, "evaluate": 0.5, "plots": 2.0}
+    assert fold.seconds == {"fit": 1.0, "evaluate": 0.5}  # a record is never changed
 
 
 # ---------------------------------------------------------------------------- tables and text

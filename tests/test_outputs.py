@@ -16,9 +16,10 @@ from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
 from forecast import config
+from forecast.evaluation.scores import undefined
 from forecast.report import plots
 from forecast.report.plots import safe_name
-from forecast.report.tables import undefined, write_json
+from forecast.report.tables import write_json
 from forecast.runs import train
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"

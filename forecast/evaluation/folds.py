@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from forecast.data.panel import split_points
+from forecast.evaluation.scores import Scores, scalars
 
 
 def fold_ends(
@@ -53,13 +54,22 @@ def _mean_of(parts: list[dict], with_std: bool) -> dict:
     return out
 
 
-def aggregate_folds(fold_metrics: list[dict]) -> dict:
-    """Mean over folds of every score (breakdowns too), with `<score>_std` beside each overall
-    score of the model and of each baseline."""
-    names = fold_metrics[0]["baselines"]
-    return {
-        "model": _mean_of([m["model"] for m in fold_metrics], with_std=True),
-        "baselines": {n: _mean_of([m["baselines"][n] for m in fold_metrics], with_std=True)
-                      for n in names},
-        "space": fold_metrics[0]["space"],
-    }
+def aggregate_folds(folds: Sequence[Scores]) -> Scores:
+    """A backtest's scores from its folds' (each with its `ends` and `test_start`): the mean
+    over folds of every score (breakdowns too), with `<score>_std` beside each overall score of
+    the model and of each baseline; each fold's overall scores under `folds`; the mean
+    validation loss; the window counts as lists, one value a fold; the seconds of fitting
+    them all."""
+    first = folds[0]
+    return Scores(
+        model=_mean_of([f.model for f in folds], with_std=True),
+        baselines={n: _mean_of([f.baselines[n] for f in folds], with_std=True)
+                   for n in first.baselines},
+        space=first.space,
+        folds=[{"ends": f.ends, "test_start": f.test_start, "model": scalars(f.model),
+                "baselines": {n: scalars(b) for n, b in f.baselines.items()}} for f in folds],
+        val_loss=float(np.mean([f.val_loss for f in folds])),
+        windows={k: [f.windows[k] for f in folds] for k in ("train", "val", "test", "dropped")},
+        seconds={"fit": sum(f.seconds["fit"] for f in folds)},
+        units=first.units, step_seconds=first.step_seconds,
+    )

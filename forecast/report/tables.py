@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def scalars(scores: dict) -> dict:
-    """The overall scores of one forecaster, without its breakdowns (by_lead, by_series, ...)."""
-    return {k: v for k, v in scores.items() if isinstance(v, float | int)}
+from forecast.evaluation.scores import scalars
 
 
 def metric_tables(metrics: dict) -> dict[str, pd.DataFrame]:
@@ -130,34 +127,6 @@ def finite(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-# why a score comes out undefined, by its name
-UNDEFINED_BECAUSE = {
-    "mase": "the train span's seasonal-naive MAE is 0 (a series constant there)",
-    "skill": "persistence's MSE is 0",
-    "smape": "actual and forecast are both 0",
-}
-
-
-def undefined(obj, path: str = "") -> dict[str, str]:
-    """{dotted path: reason} of every NaN or infinite number in obj (a scores dict), so that a
-    null in metrics.json comes with why."""
-    if isinstance(obj, dict):
-        items = obj.items()
-    elif isinstance(obj, list | tuple):
-        items = enumerate(obj)
-    else:
-        value = obj.item() if isinstance(obj, np.generic) else obj
-        if isinstance(value, float) and not math.isfinite(value):
-            names = [p for p in path.split(".") if p in UNDEFINED_BECAUSE]
-            because = UNDEFINED_BECAUSE[names[-1]] if names else "not a finite number"
-            return {path: f"{value} ({because})"}
-        return {}
-    out = {}
-    for key, value in items:
-        out |= undefined(value, f"{path}.{key}" if path else str(key))
-    return out
 
 
 def write_json(obj, path: Path) -> None:

@@ -1,6 +1,6 @@
-"""What a finished run writes into its folder, scores first: metrics.json, forecasts.parquet and
-tables/ as soon as they exist, then plots/ and report.html. A plot or page that fails is logged
-and skipped: it never costs the scores of a run."""
+"""What a finished run writes into its folder: forecasts.parquet and tables/ (the scores), then
+plots/, then metrics.json (once, with the plots' seconds) and report.html. A plot or page that
+fails is logged and skipped: it never costs the scores of a run."""
 
 from __future__ import annotations
 
@@ -17,36 +17,44 @@ from matplotlib.figure import Figure
 
 from forecast.data import repair_log
 from forecast.data.panel import fingerprint
+from forecast.evaluation.scores import Scores
 from forecast.report import page, plots, tables
 
 log = logging.getLogger(__name__)
 
 
-def write_run(run_dir: Path, title: str, metrics: dict, forecasts: pd.DataFrame, targets,
-              gates: dict, plot_days: int, loss: str) -> None:
-    """metrics.json, forecasts.parquet, tables/ (scores), then plots/ and report.html."""
-    gaps = tables.undefined({"model": metrics["model"], "baselines": metrics["baselines"]})
+def write_run(run_dir: Path, title: str, scores: Scores, forecasts: pd.DataFrame, targets,
+              gates: dict, plot_days: int, loss: str) -> Scores:
+    """forecasts.parquet, tables/, plots/ (timed), metrics.json and report.html; returns the
+    scores as metrics.json holds them, with seconds.plots."""
+    metrics = scores.to_json()
+    gaps = metrics.get("undefined")
     if gaps:  # written as null in metrics.json; here is why
-        metrics["undefined"] = gaps
         log.warning("%d score(s) undefined, null in metrics.json (see its \"undefined\"), "
                     "e.g. %s", len(gaps), next(iter(gaps.items())))
-    tables.write_json(metrics, run_dir / "metrics.json")
     write_parquet(forecasts, run_dir / "forecasts.parquet")
     score_tables = write_tables(run_dir, metrics)
     clock = time.perf_counter()
     write_plots(run_dir, forecasts, metrics, targets, plot_days, loss)
     if gates:
         _plot(run_dir / "plots" / "gates.png", lambda: plots.gate_distributions(gates))
-    metrics["seconds"]["plots"] = time.perf_counter() - clock
-    tables.write_json(metrics, run_dir / "metrics.json")
+    scores = scores.timed(plots=time.perf_counter() - clock)
+    write_metrics(run_dir, scores)
     try:
         html = page.run_page(title, tables.summary_table(metrics),
                              tables.verdict(metrics), score_tables,
-                               sorted((run_dir / "plots").glob("*.png")))
+                             sorted((run_dir / "plots").glob("*.png")))
         (run_dir / "report.html").write_text(html)
     except Exception as error:  # the scores are written; the page is only a view
         log.warning("report.html skipped (%s: %s); the scores are in metrics.json and tables/",
                     type(error).__name__, error)
+    return scores
+
+
+def write_metrics(folder: Path, scores: Scores) -> None:
+    """metrics.json, the one place it is written: a run's once its plots are timed, a backtest
+    fold's once the fold is scored."""
+    tables.write_json(scores.to_json(), folder / "metrics.json")
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, rows: int = 1 << 20) -> None:

@@ -170,8 +170,8 @@ def full_path_times(cfg: DictConfig, prep: prepared.Prepared, total: int) -> lis
         cfg.trainer.update(max_steps=total, limit_val_batches=0,
                            enable_progress_bar=False)
     pl.seed_everything(cfg.seed, workers=True)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    module = Forecaster.from_options(options.net_kwargs(prep, model), model)
+    schema = OmegaConf.to_object(cfg.model)
+    module = Forecaster(RegLSTM(**options.shapes(prep), options=schema.net()), schema.training())
     dm = prepared.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
                              input_cols=module.net.input_columns)
     clock = _StepClock(total)
@@ -191,7 +191,7 @@ def bare_loop_times(cfg: DictConfig, prep: prepared.Prepared, total: int) -> lis
     trainer."""
     torch.manual_seed(cfg.seed)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    net = RegLSTM(**options.net_kwargs(prep, model)).train()
+    net = RegLSTM(**options.shapes(prep), options=OmegaConf.to_object(cfg.model).net()).train()
     opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
     batches = _prebuilt_batches(prep, cfg.data.batch_size, total, net.input_columns)
     clip = cfg.trainer.get("gradient_clip_val") or math.inf

@@ -6,8 +6,8 @@ wrong type fails at start-up with Hydra's message naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -61,13 +61,12 @@ class DataConfig:
     n_steps: int = 2000
 
 
-# read by the Forecaster (optimiser, loss), not by the network; "name" labels the run
-TRAINING_OPTIONS = ("name", "lr", "weight_decay", "loss", "schedule", "warmup_steps")
+@dataclass(frozen=True)
+class NetOptions:
+    """The network's options (`model.*` but the training ones): the one place they are declared
+    with their defaults. ModelConfig, the schema's `model` node, is built from this record and
+    TrainingOptions; forecast.models.options checks a record and RegLSTM reads it."""
 
-
-@dataclass
-class ModelConfig:
-    name: str = "lstm"
     cell: str = "lstm"  # lstm | gru | rnn | manual_lstm
     hidden_size: int = 64
     num_layers: int = 1
@@ -76,35 +75,70 @@ class ModelConfig:
     head: str = "last"  # last | mean | max | attention
     decoder: str = "direct"  # direct | autoregressive | parallel (one step per output segment)
     embedding_dim: int = 0  # > 0: learned embedding of the series identity on every step
-    instance_norm: bool = False  # standardise each window (mean, spread), reversed on the output
-    window_norm: str = "none"  # none | last (minus the last value) | revin (with learned affine)
+    # none | last (minus the last value) | standard (mean, spread) | revin (with learned affine)
+    window_norm: str = "none"
     channel_independent: bool = False  # each target column its own series, shared weights
     channel_embedding: int = 0  # > 0: learned embedding of the column (channel_independent)
     segment: int = 0  # > 0: the lookback in segments of this many steps, each embedded linearly
-    quantiles: list[float] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
+    quantiles: tuple[float, ...] | None = None  # e.g. [0.1, 0.5, 0.9]: pinball loss, intervals
     linear_skip: bool = False
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
     head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The optimiser's and the loss's options (`model.*`), read by the Forecaster, not the net."""
+
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
     schedule: str = "plateau"  # plateau (halve after 2 checks without gain) | cosine | constant
     warmup_steps: int = 0  # linear warm-up of the learning rate over this many optimiser steps
 
-    def net_options(self) -> dict[str, Any]:
-        """The options the network is built from: every field but the training ones."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in TRAINING_OPTIONS}
 
-    def check(self, lookback: int, n_series: int | None = None) -> None:
-        """Refuse impossible options before any data is read, naming the option and the fix."""
-        from forecast.models.forecaster import check_loss, check_schedule
-        from forecast.models.network import check_options
+def _schema_fields(record: type) -> list[tuple[str, Any, Any]]:
+    """(name, type, field) of a frozen record, as the fields of a mutable schema node: tuples
+    become lists, which is what YAML and the command line give."""
+    hints = get_type_hints(record)
+    out = []
+    for f in fields(record):
+        kind = hints[f.name]
+        if kind == (tuple[float, ...] | None):
+            kind = list[float] | None
+        out.append((f.name, kind, field(default=f.default)))
+    return out
 
-        check_loss(self.loss)
-        check_schedule(self.schedule, self.warmup_steps)
-        check_options(self, lookback, n_series, warn=False)
+
+def _net(self) -> NetOptions:
+    """The network's record; the alias model.instance_norm=true is window_norm=standard."""
+    values = {f.name: getattr(self, f.name) for f in fields(NetOptions)}
+    if self.instance_norm:
+        if values["window_norm"] not in ("none", "standard"):
+            raise ValueError(f"model.instance_norm=true and model.window_norm="
+                             f"{values['window_norm']} both normalise each window; keep one "
+                             "(model.instance_norm=true is model.window_norm=standard)")
+        values["window_norm"] = "standard"
+    if values["quantiles"] is not None:
+        values["quantiles"] = tuple(values["quantiles"])
+    return NetOptions(**values)
+
+
+def _training(self) -> TrainingOptions:
+    """The Forecaster's record."""
+    return TrainingOptions(**{f.name: getattr(self, f.name) for f in fields(TrainingOptions)})
+
+
+# The schema's `model` node: a label, every field of the two records (their defaults), and the
+# alias instance_norm. Adding a model option is a field of NetOptions, read by the net.
+ModelConfig = make_dataclass(
+    "ModelConfig",
+    [("name", str, field(default="lstm")), *_schema_fields(NetOptions),
+     *_schema_fields(TrainingOptions),
+     ("instance_norm", bool, field(default=False))],  # alias of window_norm=standard
+    namespace={"net": _net, "training": _training, "__module__": __name__},
+)
 
 
 @dataclass

@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.config import DataConfig, NetOptions, TrainingOptions
+from forecast.data import loader
 from forecast.data.panel import to_panel
+from forecast.models.forecaster import Forecaster
+from forecast.models.network import RegLSTM
+from forecast.models.options import SHAPES, shapes
 
 START = pd.Timestamp("2021-03-01 00:00", tz="UTC")
 N_STEPS = 300
@@ -138,3 +143,31 @@ def _added(total, count):
     if isinstance(count, dict):
         return {k: total.get(k, 0) + count.get(k, 0) for k in {**total, **count}}
     return total + count
+
+
+# --- nets and modules from one mapping of shapes and options, as tests write them -------------
+
+
+def build_net(**given) -> RegLSTM:
+    """RegLSTM from the data's shapes and the network's options in one mapping."""
+    net_shapes = {k: given.pop(k) for k in SHAPES if k in given}
+    if given.get("quantiles") is not None:
+        given["quantiles"] = tuple(given["quantiles"])
+    return RegLSTM(**net_shapes, options=NetOptions(**given))
+
+
+def build_module(net: Mapping, **training) -> Forecaster:
+    """Forecaster around build_net(**net), with TrainingOptions(**training)."""
+    return Forecaster(build_net(**net), TrainingOptions(**training))
+
+
+def net_kwargs(prep, options: Mapping) -> dict:
+    """A prepared panel's shapes and the given network options, in one mapping."""
+    return {**shapes(prep), **options}
+
+
+def load_data(name: str = "nyc_weather", *, seed: int = 0, targets=None, min_steps: int = 0,
+              **options) -> pd.DataFrame:
+    """loader.load of a DataConfig with these data.* options."""
+    return loader.load(DataConfig(name=name, **options), seed=seed, targets=targets,
+                       min_steps=min_steps)

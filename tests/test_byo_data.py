@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import repairs_of
+from conftest import load_data, repairs_of
 from hydra import compose, initialize_config_module
 
-from forecast.data import loader, repair_log
+from forecast.data import repair_log
 from forecast.data.panel import to_panel
 from forecast.runs.train import load_panel
 
@@ -75,7 +75,7 @@ def _write(path: Path, text: str) -> Path:
 
 def _load(path, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("series_col", "station")
-    return loader.load("csv", path=str(path), **kwargs)
+    return load_data("csv", path=str(path), **kwargs)
 
 
 def _hours(*hours: int) -> list[pd.Timestamp]:
@@ -465,7 +465,7 @@ def test_compass_text_in_an_unnamed_column_names_data_direction_cols(tmp_path, c
 
 @pytest.fixture(scope="module")
 def city():
-    return loader.load("city_weather", tz=None, targets=["avg_temp"])
+    return load_data("city_weather", tz=None, targets=["avg_temp"])
 
 
 def test_city_weather_series_freq_and_features(city):
@@ -670,7 +670,7 @@ def _readme_example_command() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"^(forecast-train data=csv data.path=data/example.csv.*?)$\n(?!    )",
                         readme.replace("\\\n", ""), re.M | re.S).group(1)
-    return shlex.split(command)
+    return shlex.split(command, comments=True)
 
 
 @pytest.mark.slow

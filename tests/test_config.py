@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from conftest import load_data
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
@@ -21,11 +22,11 @@ from omegaconf.errors import MissingMandatoryValue
 from pytorch_lightning.profilers import SimpleProfiler
 
 from forecast import config
-from forecast.data import loader
 from forecast.data.prepared import datamodule, prepare
+from forecast.models import options
 from forecast.models.forecaster import Forecaster
-from forecast.models.network import CELLS, DECODERS, HEADS
-from forecast.models.options import net_kwargs
+from forecast.models.network import CELLS, RegLSTM
+from forecast.models.options import DECODERS, HEADS
 from forecast.runs import train
 
 GROUPS = ("data", "model", "trainer", "logger")
@@ -74,13 +75,13 @@ def _check_model(model: DictConfig) -> None:
     assert isinstance(model.num_layers, int) and model.num_layers > 0
     assert isinstance(model.bidirectional, bool) and isinstance(model.instance_norm, bool)
     assert isinstance(model.lr, float) and model.lr > 0
-    OmegaConf.to_object(model).check(lookback=24, n_series=3)
+    options.check_model(OmegaConf.to_object(model), lookback=24)
 
 
 def _known_sources() -> str:
     """forecast.data.loader.load's message for an unknown data.name, which lists the known ones."""
     with pytest.raises(ValueError, match="data.name") as info:
-        loader.load(name="no_such_source")
+        load_data(name="no_such_source")
     return str(info.value)
 
 
@@ -200,9 +201,10 @@ def small_prep(panel):
 
 
 def _forward(prep, model: DictConfig) -> tuple[Forecaster, torch.Tensor]:
-    options = OmegaConf.to_container(model, resolve=True)
+    schema = OmegaConf.to_object(model)
     torch.manual_seed(0)
-    module = Forecaster.from_options(net_kwargs(prep, options), options).eval()
+    module = Forecaster(RegLSTM(**options.shapes(prep), options=schema.net()),
+                        schema.training()).eval()
     batch = datamodule(prep).dataset("test")[[0, 1, 2, 3, 4]]
     with torch.no_grad():
         return module, module.predict_step(batch, 0)
@@ -211,11 +213,16 @@ def _forward(prep, model: DictConfig) -> tuple[Forecaster, torch.Tensor]:
 @pytest.mark.parametrize("option", _options("model"))
 def test_every_model_file_builds_a_forecaster(hydra_ctx, small_prep, option):
     model = _compose(f"model={option}").model
-    options = OmegaConf.to_container(model)
-    # every model option reaches the net (or the Forecaster): none is silently dropped
-    unused = set(options) - set(config.TRAINING_OPTIONS) - set(net_kwargs(small_prep, options))
-    assert not unused
     module, y = _forward(small_prep, model)
+    # every model option reaches the net or the Forecaster: none is silently dropped
+    schema = OmegaConf.to_object(model)
+    assert module.net.options == schema.net()
+    assert {k: module.hparams[k] for k in ("loss", "lr", "weight_decay", "schedule",
+                                           "warmup_steps")} == dataclasses.asdict(schema.training())
+    declared = {f.name for r in (config.NetOptions, config.TrainingOptions)
+                for f in dataclasses.fields(r)}
+    assert {f.name for f in dataclasses.fields(config.ModelConfig)} == \
+        declared | {"name", "instance_norm"}
     net = module.net
     assert isinstance(net.rnn, CELLS[model.cell])
     assert net.rnn.hidden_size == model.hidden_size and net.rnn.num_layers == model.num_layers

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_data
 
-from forecast.data import loader, sources
+from forecast.data import sources
 from forecast.data.panel import to_panel
 
 NYC_COLUMNS = ["series", "time", "temp", "dewp", "humid", "wind_speed", "precip", "pressure",
@@ -16,7 +17,7 @@ GUST_TIME = pd.Timestamp("2013-02-12 08:00", tz="UTC")  # EWR reported 1048.36 m
 
 @pytest.fixture(scope="module")
 def nyc():
-    return loader.load("nyc_weather")
+    return load_data("nyc_weather")
 
 
 def test_nyc_weather_series_and_features(nyc):
@@ -47,7 +48,7 @@ def test_nyc_weather_drops_the_implausible_wind_speed(nyc):
 
 
 def test_nyc_weather_feature_subset_and_panel(nyc):
-    df = loader.load("nyc_weather", features=["temp", "humid"])
+    df = load_data("nyc_weather", features=["temp", "humid"])
     assert list(df.columns) == ["series", "time", "temp", "humid"]
     p = to_panel(df, "h")
     assert list(p.ids) == ["EWR", "JFK", "LGA"] and p.features == ["temp", "humid"]
@@ -70,7 +71,7 @@ def _write_csv(path):
 
 def test_csv_loads_into_a_tidy_frame(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
-    df = loader.load("csv", path=str(path), series_col="station", time_col="timestamp",
+    df = load_data("csv", path=str(path), series_col="station", time_col="timestamp",
                        na_values=[-9999])
     assert list(df.columns) == ["series", "time", "temp", "rh"]  # `note` is not numeric
     assert list(df["series"]) == ["A", "A", "A", "B", "B", "B"]
@@ -87,7 +88,7 @@ def test_csv_loads_into_a_tidy_frame(tmp_path):
 
 def test_csv_features_and_single_series(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
-    df = loader.load("csv", path=str(path), series_col=None, time_col="timestamp",
+    df = load_data("csv", path=str(path), series_col=None, time_col="timestamp",
                        features=["temp"])
     assert list(df.columns) == ["series", "time", "temp"]
     assert df["series"].nunique() == 1
@@ -96,32 +97,32 @@ def test_csv_features_and_single_series(tmp_path):
 def test_csv_missing_file_names_the_file(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        loader.load("csv", path=str(missing))
+        load_data("csv", path=str(missing))
     with pytest.raises(ValueError, match="data.path"):
-        loader.load("csv")
+        load_data("csv")
 
 
 def test_csv_missing_column_names_the_column_and_file(tmp_path):
     path = _write_csv(tmp_path / "obs.csv")
     with pytest.raises(ValueError, match="pressure") as err:
-        loader.load("csv", path=str(path), series_col="station", time_col="timestamp",
+        load_data("csv", path=str(path), series_col="station", time_col="timestamp",
                       features=["temp", "pressure"])
     assert "obs.csv" in str(err.value)
     with pytest.raises(ValueError, match="'series'"):  # default series_col is absent here
-        loader.load("csv", path=str(path), time_col="timestamp")
+        load_data("csv", path=str(path), time_col="timestamp")
 
 
 def test_csv_bad_times_and_empty_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("series,time,temp\nA,2022-01-01 00:00,1\nA,not a time,2\n")
     with pytest.raises(ValueError, match="not a time"):
-        loader.load("csv", path=str(bad))
+        load_data("csv", path=str(bad))
     empty = tmp_path / "empty.csv"
     empty.write_text("series,time,temp\n")
     with pytest.raises(ValueError, match="no rows"):
-        loader.load("csv", path=str(empty))
+        load_data("csv", path=str(empty))
 
 
 def test_unknown_source_is_refused():
     with pytest.raises(ValueError, match="unknown"):
-        loader.load("weather_on_mars")
+        load_data("weather_on_mars")

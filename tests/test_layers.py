@@ -3,16 +3,20 @@ segment, decoder=parallel) and the training recipe (schedule, warm-up, windows p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import build_module, build_net
 
+from forecast.config import ModelConfig, NetOptions, TrainingOptions
 from forecast.data.windows import EpochBatchSampler
-from forecast.models.forecaster import Forecaster, check_schedule, warmup_cosine
+from forecast.models.forecaster import warmup_cosine
 from forecast.models.layers import WindowNorm, join_channels, split_channels
 from forecast.models.network import CELLS, RegLSTM
+from forecast.models.options import check_training
 
 B, L, F, H, NORM = 6, 12, 5, 7, 3  # batch, lookback, inputs, horizon, data-feature columns
 TARGETS = [2, 0]  # input columns holding the two targets
@@ -26,7 +30,7 @@ def _net(**options) -> RegLSTM:
     torch.manual_seed(0)
     kw = dict(n_features=F, horizon=H, n_targets=len(TARGETS), hidden_size=8, lookback=L,
               n_series=3, target_positions=TARGETS, norm_features=NORM, residual=False)
-    return RegLSTM(**(kw | options)).eval()
+    return build_net(**(kw | options)).eval()
 
 
 def _x(batch: int = B, seed: int = 1) -> torch.Tensor:
@@ -140,7 +144,6 @@ def test_the_parallel_decoder_forecasts_every_segment_from_the_same_state():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"window_norm": "mean"}, "model.window_norm='mean'"),
-    ({"window_norm": "last", "instance_norm": True}, "keep one of them"),
     ({"segment": 5}, "divide lookback=12"),
     ({"segment": 4, "decoder": "autoregressive"}, "model.decoder=parallel or direct"),
     ({"decoder": "parallel"}, "set model.segment"),
@@ -148,12 +151,20 @@ def test_the_parallel_decoder_forecasts_every_segment_from_the_same_state():
     ({"segment": 4, "decoder": "parallel", "linear_skip": True}, "model.linear_skip"),
     ({"channel_embedding": 2}, "needs model.channel_independent=true"),
     ({**SEGRNN, "channel_embedding": 8}, "smaller than model.hidden_size=8"),
-    ({"window_norm": "revin", "lookback": 1}, "need lookback >= 2"),
-    ({"instance_norm": True, "lookback": 1}, "need lookback >= 2"),
+    ({"window_norm": "revin", "lookback": 1}, "needs lookback >= 2"),
+    ({"window_norm": "standard", "lookback": 1}, "needs lookback >= 2"),
 ])
 def test_impossible_combinations_are_refused(options, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         _net(**options)
+
+
+def test_instance_norm_is_the_alias_of_window_norm_standard():
+    assert ModelConfig(instance_norm=True).net().window_norm == "standard"
+    assert ModelConfig(instance_norm=True, window_norm="standard").net().window_norm == "standard"
+    with pytest.raises(ValueError, match="keep one"):
+        ModelConfig(window_norm="last", instance_norm=True).net()
+    assert "instance_norm" not in {f.name for f in dataclasses.fields(NetOptions)}
 
 
 # ----------------------------------------------------------------------------- training recipe
@@ -174,7 +185,7 @@ def test_warmup_then_cosine():
 ])
 def test_bad_schedules_are_refused(schedule, warmup, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
-        check_schedule(schedule, warmup)
+        check_training(TrainingOptions(schedule=schedule, warmup_steps=warmup))
 
 
 def _loader(n: int = 64) -> torch.utils.data.DataLoader:
@@ -199,7 +210,7 @@ class _LearningRates(pl.Callback):
 
 
 def test_cosine_schedule_with_warmup_steps_the_rate_every_batch():
-    module = Forecaster(_LOADER_NET, lr=0.1, schedule="cosine", warmup_steps=2)
+    module = build_module(_LOADER_NET, lr=0.1, schedule="cosine", warmup_steps=2)
     rates = _LearningRates()
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -221,7 +232,7 @@ class _HookNames(pl.Callback):
 def test_lightning_hook_names_are_kept_and_modules_still_register():
     """Forecaster sets Lightning's hook name past nn.Module's checks: the name must still be
     what Lightning set, and every other attribute must still go through nn.Module."""
-    module, hooks = Forecaster(_LOADER_NET, lr=0.01, schedule="constant"), _HookNames()
+    module, hooks = build_module(_LOADER_NET, lr=0.01, schedule="constant"), _HookNames()
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", callbacks=[hooks], log_every_n_steps=1)

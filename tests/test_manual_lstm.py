@@ -7,11 +7,12 @@ import itertools
 
 import pytest
 import torch
+from conftest import build_net
 from matplotlib.figure import Figure
 from torch import nn
 
 from forecast.models.manual_lstm import ManualLSTM
-from forecast.models.network import CELLS, RegLSTM
+from forecast.models.network import CELLS
 from forecast.report.plots import gate_distributions
 
 B, L, F, H = 3, 6, 5, 7
@@ -151,7 +152,7 @@ def test_registered_as_cell():
 
 @pytest.mark.parametrize(("bidirectional", "num_layers"), [(False, 1), (True, 2)])
 def test_reg_lstm_with_manual_cell_forward(bidirectional, num_layers):
-    model = RegLSTM(n_features=5, horizon=3, n_targets=1, cell="manual_lstm",
+    model = build_net(n_features=5, horizon=3, n_targets=1, cell="manual_lstm",
                     bidirectional=bidirectional, num_layers=num_layers, dropout=0.1)
     assert isinstance(model.rnn, ManualLSTM)
     assert model(torch.randn(4, 10, 5)).shape == (4, 3, 1)
@@ -164,7 +165,7 @@ def test_reg_lstm_with_manual_cell_trains():
     phase = torch.rand(64, 1) * 6.28
     series = torch.sin(0.5 * t + phase) + 0.05 * torch.randn(64, 13)  # (B, 13)
     x, y = series[:, :10, None], series[:, 10:, None]  # (B, 10, 1), (B, 3, 1)
-    model = RegLSTM(n_features=1, horizon=3, n_targets=1, hidden_size=16, cell="manual_lstm")
+    model = build_net(n_features=1, horizon=3, n_targets=1, hidden_size=16, cell="manual_lstm")
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(30):

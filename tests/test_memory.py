@@ -12,6 +12,7 @@ import pytest
 from conftest import weather_frame
 from hydra import compose, initialize_config_module
 
+from forecast.config import DataConfig
 from forecast.data import largepanel, loader, mapped, parquet_scan
 from forecast.data.panel import (
     Panel,
@@ -133,18 +134,17 @@ def _parquet(path, n_steps=200, seed=0, shuffle=False, start="2022-03-01", zone=
     return path
 
 
-def _data(path, folder, **options) -> dict:
+def _data(path, folder, **options) -> DataConfig:
     base = {"name": "csv", "path": str(path), "series_col": "station", "time_col": "time",
             "features": None, "freq": None, "tz": "UTC", "na_values": [-9999],
             "duplicates": "mean", "time_parts": None, "direction_cols": [], "trace_cols": [],
             "max_categories": 10, "thousands": None, "valid_range": {"temp": [-40, 60]},
             "memmap": None if folder is None else str(folder)}
-    return {**base, **options}
+    return loader.as_config({**base, **options})
 
 
-def _in_memory(data: dict):
-    keys = ("path", "series_col", "time_col", "features", "tz", "na_values", "valid_range")
-    return to_panel(loader.load("csv", **{k: data[k] for k in keys}), data["freq"])
+def _in_memory(data: DataConfig):
+    return to_panel(loader.load(dataclasses.replace(data, memmap=None)), data.freq)
 
 
 @pytest.fixture(params=[None, 7], ids=["one_batch", "batches_of_7"])
@@ -190,7 +190,7 @@ def test_memmap_panel_is_reused_kept_per_option_and_rebuilt_when_the_file_change
         tmp_path, monkeypatch, batch_rows):
     path, maps = _parquet(tmp_path / "obs.parquet"), tmp_path / "maps"
     data = _data(path, maps)
-    narrow = {**data, "valid_range": {"temp": [-40, 12]}}
+    narrow = dataclasses.replace(data, valid_range={"temp": [-40, 12]})
     first = largepanel.load(data)
     files = _names(maps)
     assert len(files) == 2 and files[0].endswith(".f32") and files[1].endswith(".json")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import weather_frame
+from conftest import build_module, build_net, net_kwargs, weather_frame
 from torch import nn
 
 from forecast.data.inputs import ModelInputs
@@ -20,8 +20,8 @@ from forecast.data.panel import to_panel
 from forecast.data.prepared import datamodule, prepare, to_units
 from forecast.models.forecaster import Forecaster, pinball
 from forecast.models.inference import forecast
-from forecast.models.network import CELLS, DECODERS, HEADS, RegLSTM
-from forecast.models.options import net_kwargs
+from forecast.models.network import CELLS, RegLSTM
+from forecast.models.options import DECODERS, HEADS
 
 B, L, F, H, NT, N = 5, 7, 4, 3, 2, 3  # batch, lookback, inputs, horizon, targets, series
 NORM = 2  # leading data-feature columns; the other F - NORM columns play calendar inputs
@@ -41,7 +41,7 @@ def _net(**options) -> RegLSTM:
     # residual off unless asked for: these tests read the head's own output
     kw = dict(n_features=F, horizon=H, n_targets=NT, hidden_size=4, lookback=L, n_series=N,
               target_positions=[1, 0], norm_features=NORM, residual=False)
-    return RegLSTM(**(kw | options)).eval()
+    return build_net(**(kw | options)).eval()
 
 
 def _x(batch: int = B) -> torch.Tensor:
@@ -123,7 +123,7 @@ def test_embedding_with_each_decoder(decoder):
 @pytest.mark.parametrize("options", [{}, {"quantiles": Q}, {"decoder": "autoregressive"},
                                      {"linear_skip": True}], ids=["direct", "q", "ar", "skip"])
 def test_instance_norm_shape(options):
-    y = _net(instance_norm=True, **options)(_x())
+    y = _net(window_norm="standard", **options)(_x())
     assert y.shape == ((B, H, NT, len(Q)) if "quantiles" in options else (B, H, NT))
     assert torch.isfinite(y).all()
 
@@ -142,7 +142,7 @@ def test_linear_skip_shape_and_effect(quantiles):
     assert not torch.allclose(net(x), y)
 
 
-@pytest.mark.parametrize("options", [{}, {"quantiles": Q}, {"instance_norm": True}],
+@pytest.mark.parametrize("options", [{}, {"quantiles": Q}, {"window_norm": "standard"}],
                          ids=["direct", "q", "instance_norm"])
 def test_residual_forecasts_changes_from_the_last_value(options):
     """With the head silenced, a residual net repeats each target's last input value at every
@@ -150,7 +150,8 @@ def test_residual_forecasts_changes_from_the_last_value(options):
     instance_norm)."""
     x = _x()
     last = x[:, -1, [1, 0]][:, None, :].expand(B, H, NT)  # targets are input columns 1 and 0
-    zero = x[:, :, [1, 0]].mean(1, keepdim=True) if options.get("instance_norm") else 0 * last
+    standard = options.get("window_norm") == "standard"
+    zero = x[:, :, [1, 0]].mean(1, keepdim=True) if standard else 0 * last
     for residual in (True, False):
         net = _net(residual=residual, **options)
         with torch.no_grad():
@@ -252,16 +253,16 @@ CAUSAL = {
     "autoregressive": {"decoder": "autoregressive"},
     "autoregressive-gru-2layers": {"decoder": "autoregressive", "cell": "gru", "num_layers": 2},
     "embedding": {"embedding_dim": 3},
-    "instance_norm": {"instance_norm": True},
+    "instance_norm": {"window_norm": "standard"},
     "quantiles": {"quantiles": Q},
     "linear_skip": {"linear_skip": True},
     "residual": {"residual": True},
     "residual-autoregressive": {"decoder": "autoregressive", "residual": True},
     "everything-direct": {"bidirectional": True, "num_layers": 2, "head": "attention",
-                          "embedding_dim": 2, "instance_norm": True, "quantiles": Q,
+                          "embedding_dim": 2, "window_norm": "standard", "quantiles": Q,
                           "linear_skip": True, "residual": True},
     "everything-autoregressive": {"decoder": "autoregressive", "embedding_dim": 2,
-                                  "instance_norm": True, "residual": True},
+                                  "window_norm": "standard", "residual": True},
     "window_norm-last": {"window_norm": "last"},
     "window_norm-revin": {"window_norm": "revin", "quantiles": Q},
     "segment": {"segment": 6},
@@ -283,7 +284,7 @@ def _prep(panel):
 
 def _module(prep, options: dict) -> Forecaster:
     torch.manual_seed(0)
-    return Forecaster(net_kwargs(prep, {"hidden_size": 4, **options})).eval()
+    return build_module(net_kwargs(prep, {"hidden_size": 4, **options})).eval()
 
 
 def _test_forecasts(module: Forecaster, prep) -> torch.Tensor:
@@ -443,7 +444,7 @@ SEGRNN = {"segment": 6, "decoder": "parallel", "channel_independent": True,
 def test_training_lowers_validation_loss(sine_prep, options):
     torch.manual_seed(0)
     dm = datamodule(sine_prep, batch_size=64)
-    module = Forecaster(net_kwargs(sine_prep, {"hidden_size": 8, **options}), lr=1e-2)
+    module = build_module(net_kwargs(sine_prep, {"hidden_size": 8, **options}), lr=1e-2)
     trainer = _trainer(epochs=4, batches=10)
     before = _val_loss(trainer, module, dm)
     trainer.fit(module, datamodule=dm)
@@ -496,7 +497,7 @@ def test_autoregressive_rollout_feeds_its_predictions_back(cell):
 
 def test_training_step_adds_the_aux_loss():
     torch.manual_seed(0)
-    module = Forecaster({"n_features": F, "horizon": H, "n_targets": 1, "hidden_size": 4,
+    module = build_module({"n_features": F, "horizon": H, "n_targets": 1, "hidden_size": 4,
                          "decoder": "autoregressive"}, loss="mse").train()
     x, y = _x(), torch.randn(B, H, 1)
     loss = module.training_step((x, y, _ids()), 0)
@@ -517,14 +518,14 @@ def test_point_losses_by_hand():
                 # quadratic (e^2 / 2) within 1, linear (|e| - 1/2) beyond
                 "huber": (0.5 + 1.5 + 0.125 + 2.5) / 4}
     for loss, value in expected.items():
-        assert Forecaster(net, loss=loss).loss(y_hat, y).item() == pytest.approx(value)
+        assert build_module(net, loss=loss).loss(y_hat, y).item() == pytest.approx(value)
     with pytest.raises(ValueError, match="model.loss='l3'.*mse"):
-        Forecaster(net, loss="l3")
+        build_module(net, loss="l3")
 
 
-def test_from_options_takes_lr_weight_decay_and_loss():
+def test_training_options_reach_the_optimiser_and_the_checkpoint():
     net = {"n_features": F, "horizon": 1, "n_targets": 1}
-    module = Forecaster.from_options(net, {"lr": 0.01, "weight_decay": 0.5, "loss": "mae"})
+    module = build_module(net, lr=0.01, weight_decay=0.5, loss="mae")
     assert (module.hparams.lr, module.hparams.weight_decay, module.hparams.loss) == (0.01, 0.5,
                                                                                     "mae")
     optimiser = module.configure_optimizers()["optimizer"]
@@ -543,16 +544,16 @@ def test_pinball_by_hand():
     assert pinball(y, y_hat, Q).item() == pytest.approx(expected, abs=1e-7)
     # the median alone is half the absolute error
     assert pinball(y, y_hat[..., 1:2], [0.5]).item() == pytest.approx(0.25, abs=1e-7)
-    module = Forecaster({"n_features": F, "horizon": 1, "n_targets": 1, "quantiles": Q})
+    module = build_module({"n_features": F, "horizon": 1, "n_targets": 1, "quantiles": Q})
     assert module.loss(y_hat, y).item() == pytest.approx(expected, abs=1e-7)
-    plain = Forecaster({"n_features": F, "horizon": 1, "n_targets": 1}, loss="mse")
+    plain = build_module({"n_features": F, "horizon": 1, "n_targets": 1}, loss="mse")
     assert plain.loss(y_hat[..., 1], y).item() == pytest.approx((0.25 + 0.25) / 2, abs=1e-7)
 
 
 def test_quantiles_after_training_are_ordered_and_cover(sine_prep):
     torch.manual_seed(0)
     dm = datamodule(sine_prep, batch_size=64)
-    module = Forecaster(net_kwargs(sine_prep, {"hidden_size": 8, "quantiles": Q}), lr=1e-2)
+    module = build_module(net_kwargs(sine_prep, {"hidden_size": 8, "quantiles": Q}), lr=1e-2)
     _trainer(epochs=12, batches=10).fit(module, datamodule=dm)
     module.eval()
     ds = dm.dataset("test")
@@ -589,7 +590,7 @@ def test_instance_norm_is_location_equivariant(options):
     moved = x.clone()
     moved[:, :, :NORM] += c
     with torch.no_grad():
-        normed = _net(instance_norm=True, **options)
+        normed = _net(window_norm="standard", **options)
         torch.testing.assert_close(normed(moved) - normed(x), shift.expand_as(normed(x)),
                                    rtol=0, atol=1e-4)
         plain = _net(**options)
@@ -603,7 +604,7 @@ def test_instance_norm_is_location_equivariant(options):
 def test_instance_norm_shifts_forecasts_in_data_units(panel):
     """Adding c (data units) to every data feature of a window moves its forecast by c."""
     prep = _prep(panel)
-    module = _module(prep, {"instance_norm": True})
+    module = _module(prep, {"window_norm": "standard"})
     ds = datamodule(prep).dataset("test")
     x, _, series = ds[list(range(len(ds)))]
     c = np.array([40.0, 0.5])  # data units of a and b

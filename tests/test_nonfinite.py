@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import repairs_of
+from conftest import load_data, repairs_of
 
-from forecast.data import loader, prepared
+from forecast.data import prepared
 from forecast.data.panel import to_panel
 from forecast.evaluation import scoring
 
@@ -33,7 +33,7 @@ def _file(tmp_path):
 def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
     path = _file(tmp_path)
     with caplog.at_level(logging.WARNING):
-        df = loader.load("csv", path=str(path), series_col=None)
+        df = load_data("csv", path=str(path), series_col=None)
     values = df[["temp", "wind"]].to_numpy()
     assert np.isfinite(values[~np.isnan(values)]).all()
     assert df["wind"].isna().sum() == 3 and df["temp"].isna().sum() == 1
@@ -42,7 +42,7 @@ def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
 
 
 def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_path):
-    df = loader.load("csv", path=str(_file(tmp_path)), series_col=None)
+    df = load_data("csv", path=str(_file(tmp_path)), series_col=None)
     prep = prepared.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
     assert np.isfinite(prep.inputs).all()  # filled causally, never inf
     ridge = scoring.baseline_forecasters(prep, ["ridge"], 24)["ridge"](prep.indices["test"])

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import build_net, net_kwargs
 from omegaconf import OmegaConf
 
 from forecast.data import prepared, sources
 from forecast.data.panel import to_panel
-from forecast.models import legacy, options
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.runs import predict
@@ -98,7 +98,7 @@ def test_forecasts_equal_a_forward_pass_on_the_last_window(run_dir, trained, dat
     prep = prepared.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     np.testing.assert_allclose(prep.scaler.mean, trained.description["scaler"]["mean"])
     ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
-    model = Forecaster(**ckpt["hyper_parameters"])
+    model = Forecaster.from_hparams(ckpt["hyper_parameters"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     description = trained.description
     prep = prepared.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     quantiles = [0.1, 0.5, 0.9]
-    model = RegLSTM(**options.net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
+    model = build_net(**net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
                                                 "quantiles": quantiles}))
     panel = predict.build_panel(predict.load_frame(predict.data_settings(trained.data),
                                                    description["features"]), description, "test")
@@ -254,7 +254,7 @@ OTHER_RUN = "does not match its data.json"
     ({"target_positions": [2, 0]}, OTHER_RUN, "'target_positions': ([2, 0], [0, 2])"),
     ({"lookback": 5}, OTHER_RUN, "'lookback': (5, "),
     ({"norm_features": 1}, OTHER_RUN, "'norm_features': (1, "),
-    ({"warp": 2}, "do not build this version's RegLSTM", "warp"),
+    ({"warp": 2}, "another version of forecast", "'warp'"),
 ], ids=["other horizon", "other target", "other lookback", "other features", "unknown argument"])
 def test_checkpoint_whose_network_arguments_do_not_fit_the_run(run_dir, tmp_path, change,
                                                                message, shown):
@@ -265,20 +265,24 @@ def test_checkpoint_whose_network_arguments_do_not_fit_the_run(run_dir, tmp_path
     assert shown in str(err.value)
 
 
-def test_checkpoint_of_an_older_version_loads_as_it_was_trained(run_dir, tmp_path):
-    """Checkpoints written before model.residual and model.loss existed have neither key; they
-    were trained without residual leads (and on MSE), whatever today's defaults say."""
-    def older(ckpt):
-        ckpt["hyper_parameters"]["net"].pop("residual")
-        ckpt["hyper_parameters"].pop("loss")
+def test_checkpoint_of_an_older_version_is_refused_by_name(run_dir, tmp_path):
+    """A checkpoint written before model.residual existed cannot be rebuilt as it was trained:
+    one refusal that names the missing option and says to train again, never today's default."""
+    copy = _damage_checkpoint(run_dir, tmp_path,
+                              lambda ckpt: ckpt["hyper_parameters"]["net"].pop("residual"))
+    with pytest.raises(ValueError, match=r"another version of forecast.*'residual'.*train"):
+        predict.load_run(copy)
+    assert predict.load_run(run_dir).module.residual is True  # the run itself loads
 
-    copy = _damage_checkpoint(run_dir, tmp_path, older)
-    assert predict.load_run(copy).module.residual is False
-    assert predict.load_run(run_dir).module.residual is True  # the run itself: today's default
-    upgraded = legacy.upgrade({"net": {"hidden_size": 8}, "lr": 0.1})
-    assert upgraded == {"loss": "mse", "schedule": "plateau", "warmup_steps": 0, "lr": 0.1,
-                        "net": {**legacy.NET, "hidden_size": 8}}
-    assert upgraded["net"]["residual"] is False and upgraded["net"]["segment"] == 0
+
+def test_checkpoint_with_the_instance_norm_alias_loads_as_window_norm_standard(run_dir,
+                                                                               tmp_path):
+    def aliased(ckpt):
+        net = ckpt["hyper_parameters"]["net"]
+        net["instance_norm"] = net.pop("window_norm") == "none"  # as 0.1.0 stored it
+
+    copy = _damage_checkpoint(run_dir, tmp_path, aliased)
+    assert predict.load_run(copy).module.norm.kind == "standard"
 
 
 def test_checkpoint_without_network_arguments(run_dir, tmp_path):

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 import pandas as pd
-from conftest import repairs_of
+from conftest import load_data, repairs_of
 
 from forecast.data import largepanel, loader, repair_log
 
@@ -53,8 +53,8 @@ def test_every_run_lists_its_naive_times_though_the_warning_is_said_once(tmp_pat
         "%Y-%m-%d %H:%M"), "temp": [1.0, 2.0, 3.0]}).to_csv(path, index=False)
     for _ in range(2):
         with repair_log.collect() as repaired:
-            loader.load("csv", path=str(path), series_col=None)
-            loader.load("csv", path=str(path), series_col=None)  # the same file again
+            load_data("csv", path=str(path), series_col=None)
+            load_data("csv", path=str(path), series_col=None)  # the same file again
         assert [r for r in repaired if r.kind == "naive_time"] == [
             repair_log.Repair("naive_time", str(path), "time", 1)]
 
@@ -75,7 +75,7 @@ def test_data_memmap_lists_its_repairs_when_built_and_when_reused(tmp_path):
     listed = []
     for _ in range(2):  # built, then found in data.memmap
         with repair_log.collect() as repaired:
-            largepanel.load(data, ["temp"], 10)
+            largepanel.load(loader.as_config(data), ["temp"], 10)
         listed.append(repairs_of(repaired))
     assert listed[0] == listed[1]
     assert listed[0]["sentinels", "temp"] == 2 and listed[0]["bad_directions", "wind_dir"] == 1

@@ -203,7 +203,7 @@ def test_a_refused_resume_leaves_the_finished_run_as_it_was(finished, tmp_path):
     assert runfolder.is_complete(run)
 
 
-def test_a_checkpoint_from_before_the_long_horizon_options_resumes(finished, tmp_path):
+def test_a_checkpoint_from_before_the_long_horizon_options_is_refused(finished, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     last = run / "checkpoints" / "last.ckpt"
@@ -213,9 +213,8 @@ def test_a_checkpoint_from_before_the_long_horizon_options_resumes(finished, tmp
     for key in ("schedule", "warmup_steps"):
         ckpt["hyper_parameters"].pop(key)
     torch.save(ckpt, last)
-    train.run(_cfg("resume=true", "trainer.max_epochs=2"), run)
-    assert runfolder.is_complete(run)
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+    with pytest.raises(ValueError, match=r"another version of forecast.*'channel_independent'"):
+        train.run(_cfg("resume=true", "trainer.max_epochs=2"), run)
 
 
 def test_a_channel_independent_run_reads_its_targets_alone_and_forecasts_ahead(tmp_path,

@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import build_module, load_data, net_kwargs
 
-from forecast.data import loader, prepared
+from forecast.data import prepared
 from forecast.data.panel import Panel, fingerprint, to_panel
 from forecast.data.windows import EpochBatchSampler
 from forecast.evaluation import scoring
-from forecast.models import options
-from forecast.models.forecaster import Forecaster
 
 TRAIN = str(Path(sys.executable).parent / "forecast-train")
 FAST = ["data=synthetic", "trainer=fast", "data.n_steps=800"]
@@ -68,7 +67,7 @@ def test_resume_ends_where_a_straight_run_ends_and_refuses_other_settings(tmp_pa
     assert _train(straight, "trainer.max_epochs=3").returncode == 0
     record = json.loads((straight / "provenance.json").read_text())
     assert record["versions"]["torch"] == torch.__version__
-    panel = to_panel(loader.load("synthetic", n_steps=800), "h")
+    panel = to_panel(load_data("synthetic", n_steps=800), "h")
     assert record["data_fingerprint"] == fingerprint(panel) and record["data_shape"] == [3, 800, 3]
 
     first = _train(resumed, "trainer.max_epochs=1")
@@ -114,7 +113,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 
 
 def test_fingerprint_sees_any_change():
-    panel = to_panel(loader.load("synthetic", n_steps=200), "h")
+    panel = to_panel(load_data("synthetic", n_steps=200), "h")
     changed = panel.values.copy()
     changed[1, 150, 0] += 0.001
     other = Panel(changed, panel.ids, panel.times, panel.features, panel.freq)
@@ -125,7 +124,7 @@ def test_fingerprint_sees_any_change():
 # ---- a loss that is not finite stops the run ------------------------------------------------
 
 def test_nan_loss_stops_with_the_step_and_a_remedy():
-    module = Forecaster({"n_features": 3, "horizon": 4, "n_targets": 1, "hidden_size": 8})
+    module = build_module({"n_features": 3, "horizon": 4, "n_targets": 1, "hidden_size": 8})
     x, y = torch.randn(5, 10, 3), torch.full((5, 4, 1), float("nan"))
     with pytest.raises(FloatingPointError, match="train/loss became nan at step 0; lower model.lr"):
         module.training_step((x, y, torch.zeros(5, dtype=torch.long)), 0)
@@ -134,7 +133,7 @@ def test_nan_loss_stops_with_the_step_and_a_remedy():
 # ---- leakage ----------------------------------------------------------------------------------
 
 def test_values_after_the_test_cutoff_change_nothing_before_it():
-    panel = to_panel(loader.load("synthetic", n_steps=900), "h")
+    panel = to_panel(load_data("synthetic", n_steps=900), "h")
     lookback, horizon = 24, 12
     prep = prepared.prepare(panel, lookback, horizon, ["temp"], (0.6, 0.2, 0.2))
     cutoff = prep.bounds["test"][0] + 60  # a time inside the test span
@@ -149,11 +148,10 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     before = index[:, 1] + lookback + horizon <= cutoff  # windows entirely before the cutoff
     assert before.any() and not before.all()
     names = list(scoring.BASELINES)
-    base, base2 = ({name: f(p.indices["test"]) for name, f in
-                    scoring.baseline_forecasters(p, names, 24).items()} for p in (prep, prep2))
+    base, base2 = (scoring.baseline_forecasts(p, names, 24) for p in (prep, prep2))
     for name in scoring.BASELINES:
         np.testing.assert_array_equal(base[name][before], base2[name][before], err_msg=name)
-    module = Forecaster(options.net_kwargs(prep, {"hidden_size": 8}))
+    module = build_module(net_kwargs(prep, {"hidden_size": 8}))
     module.eval()
     with torch.no_grad():
         steps = index[before, 1][:, None] + np.arange(lookback)  # (K, L)

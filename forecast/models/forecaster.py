@@ -7,9 +7,10 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from forecast.config import TRAINING_OPTIONS, ModelConfig
+from forecast.config import TrainingOptions
 from forecast.models.checkpoints import DIGEST as DATA_DIGEST
 from forecast.models.network import RegLSTM
+from forecast.models.options import check_training, to_hparams, training_from_hparams
 
 
 def pinball(y: torch.Tensor, y_hat: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
@@ -25,24 +26,6 @@ LOSSES = {
     "mae": torch.nn.functional.l1_loss,
     "huber": torch.nn.functional.huber_loss,  # quadratic within one standard deviation
 }
-
-
-def check_loss(loss: str) -> None:
-    if loss not in LOSSES:
-        raise ValueError(f"model.loss='{loss}' is unknown; choose one of {list(LOSSES)}")
-
-
-SCHEDULES = ("plateau", "cosine", "constant")
-
-
-def check_schedule(schedule: str, warmup_steps: int) -> None:
-    if schedule not in SCHEDULES:
-        raise ValueError(f"model.schedule='{schedule}' is unknown; choose one of {SCHEDULES}")
-    if warmup_steps < 0:
-        raise ValueError(f"model.warmup_steps={warmup_steps} must be >= 0")
-    if warmup_steps and schedule == "plateau":
-        raise ValueError("model.warmup_steps needs model.schedule=cosine or constant (the "
-                         "plateau schedule lowers the rate from validation, not by step)")
 
 
 def warmup_cosine(warmup: int, total: int | None):
@@ -65,15 +48,14 @@ class Forecaster(pl.LightningModule):
     Batches are x (B, L, F_in), y (B, H, n_targets), series ids (B,).
     """
 
-    def __init__(self, net: dict, lr: float = ModelConfig.lr,
-                 weight_decay: float = ModelConfig.weight_decay, loss: str = ModelConfig.loss,
-                 schedule: str = ModelConfig.schedule,
-                 warmup_steps: int = ModelConfig.warmup_steps):
+    def __init__(self, net: RegLSTM, training: TrainingOptions | None = None):
         super().__init__()
-        check_loss(loss)
-        check_schedule(schedule, warmup_steps)
-        self.save_hyperparameters()
-        self.net = RegLSTM(**net)
+        training = training or TrainingOptions()
+        check_training(training)
+        # plain values, as checkpoints are read weights-only: {"net": shapes and options,
+        # "loss", "lr", "weight_decay", "schedule", "warmup_steps"}
+        self.save_hyperparameters({"net": net.hparams(), **to_hparams(training)})
+        self.net = net
         self.data_digest: str | None = None  # sha256 of the run's data.json, set by the run
         self._epoch_sums: dict[str, tuple] = {}  # name -> (sum of value x windows, windows)
 
@@ -87,9 +69,10 @@ class Forecaster(pl.LightningModule):
             super().__setattr__(name, value)
 
     @classmethod
-    def from_options(cls, net: dict, model: dict) -> Forecaster:
-        """From RegLSTM's kwargs and the `model` config's training options (name aside)."""
-        return cls(net, **{k: model[k] for k in TRAINING_OPTIONS if k in model and k != "name"})
+    def from_hparams(cls, hparams: dict, source: str = "the checkpoint") -> Forecaster:
+        """The module a checkpoint's hyper-parameters describe (untrained weights)."""
+        return cls(RegLSTM.from_hparams(hparams["net"], source),
+                   training_from_hparams(hparams, source))
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)  # (B, H, n_targets[, Q])

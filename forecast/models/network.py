@@ -8,14 +8,13 @@ net also takes x (B, L, n_targets), the target columns alone (RegLSTM.input_colu
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from forecast.config import ModelConfig
+from forecast.config import NetOptions
 from forecast.models.layers import (
-    WINDOW_NORMS,
     ParallelDecoder,
     SegmentEmbedding,
     WindowNorm,
@@ -23,12 +22,11 @@ from forecast.models.layers import (
     split_channels,
 )
 from forecast.models.manual_lstm import ManualLSTM
+from forecast.models.options import check_net, net_from_hparams, to_hparams
 
 log = logging.getLogger(__name__)
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "manual_lstm": ManualLSTM}
-HEADS = ("last", "mean", "max", "attention")
-DECODERS = ("direct", "autoregressive", "parallel")
 
 
 class RegLSTM(nn.Module):
@@ -41,7 +39,7 @@ class RegLSTM(nn.Module):
     decoder="parallel": every output segment of `segment` steps from the final state and a
     position embedding, all in one batched recurrent step (forecast.models.layers.ParallelDecoder).
 
-    Around the encoder and decoder: `window_norm` (or `instance_norm`) normalises each window and
+    Around the encoder and decoder: `window_norm` normalises each window and
     reverses it on the output; `channel_independent` runs each target column as its own
     univariate series through the shared weights; `segment` > 0 embeds segments of the lookback
     instead of single steps.
@@ -57,13 +55,17 @@ class RegLSTM(nn.Module):
         n_series: int = 0,
         target_positions: list[int] | None = None,
         norm_features: int | None = None,
-        **options,
+        options: NetOptions | None = None,
     ):
-        """The data's shapes, then the `model.*` options of the schema (forecast.config
-        ModelConfig, whose defaults fill what is not given)."""
+        """The data's shapes, then the network's options (None: NetOptions' defaults)."""
         super().__init__()
-        o = net_options(options)
-        check_options(o, lookback, n_series)
+        o = options or NetOptions()
+        check_net(o, lookback, n_series)
+        self.options = o
+        self.shapes = {"n_features": n_features, "horizon": horizon, "n_targets": n_targets,
+                       "lookback": lookback, "n_series": n_series,
+                       "target_positions": list(target_positions or range(n_targets)),
+                       "norm_features": norm_features}
         self.horizon, self.head, self.decoder = horizon, o.head, o.decoder
         self.residual, self.quantiles = o.residual, list(o.quantiles or [])
         # input columns holding the targets, and how many leading columns are data features
@@ -81,8 +83,7 @@ class RegLSTM(nn.Module):
         else:
             self.inner_positions = self.target_positions
         self.n_targets = n_targets
-        kind = "standard" if o.instance_norm else o.window_norm
-        self.norm = WindowNorm(kind, norm_features or n_features, self.inner_positions)
+        self.norm = WindowNorm(o.window_norm, norm_features or n_features, self.inner_positions)
         self.embedding = nn.Embedding(n_series, o.embedding_dim) if o.embedding_dim else None
         self.channel_embedding = (nn.Embedding(self.channels, o.channel_embedding)
                                   if self.channels and o.channel_embedding else None)
@@ -117,9 +118,15 @@ class RegLSTM(nn.Module):
                      if o.linear_skip else None)
         self.aux_loss: torch.Tensor | None = None  # next-step loss of the autoregressive decoder
 
-    @property
-    def instance_norm(self) -> bool:
-        return self.norm.kind == "standard"
+    @classmethod
+    def from_hparams(cls, net: Mapping, source: str = "the checkpoint") -> RegLSTM:
+        """The net a checkpoint's "net" hyper-parameters describe (shapes and options)."""
+        shapes, options = net_from_hparams(net, source)
+        return cls(**shapes, options=options)
+
+    def hparams(self) -> dict:
+        """Shapes and options as plain values: what a checkpoint stores as "net"."""
+        return {**self.shapes, **to_hparams(self.options)}
 
     @property
     def input_columns(self) -> list[int] | None:
@@ -237,89 +244,3 @@ class RegLSTM(nn.Module):
         path = torch.stack(preds, dim=1)  # (B, H, F_in)
         return path[:, :, self.inner_positions]
 
-
-def net_options(options: dict) -> SimpleNamespace:
-    """The network's options: the schema's defaults (ModelConfig) updated with `options`; a name
-    the schema does not know is refused."""
-    defaults = ModelConfig().net_options()
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise TypeError(f"RegLSTM got unknown option(s) {unknown}; known: {sorted(defaults)}")
-    return SimpleNamespace(**{**defaults, **options})
-
-
-def check_options(o, lookback: int | None = None, n_series: int | None = None,
-                  warn: bool = True) -> None:
-    """Refuse combinations that cannot work, at start-up, with the option names and the fix.
-    `o` holds the net options as attributes (ModelConfig, or `net_options`); `n_series` None:
-    not known yet (checked again when the net is built)."""
-    check_long_horizon_options(o, lookback)
-    cell, head, decoder, bidirectional = o.cell, o.head, o.decoder, o.bidirectional
-    quantiles, linear_skip, embedding_dim = o.quantiles, o.linear_skip, o.embedding_dim
-    instance_norm, dropout, num_layers = o.instance_norm, o.dropout, o.num_layers
-    if cell not in CELLS:
-        raise ValueError(f"model.cell='{cell}' is unknown; choose one of {sorted(CELLS)}")
-    if head not in HEADS:
-        raise ValueError(f"model.head='{head}' is unknown; choose one of {list(HEADS)}")
-    if decoder not in DECODERS:
-        raise ValueError(f"model.decoder='{decoder}' is unknown; choose one of {list(DECODERS)}")
-    if decoder == "autoregressive":
-        if bidirectional:
-            raise ValueError(
-                "model.decoder=autoregressive with model.bidirectional=true is refused: the "
-                "backward direction would read the steps it predicts. Use model.bidirectional="
-                "false, or model.decoder=direct for a Bi-LSTM"
-            )
-        if quantiles or linear_skip:
-            raise ValueError("model.decoder=autoregressive supports neither model.quantiles nor "
-                             "model.linear_skip; use model.decoder=direct for them")
-    if o.head_norm and decoder != "direct":
-        raise ValueError(f"model.head_norm normalises the summary that the direct head reads; "
-                         f"model.decoder={decoder} has none: use model.decoder=direct")
-    if quantiles and (0.5 not in quantiles or not all(0 < q < 1 for q in quantiles)):
-        raise ValueError(f"model.quantiles={list(quantiles)} must lie in (0, 1) and include 0.5 "
-                         "(the median is the point forecast)")
-    if linear_skip and not lookback:
-        raise ValueError("model.linear_skip needs the lookback (the width of the linear map)")
-    if (instance_norm or o.window_norm == "revin") and lookback is not None and lookback < 2:
-        raise ValueError(f"model.instance_norm and model.window_norm=revin need lookback >= 2 "
-                         f"(a window's spread); got lookback={lookback}")
-    if embedding_dim and n_series is not None and n_series < 1:
-        raise ValueError("model.embedding_dim > 0 needs the number of series")
-    if warn and dropout and num_layers == 1:
-        log.warning("model.dropout=%s has no effect with model.num_layers=1: dropout acts "
-                    "between stacked recurrent layers", dropout)
-
-
-def check_long_horizon_options(o, lookback: int | None) -> None:
-    """The options of forecast.models.layers: window_norm, segment, parallel decoding, channels."""
-    if o.window_norm not in WINDOW_NORMS or o.window_norm == "standard":
-        raise ValueError(f"model.window_norm='{o.window_norm}' is unknown; choose one of "
-                         "none, last, revin (model.instance_norm=true is the plain standardising)")
-    if o.window_norm != "none" and o.instance_norm:
-        raise ValueError("model.instance_norm=true and model.window_norm="
-                         f"{o.window_norm} both normalise each window; keep one of them")
-    if o.segment < 0 or (o.segment and lookback is not None and lookback % o.segment):
-        raise ValueError(f"model.segment={o.segment} must be 0 (step-wise input) or divide "
-                         f"lookback={lookback}; e.g. model.segment=24 with lookback=96")
-    if o.segment and o.decoder == "autoregressive":
-        raise ValueError("model.segment > 0 reads whole segments, which the autoregressive "
-                         "decoder cannot feed back step by step; use model.decoder=parallel "
-                         "or direct")
-    if o.decoder == "parallel":
-        if not o.segment:
-            raise ValueError("model.decoder=parallel forecasts one segment per recurrent step: "
-                             "set model.segment (e.g. 24)")
-        if o.head != "last":
-            raise ValueError(f"model.decoder=parallel starts from the final state; "
-                             f"model.head={o.head} is for model.decoder=direct")
-        if o.linear_skip:
-            raise ValueError("model.linear_skip is for model.decoder=direct")
-    if o.channel_embedding < 0 or (o.channel_embedding and not o.channel_independent):
-        raise ValueError(f"model.channel_embedding={o.channel_embedding} names each target "
-                         "column's series: it needs model.channel_independent=true")
-    if o.decoder == "parallel" and o.channel_embedding >= o.hidden_size + o.embedding_dim:
-        raise ValueError(f"model.channel_embedding={o.channel_embedding} must be smaller than "
-                         f"model.hidden_size={o.hidden_size} + model.embedding_dim="
-                         f"{o.embedding_dim}: the parallel decoder's input is the position "
-                         "embedding and the channel embedding together")

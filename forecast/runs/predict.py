@@ -10,6 +10,7 @@ Lightning, whose import would take most of the command's time; nothing on this p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -28,7 +29,7 @@ from forecast.data import loader
 from forecast.data.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.data.sources import NYC_VALID_RANGE, SERIES, TIME
 from forecast.evaluation import conformal
-from forecast.models import checkpoints, legacy
+from forecast.models import checkpoints
 from forecast.models.network import RegLSTM
 from forecast.models.quantiles import point
 from forecast.runs import runfolder
@@ -134,14 +135,15 @@ def load_module(path: Path, description: dict, data_json: Path | None = None) ->
     ckpt = checkpoints.read(path)
     if data_json is not None:
         checkpoints.check_digest(ckpt, path, data_json)
-    # RegLSTM's arguments; what an older version left out, as it trained them
-    kwargs = legacy.upgrade(ckpt["hyper_parameters"])["net"]
+    kwargs = ckpt["hyper_parameters"]["net"]  # RegLSTM's shapes and options
     check_module(kwargs, description, path)
+    source = f"checkpoint '{path}'"
     try:
-        module = RegLSTM(**kwargs)
+        module = RegLSTM.from_hparams(kwargs, source)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint '{path}': its network arguments {sorted(kwargs)} do not "
-                         f"build this version's RegLSTM ({err}); re-run forecast-train") from None
+        raise ValueError(f"{err} (re-run forecast-train)" if source in str(err) else
+                         f"{source}: its network arguments {sorted(kwargs)} do not build this "
+                         f"version's RegLSTM ({err}); re-run forecast-train") from None
     # a key without the prefix is kept as it is, so that the strict load names it as unexpected
     weights = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items()}
     try:
@@ -198,8 +200,8 @@ def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
     loader and options training used."""
     features = list(features)
     try:
-        df = loader.load_options(data, features=features, seed=seed,
-                                   targets=list(targets) or None)
+        record = dataclasses.replace(loader.as_config(data), features=features)
+        df = loader.load(record, seed=seed, targets=list(targets) or None)
     except ValueError as err:
         if data["name"] != "csv":
             raise

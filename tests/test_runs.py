@@ -148,7 +148,8 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     before = index[:, 1] + lookback + horizon <= cutoff  # windows entirely before the cutoff
     assert before.any() and not before.all()
     names = list(scoring.BASELINES)
-    base, base2 = (scoring.baseline_forecasts(p, names, 24) for p in (prep, prep2))
+    base, base2 = ({name: f(p.indices["test"]) for name, f in
+                    scoring.baseline_forecasters(p, names, 24).items()} for p in (prep, prep2))
     for name in scoring.BASELINES:
         np.testing.assert_array_equal(base[name][before], base2[name][before], err_msg=name)
     module = build_module(net_kwargs(prep, {"hidden_size": 8}))

@@ -1,5 +1,7 @@
-"""One forecast-train run: fit, test, evaluate against baselines, plot (the command itself is
-forecast.runs.train_cli). `run` returns the sweep objective."""
+"""One forecast-train run, in stages: prepare -> fit -> evaluate -> write (a backtest runs the
+middle two per fold). Between them, typed records: `Prepared` (the windows), `Fitted` (the model
+and its trainer), `Evaluation` (`Scores`, the forecasts table, gate values, calibration.json's
+content). The command itself is forecast.runs.train_cli; `run` returns the sweep objective."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
@@ -17,18 +19,20 @@ from pytorch_lightning.profilers import PassThroughProfiler
 
 from forecast import config
 from forecast.data import largepanel, loader, prepared, repair_log
-from forecast.data.panel import offset, season_length, split_points, to_panel
+from forecast.data.panel import Panel, offset, season_length, split_points, to_panel
+from forecast.data.windows import PanelDataModule
 from forecast.evaluation import conformal, folds, intervals, published, scoring
 from forecast.evaluation.forecasts import forecast_table
+from forecast.evaluation.scores import Scores
 from forecast.models import checkpoints, inference, options
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.report import tables
-from forecast.runs import loggers, outputs, runfolder
+from forecast.runs import learning_log, loggers, outputs, runfolder
 
 log = logging.getLogger(__name__)
 # the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
-scores = logging.getLogger("forecast.scores")
+said = logging.getLogger("forecast.scores")
 config.register()
 
 
@@ -86,37 +90,49 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
 
 def _run(cfg: DictConfig, run_dir: Path) -> float:
     clock = time.perf_counter()
-    with repair_log.collect() as repaired:
-        panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
-                           min_steps=cfg.lookback + cfg.horizon)
-    tables.write_json(outputs.provenance(panel, repaired), run_dir / "provenance.json")
+    panel = load(cfg, run_dir)
     split = (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test)
     if cfg.evaluate.folds < 1:
         raise ValueError(f"evaluate.folds={cfg.evaluate.folds} must be 1 (a single split) or more")
     if cfg.evaluate.folds > 1:
         return backtest(cfg, panel, split, run_dir)
     prep = prepare(cfg, panel, split)
-    load_seconds = time.perf_counter() - clock
+    seconds = {"prepare": time.perf_counter() - clock}
     logger = loggers.build(cfg.logger, run_dir, cfg)
-    result = fit_and_evaluate(cfg, prep, run_dir, logger)
-    if result is None:  # a DDP worker process
+    fitted = fit(cfg, prep, run_dir, logger)
+    if fitted is None:  # a DDP worker process: rank 0 evaluates and writes
         return float("nan")
-    metrics, forecasts, extra = result
-    metrics["seconds"] = {"prepare": load_seconds, **metrics["seconds"]}
-    write_run(cfg, run_dir, metrics, forecasts, prep.targets, extra)
-    loggers.log_results(logger, metrics, run_dir)
-    scores.info(f"\nTest scores on {len(prep.indices['test'])} windows x {cfg.horizon} leads "
-                f"({tables.duration(cfg.horizon, metrics['step_seconds'])}) of "
-                f"{', '.join(prep.targets)}, in {tables.unit_label(metrics) or 'data units'}:")
+    result = evaluate(cfg, prep, fitted, run_dir, seconds)
+    scores = write(cfg, run_dir, result, prep.targets)
+    loggers.log_results(logger, scores.to_json(), run_dir)
+    tell(cfg, scores, run_dir)
+    return scores.val_loss
+
+
+def load(cfg: DictConfig, run_dir: Path) -> Panel:
+    """The run's panel; provenance.json (what produced the run, and what the loader repaired in
+    its data) written beside it."""
+    with repair_log.collect() as repaired:
+        panel = load_panel(cfg.data, cfg.seed, targets=cfg.targets,
+                           min_steps=cfg.lookback + cfg.horizon)
+    tables.write_json(outputs.provenance(panel, repaired), run_dir / "provenance.json")
+    return panel
+
+
+def tell(cfg: DictConfig, scores: Scores, run_dir: Path) -> None:
+    """The final lines of a single run on the console and in train.log."""
+    metrics = scores.to_json()
+    said.info(f"\nTest scores on {scores.windows['test']} windows x {cfg.horizon} leads "
+              f"({tables.duration(cfg.horizon, scores.step_seconds)}) of "
+              f"{', '.join(scores.targets)}, in {tables.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)
-    if "calibrated" in metrics["model"]:  # intervals: test coverage and width
-        scores.info(intervals.describe(metrics["model"]))
-    if cfg.evaluate.published and metrics["space"] != "scaled":
-        scores.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
+    if "calibrated" in scores.model:  # intervals: test coverage and width
+        said.info(intervals.describe(scores.model))
+    if cfg.evaluate.published and scores.space != "scaled":
+        said.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
     elif cfg.evaluate.published:
-        scores.info(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
-                                       metrics["model"]["mse"], metrics["model"]["mae"]))
-    return metrics["val_loss"]
+        said.info(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
+                                     scores.model["mse"], scores.model["mae"]))
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -155,12 +171,41 @@ def prepare(cfg: DictConfig, panel, split, ends=None) -> prepared.Prepared:
                             stride=cfg.evaluate.stride, ends=ends)
 
 
-def fit_and_evaluate(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None):
-    """Fit a fresh model on prep's train windows, forecast its test windows from the best
-    checkpoint and score it against the baselines. -> (metrics, forecasts table, gate values)."""
-    seconds, clock = {}, time.perf_counter()
+@dataclass(frozen=True)
+class Fitted:
+    """A model fitted on a Prepared's train windows. `module` holds the last epoch's weights
+    until the test forecast loads `best` (the best checkpoint's path; None without one);
+    `trainer` is the one that forecasts (a single-device one after a DDP fit); `val_loss` the
+    best validation loss (scaled, NaN without one); `seconds` the fit's wall time."""
+
+    module: Forecaster
+    datamodule: PanelDataModule
+    trainer: pl.Trainer
+    best: str | None
+    epochs: int
+    val_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a fitted model's test windows give: `scores` (metrics.json), `forecasts` (the
+    forecasts.parquet table, with interval bounds), `gates` (a ManualLSTM's gate values for
+    plots/gates.png; empty for other cells) and `calibration` (calibration.json's content; None
+    when the run saves none)."""
+
+    scores: Scores
+    forecasts: pd.DataFrame
+    gates: dict
+    calibration: dict | None
+
+
+def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) -> Fitted | None:
+    """Fit a fresh model on prep's train windows into out_dir (checkpoints/ with data.json, the
+    learning log), resuming from cfg.resume when set; None in a DDP worker other than rank 0,
+    whose part ends with the fit."""
+    clock = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
     schema = OmegaConf.to_object(cfg.model)
     module = Forecaster(RegLSTM(**options.shapes(prep), options=schema.net()), schema.training())
     dm = prepared.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
@@ -174,46 +219,65 @@ def fit_and_evaluate(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, lo
     if ckpt_path:
         check_resumed(ckpt_path, dict(module.hparams))
         runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on
-    earlier = earlier_log(trainer, ckpt_path)
+    earlier = learning_log.earlier_log(trainer, ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
-    seconds["fit"], clock = time.perf_counter() - clock, time.perf_counter()
-
-    best = trainer.checkpoint_callback.best_model_path or None
-    epochs = trainer.current_epoch
+    seconds = time.perf_counter() - clock
+    if trainer.global_rank != 0:
+        return None  # rank 0 evaluates; the others are done
+    learning_log.continue_log(trainer, earlier)
     best_score = trainer.checkpoint_callback.best_model_score
-    if trainer.world_size > 1:
-        if trainer.global_rank != 0:
-            return None  # rank 0 evaluates; the others are done
-        # predictions of a DDP trainer are split across ranks: evaluate on one device instead
-        trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
-                             logger=False, enable_progress_bar=False, enable_checkpointing=False)
-    model_scaled = inference.forecast(trainer, module, dm, ckpt_path=best)
+    return Fitted(module, dm, forecasting_trainer(cfg, trainer),
+                  trainer.checkpoint_callback.best_model_path or None, trainer.current_epoch,
+                  float(best_score if best_score is not None else float("nan")), seconds)
+
+
+def forecasting_trainer(cfg: DictConfig, trainer: pl.Trainer) -> pl.Trainer:
+    """The trainer that forecasts the test windows: the fit's own, or after a DDP fit one on a
+    single device (a DDP trainer's predictions are split across ranks)."""
+    if trainer.world_size == 1:
+        return trainer
+    return pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,
+                      logger=False, enable_progress_bar=False, enable_checkpointing=False)
+
+
+def evaluate(cfg: DictConfig, prep: prepared.Prepared, fitted: Fitted, out_dir: Path,
+             seconds: dict | None = None) -> Evaluation:
+    """Forecast prep's test windows from the best checkpoint, calibrate the intervals on the
+    validation windows, and score the model and the baselines on the test windows. `seconds`:
+    the timings of stages before the fit, kept in front of the fit's and this one's."""
+    clock = time.perf_counter()
+    quantiles = OmegaConf.to_container(cfg.model, resolve=True)["quantiles"]
+    model_scaled = inference.forecast(fitted.trainer, fitted.module, fitted.datamodule,
+                                      ckpt_path=fitted.best)  # (K, H, n_targets[, Q])
     # the best weights are loaded now: calibrate the intervals on the validation windows
-    calibration = intervals.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep, module,
-                                          dm, model["quantiles"], out_dir / "checkpoints")
+    calibration = intervals.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep,
+                                          fitted.module, fitted.datamodule, quantiles,
+                                          out_dir / "checkpoints")
     season = cfg.evaluate.season or season_length(prep.panel.times)
     baseline = scoring.baseline_forecasters(prep, cfg.evaluate.baselines, season, cfg.seed)
-    metrics = scoring.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
-                                model["quantiles"])
-    forecasts = forecast_table(prep, model_scaled, model["quantiles"])
+    tested = scoring.evaluate(prep, model_scaled, baseline, season, cfg.evaluate.space,
+                              quantiles)
+    forecasts = forecast_table(prep, model_scaled, quantiles)
+    model, saved = tested["model"], None
     if calibration is not None:  # the whole test arrays only for a run with intervals
-        intervals.add_to_run(metrics, forecasts, prep, prepared.to_units(prep, model_scaled),
-                             prepared.actuals(prep), calibration, model["quantiles"],
-                             cfg.evaluate.space)
-        intervals.save_run(calibration, out_dir / "checkpoints")
-    continue_log(trainer, earlier)
-    gates = inference.gate_activations(module, dm)
-    seconds["evaluate"] = time.perf_counter() - clock
-    metrics.update({
-        "windows": {**{k: len(v) for k, v in prep.indices.items()},
-                    "dropped": sum(prep.dropped.values()), "dropped_by_split": prep.dropped},
-        "val_loss": float(best_score if best_score is not None else float("nan")),
-        "epochs": epochs, "seconds": seconds,
-        "lookback": cfg.lookback, "horizon": cfg.horizon, "targets": prep.targets,
-        "units": {t: cfg.data.units.get(t) for t in prep.targets},
-        "step_seconds": offset(prep.panel.freq)[0].total_seconds(),
-    })
-    return metrics, forecasts, gates
+        found = intervals.score_test(calibration, prep, prepared.to_units(prep, model_scaled),
+                                     prepared.actuals(prep), quantiles, cfg.evaluate.space)
+        model, saved = intervals.merged(model, found.scores), found.calibration
+        for name, column in found.bounds.items():  # in place: the table can be 20M rows
+            forecasts[name] = column
+    gates = inference.gate_activations(fitted.module, fitted.datamodule)
+    scores = Scores(
+        model=model, baselines=tested["baselines"], space=tested["space"],
+        windows={**{k: len(v) for k, v in prep.indices.items()},
+                 "dropped": sum(prep.dropped.values()), "dropped_by_split": prep.dropped},
+        val_loss=fitted.val_loss, epochs=fitted.epochs,
+        seconds={**(seconds or {}), "fit": fitted.seconds,
+                 "evaluate": time.perf_counter() - clock},
+        lookback=cfg.lookback, horizon=cfg.horizon, targets=prep.targets,
+        units={t: cfg.data.units.get(t) for t in prep.targets},
+        step_seconds=offset(prep.panel.freq)[0].total_seconds(),
+    )
+    return Evaluation(scores, forecasts, gates, saved)
 
 
 def resume_checkpoint(resume, run_dir: Path) -> str | None:
@@ -228,33 +292,6 @@ def resume_checkpoint(resume, run_dir: Path) -> str | None:
         )
     log.info("resuming from %s", path)
     return str(path)
-
-
-def _csv_log(trainer: pl.Trainer) -> Path | None:
-    logger = trainer.logger
-    if isinstance(logger, pl.loggers.CSVLogger):
-        return Path(logger.log_dir) / "metrics.csv"
-    return None
-
-
-def earlier_log(trainer: pl.Trainer, ckpt_path: str | None) -> pd.DataFrame | None:
-    """On resume, the CSV learning log of the epochs up to the checkpoint's (the logger starts
-    its file afresh; rows after the checkpoint are trained again)."""
-    path = _csv_log(trainer)
-    if not ckpt_path or path is None or not path.is_file():
-        return None
-    rows, ckpt = pd.read_csv(path), checkpoints.read(ckpt_path)
-    if "global_step" in ckpt and "step" in rows:  # a checkpoint may be saved within an epoch
-        return rows[rows["step"] < ckpt["global_step"]]
-    return rows[rows["epoch"] <= ckpt.get("epoch", -1)]
-
-
-def continue_log(trainer: pl.Trainer, earlier: pd.DataFrame | None) -> None:
-    """Put the epochs before a resume back in front of the resumed run's learning log."""
-    path = _csv_log(trainer)
-    if earlier is None or path is None or not path.is_file():
-        return
-    pd.concat([earlier, pd.read_csv(path)], ignore_index=True).to_csv(path, index=False)
 
 
 def check_resumed(path: str, hparams: dict) -> None:
@@ -286,54 +323,51 @@ def _differences(old: dict, new: dict, prefix: str = "") -> dict:
     return out
 
 
-def backtest(cfg: DictConfig, panel, split, run_dir: Path) -> float:
+def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:
     """evaluate.folds expanding-window folds; each refits scaler, baselines and model on its own
     training span, in <run>/folds/<i>/. metrics.json holds the mean (and _std) over folds."""
-    fold_metrics, fold_tables = [], []
-    for i, ends in enumerate(folds.fold_ends(used_steps(cfg.data, panel), split, cfg.evaluate.folds,
-                                                     cfg.horizon)):
+    fold_scores, fold_tables = [], []
+    plan = folds.fold_ends(used_steps(cfg.data, panel), split, cfg.evaluate.folds, cfg.horizon)
+    for i, ends in enumerate(plan):
         log.info("backtest fold %d/%d: train [0, %d), val [%d, %d), test [%d, %d)",
                  i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])
         prep = prepare(cfg, panel, split, ends)
-        metrics, forecasts, _ = fit_and_evaluate(cfg, prep, run_dir / "folds" / str(i))
-        metrics["ends"] = list(ends)
-        metrics["test_start"] = str(panel.times[ends[1]])
-        tables.write_json(metrics, run_dir / "folds" / str(i) / "metrics.json")
-        fold_metrics.append(metrics)
-        fold_tables.append(forecasts.assign(fold=i))
-    summary = folds.aggregate_folds(fold_metrics)
-    summary["folds"] = [{"ends": m["ends"], "test_start": m["test_start"],
-                         "model": tables.scalars(m["model"]),
-                         "baselines": {n: tables.scalars(b)
-                                       for n, b in m["baselines"].items()}}
-                        for m in fold_metrics]
-    summary["val_loss"] = float(np.mean([m["val_loss"] for m in fold_metrics]))
-    summary["windows"] = {k: [m["windows"][k] for m in fold_metrics]
-                          for k in ("train", "val", "test", "dropped")}
-    summary["seconds"] = {"fit": sum(m["seconds"]["fit"] for m in fold_metrics)}
-    summary |= {k: fold_metrics[0][k] for k in ("units", "step_seconds")}
-    write_run(cfg, run_dir, summary, pd.concat(fold_tables, ignore_index=True),
-              fold_metrics[0]["targets"], {})
+        fold_dir = run_dir / "folds" / str(i)
+        fitted = fit(cfg, prep, fold_dir)  # its own logger, in the fold's folder
+        result = evaluate(cfg, prep, fitted, fold_dir)
+        result = replace(result, scores=replace(result.scores, ends=list(ends),
+                                                test_start=str(panel.times[ends[1]])))
+        intervals.save_run(result.calibration, fold_dir / "checkpoints")
+        outputs.write_metrics(fold_dir, result.scores)
+        fold_scores.append(result.scores)  # the gate values of a fold are not plotted
+        fold_tables.append(result.forecasts.assign(fold=i))
+    summary = Evaluation(folds.aggregate_folds(fold_scores),
+                         pd.concat(fold_tables, ignore_index=True), {}, None)
+    scores = write(cfg, run_dir, summary, fold_scores[0].targets)
     if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
-        loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), summary, run_dir)
-    scores.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
-                f"in {tables.unit_label(summary) or 'data units'}:")
-    finish(summary, run_dir)
-    return summary["val_loss"]
+        loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), scores.to_json(), run_dir)
+    metrics = scores.to_json()
+    said.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
+              f"in {tables.unit_label(metrics) or 'data units'}:")
+    finish(metrics, run_dir)
+    return scores.val_loss
 
 
-def write_run(cfg, run_dir: Path, metrics: dict, forecasts: pd.DataFrame, targets, gates):
-    """The run folder's scores, plots and page (forecast.runs.outputs), titled from the config."""
+def write(cfg: DictConfig, run_dir: Path, result: Evaluation, targets) -> Scores:
+    """The run folder's calibration.json, then its scores, plots and page
+    (forecast.runs.outputs), titled from the config; returns the scores as metrics.json holds
+    them."""
+    intervals.save_run(result.calibration, run_dir / "checkpoints")
     loss = "pinball" if cfg.model.quantiles else cfg.model.loss
-    step = metrics["step_seconds"]
+    step = result.scores.step_seconds
     title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
             f"{tables.duration(cfg.lookback, step)}, horizon " \
             f"{tables.duration(cfg.horizon, step)}"
-    outputs.write_run(run_dir, title, metrics, forecasts, targets, gates,
-                      cfg.evaluate.plot_days, loss)
+    return outputs.write_run(run_dir, title, result.scores, result.forecasts, targets,
+                             result.gates, cfg.evaluate.plot_days, loss)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:
-    scores.info(tables.summary_table(metrics))
-    scores.info(tables.verdict(metrics))
-    scores.info(f"Run folder: {run_dir}")
+    said.info(tables.summary_table(metrics))
+    said.info(tables.verdict(metrics))
+    said.info(f"Run folder: {run_dir}")

@@ -360,7 +360,7 @@ def _is(index: np.ndarray, n: int, s: int) -> torch.Tensor:
 
 
 def test_pipeline_forecast_matches_window_forward(panel):
-    """The Trainer's predict path (pipeline.forecast) gives what the direct forward above gives,
+    """The Trainer's predict path (inference.forecast) gives what the direct forward above gives,
     so the causality checks hold for what a run writes."""
     prep = _prep(panel)
     module = _module(prep, {"embedding_dim": 2, "quantiles": Q})

@@ -76,8 +76,8 @@ def test_named_files_exist():
 
 
 def _defines(source: str, name: str) -> bool:
-    return bool(re.search(rf"^\s*(?:def|class)\s+{name}\b|^{name}\s*[:=]|^from .* import .*\b{name}\b",
-                          source, re.M))
+    pattern = rf"^\s*(?:def|class)\s+{name}\b|^{name}\s*[:=]|^from .* import .*\b{name}\b"
+    return bool(re.search(pattern, source, re.M))
 
 
 def test_dotted_names_resolve():

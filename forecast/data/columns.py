@@ -1,7 +1,7 @@
 """Repairs of one column of a user's table: missing-value codes, numbers stored as text, trace
 precipitation, wind directions (degrees or compass points) -> sin/cos, text categories -> one-hot.
 
-Every repair is logged with its count (`repairs.note`); `Cleaning` carries the options that
+Every repair is logged with its count (`repair_log.note`); `Cleaning` carries the options that
 steer them.
 """
 

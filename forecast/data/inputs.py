@@ -34,8 +34,8 @@ def take_steps(array: np.ndarray, rows: np.ndarray, steps: np.ndarray,
     so that a batch's parts need no join afterwards; the join cost as much as the gathers).
 
     An in-memory array is read by row of its flattened (N*T, C) view with torch's
-    index_select, three times faster than numpy's two-axis fancy indexing: batches are
-    gathered between training steps, so their cost adds to every step."""
+    index_select, faster than numpy's two-axis fancy indexing (benchmarks/README.md): batches
+    are gathered between training steps, so their cost adds to every step."""
     width = array.shape[-1]
     if out is None:
         out = torch.from_numpy(np.empty((*steps.shape, width), array.dtype))

@@ -129,7 +129,7 @@ def to_panel(df: pd.DataFrame, freq: str | None = None) -> Panel:
 
     Missing steps become NaN with observed=False; every series shares the grid.
     """
-    df = resolve_duplicates(df, "mean", "to_panel")  # frames from datasets.load have none left
+    df = resolve_duplicates(df, "mean", "to_panel")  # frames from loader.load have none left
     features = [c for c in df.columns if c not in (SERIES, TIME)]
     step, alias = _to_offset(freq, df)
     start, end = df[TIME].min(), df[TIME].max()

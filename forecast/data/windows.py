@@ -158,7 +158,7 @@ class EpochBatchSampler(Sampler):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Batches of window positions, (batch,) int64 arrays: WindowDataset indexes with them
-        as they are (a list of 256 Python ints took ~20 us a batch to make and convert back)."""
+        as they are (a list of Python ints would be made and converted back every batch)."""
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.n, generator=g)[: self.used].numpy()

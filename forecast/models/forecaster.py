@@ -115,10 +115,13 @@ class Forecaster(pl.LightningModule):
 
     def _logged_step(self) -> bool:
         """Whether the logger writes this step's values: Lightning's collection of a logged value
-        costs a millisecond a step, as much as a short step's whole batch gather, so the train
-        loss goes through self.log only on the steps it is written (trainer.log_every_n_steps)
-        and its epoch mean is summed here."""
-        every = self._trainer.log_every_n_steps if self._trainer is not None else 0
+        costs as much as a short step's batch gather (benchmarks/README.md), so the train loss
+        goes through self.log only on the steps it is written (trainer.log_every_n_steps) and
+        its epoch mean is summed here. False for a step called outside a Trainer."""
+        try:
+            every = self.trainer.log_every_n_steps
+        except RuntimeError:  # not attached to a Trainer
+            return False
         return bool(every) and (self.global_step + 1) % every == 0
 
     def _add_to_epoch(self, name: str, value: torch.Tensor, windows: int) -> None:

@@ -132,8 +132,8 @@ class RegLSTM(nn.Module):
     def input_columns(self) -> list[int] | None:
         """The input columns the net reads, in the order it reads them; None: all F_in. A
         channel-independent net reads its target columns alone, so batches of just those
-        (B, L, n_targets) do: gathering the other 12 of the default data's 13 inputs cost
-        segrnn 0.36-0.53 ms a training step. forward takes either width."""
+        (B, L, n_targets) do: gathering the inputs it never reads costs time on every training
+        step (benchmarks/README.md). forward takes either width."""
         if not self.channels or self.channels == self.n_inputs:
             return None
         return list(self.target_positions)

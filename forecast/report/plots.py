@@ -141,7 +141,7 @@ def _break_gaps(actual: pd.DataFrame) -> pd.DataFrame:
 def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: str = "",
                   lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
     """Lines of one metric by lead, one per forecaster (the model drawn thicker); `lead` is the
-    unit the lead axis is told in and its count per step (`scoreboard.lead_unit`)."""
+    unit the lead axis is told in and its count per step (`tables.lead_unit`)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in by_lead.items():
         leads = np.arange(1, len(values) + 1) * lead[1]

@@ -1,8 +1,8 @@
 """The `forecast-train` command: Hydra's entry point around `train.run`.
 
-The run itself (forecast.runs.train, with PyTorch Lightning: ~7 s of imports on a laptop core) is
+The run itself (forecast.runs.train, with PyTorch Lightning, whose imports take seconds) is
 imported only when a job starts, so that `--help`, a mistyped override and an unusable run
-folder are answered in about a second.
+folder are answered without them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ modules, config.py importing nothing of the package, and modules of at most 400 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,12 @@ def test_every_layer_is_a_folder_and_no_module_is_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_architecture_names_every_module_and_only_those():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    table = text[text.index("### Modules, by layer"):text.index("## Data flow")]
+    named = set(re.findall(r"`((?:[a-z]+/)?[a-z_]+\.py)`", table))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py"}
+    assert named == modules

@@ -221,27 +221,23 @@ def test_cosine_schedule_with_warmup_steps_the_rate_every_batch():
     assert math.isclose(rates.rates[1], 0.1) and rates.rates[-1] < 0.01
 
 
-class _HookNames(pl.Callback):
-    def __init__(self):
-        self.names = []
+def test_the_train_loss_is_logged_on_the_steps_the_logger_writes():
+    """train/loss_step goes through self.log only on the steps trainer.log_every_n_steps writes;
+    the epoch mean is logged once an epoch."""
+    module, logged = build_module(_LOADER_NET, lr=0.01, schedule="constant"), []
+    log = module.log
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.names.append(module._current_fx_name)
+    def recording(name, value, *args, **kwargs):
+        logged.append((module.global_step, name))
+        return log(name, value, *args, **kwargs)
 
-
-def test_lightning_hook_names_are_kept_and_modules_still_register():
-    """Forecaster sets Lightning's hook name past nn.Module's checks: the name must still be
-    what Lightning set, and every other attribute must still go through nn.Module."""
-    module, hooks = build_module(_LOADER_NET, lr=0.01, schedule="constant"), _HookNames()
+    module.log = recording
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
-                         accelerator="cpu", callbacks=[hooks], log_every_n_steps=1)
-    trainer.fit(module, train_dataloaders=_loader())
-    assert hooks.names == ["on_train_batch_end"] * 4  # Lightning names the hook it calls
-    assert module._current_fx_name is None and "train/loss_step" in trainer.logged_metrics
-    module.extra = torch.nn.Linear(2, 2)
-    module.scale = torch.nn.Parameter(torch.ones(1))
-    assert "extra" in module._modules and "scale" in module._parameters
+                         accelerator="cpu", log_every_n_steps=2)
+    trainer.fit(module, train_dataloaders=_loader())  # 4 steps: written after steps 2 and 4
+    assert [step for step, name in logged if name == "train/loss_step"] == [1, 3]
+    assert [name for _, name in logged].count("train/loss_epoch") == 1
 
 
 def test_an_epoch_of_capped_windows_is_a_fresh_draw_each_epoch():

@@ -59,15 +59,6 @@ class Forecaster(pl.LightningModule):
         self.data_digest: str | None = None  # sha256 of the run's data.json, set by the run
         self._epoch_sums: dict[str, tuple] = {}  # name -> (sum of value x windows, windows)
 
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning records the hook it is in around every hook call, ~46 times a training step;
-        # nn.Module's __setattr__ first checks each value for a parameter, buffer or module
-        # (2 us a call, ten times a plain attribute's), which this name never is
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     @classmethod
     def from_hparams(cls, hparams: dict, source: str = "the checkpoint") -> Forecaster:
         """The module a checkpoint's hyper-parameters describe (untrained weights)."""

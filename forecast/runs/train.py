@@ -50,8 +50,8 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
 
 class NoProfiler(PassThroughProfiler):
     """Lightning's default, no profiling, without a generator-based context per profiled call:
-    the trainer enters ~70 of them a training step (~0.1 ms). trainer.profiler=simple (or any
-    of Lightning's) still profiles."""
+    the trainer enters dozens of them a training step (benchmarks/README.md).
+    trainer.profiler=simple (or any of Lightning's) still profiles."""
 
     def profile(self, action_name: str) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext(action_name)

@@ -190,12 +190,13 @@ def bare_loop_times(cfg: DictConfig, prep: prepared.Prepared, total: int) -> lis
     windows, gathered into tensors before timing; Adam, the loss and clip_grad_norm_ as the
     trainer."""
     torch.manual_seed(cfg.seed)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    net = RegLSTM(**options.shapes(prep), options=OmegaConf.to_object(cfg.model).net()).train()
-    opt = torch.optim.Adam(net.parameters(), lr=model["lr"], weight_decay=model["weight_decay"])
+    schema = OmegaConf.to_object(cfg.model)
+    net = RegLSTM(**options.shapes(prep), options=schema.net()).train()
+    training = schema.training()
+    opt = torch.optim.Adam(net.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     batches = _prebuilt_batches(prep, cfg.data.batch_size, total, net.input_columns)
     clip = cfg.trainer.get("gradient_clip_val") or math.inf
-    loss_fn = LOSSES[model.get("loss", "mse")]
+    loss_fn = LOSSES[training.loss]
     times = []
     for x, y, series in batches:
         opt.zero_grad(set_to_none=True)

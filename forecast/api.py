@@ -107,7 +107,7 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str],
         train,  # Lightning: imported only for a run
     )
 
-    train.check_model(cfg.model, lookback)  # refusals that cost no data and write nothing
+    train.model_options(cfg.model, lookback)  # refusals that cost no data and write nothing
     loggers.require(cfg.logger)
     problem = runfolder.unusable(folder)
     if problem:

@@ -61,11 +61,22 @@ class DataConfig:
     n_steps: int = 2000
 
 
+# the values a model.* option may take (forecast.models builds the classes behind the names)
+CELL_NAMES = ("lstm", "gru", "rnn", "manual_lstm")
+HEADS = ("last", "mean", "max", "attention")
+DECODERS = ("direct", "autoregressive", "parallel")
+WINDOW_NORMS = ("none", "last", "standard", "revin")
+LOSS_NAMES = ("mse", "mae", "huber")
+SCHEDULES = ("plateau", "cosine", "constant")
+
+
 @dataclass(frozen=True)
 class NetOptions:
     """The network's options (`model.*` but the training ones): the one place they are declared
     with their defaults. ModelConfig, the schema's `model` node, is built from this record and
-    TrainingOptions; forecast.models.options checks a record and RegLSTM reads it."""
+    TrainingOptions. A record is checked when it is made (an impossible combination raises a
+    ValueError naming the options and the fix); what needs the data's shapes (lookback, series)
+    is checked by forecast.models.options.check_shapes."""
 
     cell: str = "lstm"  # lstm | gru | rnn | manual_lstm
     hidden_size: int = 64
@@ -86,16 +97,92 @@ class NetOptions:
     head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
 
+    def __post_init__(self) -> None:
+        if self.quantiles is not None:  # YAML and the command line give a list
+            object.__setattr__(self, "quantiles", tuple(self.quantiles))
+        _check_names(self)
+        _check_decoders(self)
+        _check_long_horizon(self)
+
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The optimiser's and the loss's options (`model.*`), read by the Forecaster, not the net."""
+    """The optimiser's and the loss's options (`model.*`), read by the Forecaster, not the net;
+    checked when made."""
 
     loss: str = "mae"  # mse | mae | huber (ignored with quantiles: pinball)
     lr: float = 3e-3
     weight_decay: float = 0.0
     schedule: str = "plateau"  # plateau (halve after 2 checks without gain) | cosine | constant
     warmup_steps: int = 0  # linear warm-up of the learning rate over this many optimiser steps
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"model.loss='{self.loss}' is unknown; choose one of "
+                             f"{list(LOSS_NAMES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"model.schedule='{self.schedule}' is unknown; choose one of "
+                             f"{SCHEDULES}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"model.warmup_steps={self.warmup_steps} must be >= 0")
+        if self.warmup_steps and self.schedule == "plateau":
+            raise ValueError("model.warmup_steps needs model.schedule=cosine or constant (the "
+                             "plateau schedule lowers the rate from validation, not by step)")
+
+
+def _check_names(o: NetOptions) -> None:
+    for option, value, known in (("cell", o.cell, CELL_NAMES), ("head", o.head, HEADS),
+                                 ("decoder", o.decoder, DECODERS),
+                                 ("window_norm", o.window_norm, WINDOW_NORMS)):
+        if value not in known:
+            raise ValueError(f"model.{option}='{value}' is unknown; choose one of {list(known)}")
+
+
+def _check_decoders(o: NetOptions) -> None:
+    if o.decoder == "autoregressive":
+        if o.bidirectional:
+            raise ValueError(
+                "model.decoder=autoregressive with model.bidirectional=true is refused: the "
+                "backward direction would read the steps it predicts. Use model.bidirectional="
+                "false, or model.decoder=direct for a Bi-LSTM"
+            )
+        if o.quantiles or o.linear_skip:
+            raise ValueError("model.decoder=autoregressive supports neither model.quantiles nor "
+                             "model.linear_skip; use model.decoder=direct for them")
+    if o.head_norm and o.decoder != "direct":
+        raise ValueError(f"model.head_norm normalises the summary that the direct head reads; "
+                         f"model.decoder={o.decoder} has none: use model.decoder=direct")
+    if o.quantiles and (0.5 not in o.quantiles or not all(0 < q < 1 for q in o.quantiles)):
+        raise ValueError(f"model.quantiles={list(o.quantiles)} must lie in (0, 1) and include "
+                         "0.5 (the median is the point forecast)")
+
+
+def _check_long_horizon(o: NetOptions) -> None:
+    """Segments, parallel decoding, channels."""
+    if o.segment < 0:
+        raise ValueError(f"model.segment={o.segment} must be 0 (step-wise input) or a positive "
+                         "divisor of the lookback, e.g. model.segment=24 with lookback=96")
+    if o.segment and o.decoder == "autoregressive":
+        raise ValueError("model.segment > 0 reads whole segments, which the autoregressive "
+                         "decoder cannot feed back step by step; use model.decoder=parallel "
+                         "or direct")
+    if o.decoder == "parallel":
+        if not o.segment:
+            raise ValueError("model.decoder=parallel forecasts one segment per recurrent step: "
+                             "set model.segment (e.g. 24)")
+        if o.head != "last":
+            raise ValueError(f"model.decoder=parallel starts from the final state; "
+                             f"model.head={o.head} is for model.decoder=direct")
+        if o.linear_skip:
+            raise ValueError("model.linear_skip is for model.decoder=direct")
+    if o.channel_embedding < 0 or (o.channel_embedding and not o.channel_independent):
+        raise ValueError(f"model.channel_embedding={o.channel_embedding} names each target "
+                         "column's series: it needs model.channel_independent=true")
+    if o.decoder == "parallel" and o.channel_embedding >= o.hidden_size + o.embedding_dim:
+        raise ValueError(f"model.channel_embedding={o.channel_embedding} must be smaller than "
+                         f"model.hidden_size={o.hidden_size} + model.embedding_dim="
+                         f"{o.embedding_dim}: the parallel decoder's input is the position "
+                         "embedding and the channel embedding together")
 
 
 def _schema_fields(record: type) -> list[tuple[str, Any, Any]]:
@@ -120,8 +207,6 @@ def _net(self) -> NetOptions:
                              f"{values['window_norm']} both normalise each window; keep one "
                              "(model.instance_norm=true is model.window_norm=standard)")
         values["window_norm"] = "standard"
-    if values["quantiles"] is not None:
-        values["quantiles"] = tuple(values["quantiles"])
     return NetOptions(**values)
 
 

@@ -151,8 +151,6 @@ def _added(total, count):
 def build_net(**given) -> RegLSTM:
     """RegLSTM from the data's shapes and the network's options in one mapping."""
     net_shapes = {k: given.pop(k) for k in SHAPES if k in given}
-    if given.get("quantiles") is not None:
-        given["quantiles"] = tuple(given["quantiles"])
     return RegLSTM(**net_shapes, options=NetOptions(**given))
 
 
@@ -171,3 +169,20 @@ def load_data(name: str = "nyc_weather", *, seed: int = 0, targets=None, min_ste
     """loader.load of a DataConfig with these data.* options."""
     return loader.load(DataConfig(name=name, **options), seed=seed, targets=targets,
                        min_steps=min_steps)
+
+
+def inputs_of(prep) -> np.ndarray:
+    """A prepared panel's whole (N, T, F_in) model inputs, as the batches join them: features,
+    calendar, [observed mask]."""
+    inputs = prep.model_inputs
+    n = inputs.features.shape[0]
+    parts = [np.asarray(inputs.features),
+             np.broadcast_to(inputs.calendar, (n, *inputs.calendar.shape))]
+    if inputs.mask_of is not None:
+        parts.append(~np.isnan(inputs.mask_of))
+    return np.concatenate(parts, axis=2, dtype=np.float32)
+
+
+def target_values_of(prep) -> np.ndarray:
+    """(N, T, n_targets) scaled targets of a prepared panel, NaN where missing."""
+    return prep.scaler.transform(prep.panel.values[:, :, prep.target_cols], prep.target_cols)

@@ -22,11 +22,11 @@ from omegaconf.errors import MissingMandatoryValue
 from pytorch_lightning.profilers import SimpleProfiler
 
 from forecast import config
+from forecast.config import DECODERS, HEADS
 from forecast.data.prepared import datamodule, prepare
 from forecast.models import options
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import CELLS, RegLSTM
-from forecast.models.options import DECODERS, HEADS
 from forecast.runs import train
 
 GROUPS = ("data", "model", "trainer", "logger")
@@ -291,7 +291,7 @@ def test_model_options_are_refused_before_any_data_is_read(hydra_ctx, tmp_path, 
     with pytest.raises(ValueError, match=re.escape(message)):
         train.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    train.check_model(_compose().model, 48)  # the defaults pass
+    train.model_options(_compose().model, 48)  # the defaults pass
 
 
 @pytest.mark.parametrize("command", ["forecast-train", "forecast-predict"])

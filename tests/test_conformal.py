@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import weather_frame
 
+from forecast.config import EvaluateConfig
 from forecast.data import prepared
 from forecast.data.panel import to_panel
 from forecast.evaluation import adaptive, conformal, intervals, scoring
@@ -214,7 +215,7 @@ def _prep(noise=0.0):
 @pytest.mark.parametrize("quantiles", [None, Q])
 def test_calibration_uses_no_test_window(tmp_path, quantiles):
     prep = _prep(noise=3.0)
-    evaluate = {"intervals": [0.8, 0.95], "calibrate": True, "calibration": "split"}
+    evaluate = EvaluateConfig(intervals=[0.8, 0.95], calibrate=True, calibration="split")
     module = Persistence(prep.target_cols, quantiles)
 
     def offsets(p, folder):
@@ -252,7 +253,7 @@ def test_adaptive_bounds_read_no_outcome_after_their_origin(tmp_path, quantiles)
         folder.mkdir()
         (folder / conformal.FILE).write_text("{}")  # an earlier run's
         dm = prepared.datamodule(p)
-        calibration = intervals.calibrate_run({"intervals": [0.8, 0.95]}, p, module, dm,
+        calibration = intervals.calibrate_run(EvaluateConfig(intervals=[0.8, 0.95]), p, module, dm,
                                               quantiles, folder)
         assert calibration.content["calibration"] == "adaptive"  # the default
         assert not (folder / conformal.FILE).exists()  # written once walked to the data's end
@@ -281,8 +282,8 @@ def test_calibration_json_holds_the_offsets_predict_applies(tmp_path, method):
     module = Persistence(prep.target_cols, Q)
     dm = prepared.datamodule(prep)
     (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
-    calibration = intervals.calibrate_run({"intervals": [0.8, 0.95], "calibration": method}, prep,
-                                          module, dm, Q, tmp_path)
+    evaluate = EvaluateConfig(intervals=[0.8, 0.95], calibration=method)
+    calibration = intervals.calibrate_run(evaluate, prep, module, dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # nothing until the test windows are scored
     # each interval's validation scores beside the content, which never holds them
     shape = (len(prep.indices["val"]), H, len(prep.targets))
@@ -312,8 +313,8 @@ def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
     module = Persistence(prep.target_cols, Q)
     dm = prepared.datamodule(prep)
     (tmp_path / conformal.FILE).write_text("{}")  # an earlier run's, in the same folder
-    calibration = intervals.calibrate_run({"intervals": None, "calibrate": False}, prep, module,
-                                          dm, Q, tmp_path)
+    evaluate = EvaluateConfig(intervals=None, calibrate=False)
+    calibration = intervals.calibrate_run(evaluate, prep, module, dm, Q, tmp_path)
     assert not (tmp_path / conformal.FILE).exists()  # forecast-predict then adds no bounds
     scaled = np.concatenate([module(x, s).detach().numpy() for x, _, s in dm.predict_dataloader()])
     scored = scoring.evaluate(prep, scaled, {}, 24, quantiles=Q)
@@ -333,7 +334,7 @@ def test_calibrate_false_reports_the_raw_quantile_interval(tmp_path):
 
 def test_point_model_with_calibrate_false_has_no_intervals(tmp_path, caplog):
     prep = _prep()
-    calibration = intervals.calibrate_run({"intervals": [0.8], "calibrate": False}, prep,
+    calibration = intervals.calibrate_run(EvaluateConfig(intervals=[0.8], calibrate=False), prep,
                                           Persistence(prep.target_cols), None, None, tmp_path)
     found = intervals.score_test(calibration, prep, None, None, None)
     assert found.scores == {"calibrated": False} and found.bounds == {}

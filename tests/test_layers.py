@@ -11,12 +11,12 @@ import pytorch_lightning as pl
 import torch
 from conftest import build_module, build_net
 
+from forecast import config
 from forecast.config import ModelConfig, NetOptions, TrainingOptions
 from forecast.data.windows import EpochBatchSampler
-from forecast.models.forecaster import warmup_cosine
+from forecast.models.forecaster import LOSSES, warmup_cosine
 from forecast.models.layers import WindowNorm, join_channels, split_channels
 from forecast.models.network import CELLS, RegLSTM
-from forecast.models.options import check_training
 
 B, L, F, H, NORM = 6, 12, 5, 7, 3  # batch, lookback, inputs, horizon, data-feature columns
 TARGETS = [2, 0]  # input columns holding the two targets
@@ -185,7 +185,7 @@ def test_warmup_then_cosine():
 ])
 def test_bad_schedules_are_refused(schedule, warmup, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
-        check_training(TrainingOptions(schedule=schedule, warmup_steps=warmup))
+        TrainingOptions(schedule=schedule, warmup_steps=warmup)
 
 
 def _loader(n: int = 64) -> torch.utils.data.DataLoader:
@@ -280,3 +280,12 @@ def test_nets_that_read_every_input_ask_for_all_columns():
     with torch.no_grad():  # target 0, with its channel embedding, is column 1
         torch.testing.assert_close(net(x), in_order(x.flip(-1)), rtol=0, atol=0)
         assert not torch.allclose(net(x), in_order(x))
+
+
+def test_the_option_names_are_the_classes_and_losses_built():
+    assert tuple(CELLS) == config.CELL_NAMES
+    assert tuple(LOSSES) == config.LOSS_NAMES
+    for kind in config.WINDOW_NORMS:
+        WindowNorm(kind, 2, [0])
+    with pytest.raises(ValueError, match="'mean' is unknown"):
+        WindowNorm("mean", 2, [0])

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grimp
 import pytest
+
+grimp = pytest.importorskip("grimp", reason="grimp comes with the dev extra's import-linter")
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "forecast"
@@ -99,3 +100,13 @@ def test_architecture_names_every_module_and_only_those():
     modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                if p.name != "__init__.py"}
     assert named == modules
+
+
+def test_every_subpackage_is_packaged():
+    """A wheel holds only the packages pyproject lists: each layer must be one of them."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {"forecast", *(f"forecast.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py"))}
+    assert found <= listed

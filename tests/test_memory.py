@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import weather_frame
+from conftest import inputs_of, weather_frame
 from hydra import compose, initialize_config_module
 
 from forecast.config import DataConfig
@@ -72,7 +72,7 @@ def test_batches_equal_gathers_over_the_concatenated_array(gappy_panel, with_mas
         np.testing.assert_array_equal(x.numpy(), gather(whole, index[pick], 0, L))
         np.testing.assert_array_equal(y.numpy(), gather(targets, index[pick], L, H))
         np.testing.assert_array_equal(series.numpy(), index[pick, 0])
-    np.testing.assert_array_equal(prep.inputs, whole)
+    np.testing.assert_array_equal(inputs_of(prep), whole)
 
 
 def test_a_run_keeps_two_raw_arrays_per_series_and_step(gappy_panel):

@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import build_module, build_net, net_kwargs, weather_frame
+from conftest import build_module, build_net, inputs_of, net_kwargs, weather_frame
 from torch import nn
 
+from forecast.config import DECODERS, HEADS
 from forecast.data.inputs import ModelInputs
 from forecast.data.panel import to_panel
 from forecast.data.prepared import datamodule, prepare, to_units
 from forecast.models.forecaster import Forecaster, pinball
 from forecast.models.inference import forecast
 from forecast.models.network import CELLS, RegLSTM
-from forecast.models.options import DECODERS, HEADS
 
 B, L, F, H, NT, N = 5, 7, 4, 3, 2, 3  # batch, lookback, inputs, horizon, targets, series
 NORM = 2  # leading data-feature columns; the other F - NORM columns play calendar inputs
@@ -222,14 +222,14 @@ def test_autoregressive_refuses_quantiles_and_skip(option):
 
 
 def test_dropout_with_one_layer_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="forecast.models.network"):
+    with caplog.at_level(logging.WARNING, logger="forecast.models.options"):
         _net(dropout=0.3, num_layers=1)
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1
     assert "model.dropout" in warned[0].getMessage()
     assert "num_layers=1" in warned[0].getMessage()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="forecast.models.network"):
+    with caplog.at_level(logging.WARNING, logger="forecast.models.options"):
         _net(dropout=0.3, num_layers=2)
         _net(dropout=0.0, num_layers=1)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -296,7 +296,9 @@ def _test_forecasts(module: Forecaster, prep) -> torch.Tensor:
 
 def _with_inputs(prep, inputs: np.ndarray):
     """prep with the whole (N, T, F_in) input array replaced."""
-    return dataclasses.replace(prep, model_inputs=ModelInputs.from_array(inputs, prep.input_names))
+    # every column in the per-series part, no calendar table
+    whole = ModelInputs(inputs, np.zeros((inputs.shape[1], 0), np.float32), prep.input_names)
+    return dataclasses.replace(prep, model_inputs=whole)
 
 
 def _perturb_panel_after(long_df: pd.DataFrame, time) -> pd.DataFrame:
@@ -322,7 +324,7 @@ def test_forecast_reads_nothing_after_its_origin(long_df, panel, options):
     base = _test_forecasts(module, prep)
 
     # 1) every model input after o (all series, all columns, calendar included)
-    inputs = prep.inputs.copy()
+    inputs = inputs_of(prep).copy()
     rng = np.random.default_rng(1)
     inputs[:, o + 1:] = rng.normal(5.0, 10.0, size=inputs[:, o + 1:].shape)
     changed = _test_forecasts(module, _with_inputs(prep, inputs))
@@ -334,13 +336,13 @@ def test_forecast_reads_nothing_after_its_origin(long_df, panel, options):
     other = _prep(to_panel(_perturb_panel_after(long_df, panel.times[o]), "h"))
     np.testing.assert_array_equal(other.indices["test"], index)
     np.testing.assert_array_equal(other.scaler.mean, prep.scaler.mean)
-    assert not np.allclose(other.inputs[:, o + 1:], prep.inputs[:, o + 1:])
+    assert not np.allclose(inputs_of(other)[:, o + 1:], inputs_of(prep)[:, o + 1:])
     changed = _test_forecasts(module, other)
     assert torch.equal(changed[k], base[k])
     assert torch.equal(changed[before_or_at], base[before_or_at])
 
     # 3) the origin itself does move the forecast (so the checks above can fail) ...
-    inputs = prep.inputs.copy()
+    inputs = inputs_of(prep).copy()
     inputs[n, o, :NORM] += 3.0
     changed = _test_forecasts(module, _with_inputs(prep, inputs))
     assert not torch.equal(changed[k], base[k])

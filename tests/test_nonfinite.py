@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_data, repairs_of
+from conftest import inputs_of, load_data, repairs_of
 
 from forecast.data import prepared
 from forecast.data.panel import to_panel
@@ -44,7 +44,7 @@ def test_infinite_values_are_missing_and_counted_by_column(tmp_path, caplog):
 def test_a_file_with_infinite_values_prepares_and_fits_the_ridge_baseline(tmp_path):
     df = load_data("csv", path=str(_file(tmp_path)), series_col=None)
     prep = prepared.prepare(to_panel(df), 24, 6, ["temp"], calendar=())
-    assert np.isfinite(prep.inputs).all()  # filled causally, never inf
+    assert np.isfinite(inputs_of(prep)).all()  # filled causally, never inf
     ridge = scoring.baseline_forecasters(prep, ["ridge"], 24)["ridge"](prep.indices["test"])
     assert np.isfinite(ridge).all()
     assert prep.dropped["train"] > 0  # the window whose target was inf is dropped, not scored

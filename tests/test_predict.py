@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import build_net, net_kwargs
+from conftest import build_net, inputs_of, net_kwargs
 from omegaconf import OmegaConf
 
 from forecast.data import prepared, sources
 from forecast.data.panel import to_panel
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
+from forecast.models.options import training_from_hparams
 from forecast.runs import predict
 
 BIN = Path(sys.executable).parent
@@ -98,11 +99,12 @@ def test_forecasts_equal_a_forward_pass_on_the_last_window(run_dir, trained, dat
     prep = prepared.prepare(to_panel(data_df, "h"), LOOKBACK, HORIZON, TARGETS)
     np.testing.assert_allclose(prep.scaler.mean, trained.description["scaler"]["mean"])
     ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
-    model = Forecaster.from_hparams(ckpt["hyper_parameters"])
+    hparams = ckpt["hyper_parameters"]
+    model = Forecaster(RegLSTM.from_hparams(hparams["net"]), training_from_hparams(hparams))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     with torch.no_grad():
-        scaled = model(torch.from_numpy(prep.inputs[:, -LOOKBACK:])).numpy()  # (N, H, nt)
+        scaled = model(torch.from_numpy(inputs_of(prep)[:, -LOOKBACK:])).numpy()  # (N, H, nt)
     want = prep.scaler.inverse(scaled, prep.target_cols)
 
     table, _ = predict.forecast_run(trained)
@@ -123,7 +125,7 @@ def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     table = predict.forecast_ahead(model, panel, description, ["hour", "day_of_year"])
     assert list(table.columns) == [*predict.COLUMNS, "q0.1", "q0.5", "q0.9"]
     with torch.no_grad():
-        scaled = model(torch.from_numpy(prep.inputs[:, -LOOKBACK:]), torch.arange(3)).numpy()
+        scaled = model(torch.from_numpy(inputs_of(prep)[:, -LOOKBACK:]), torch.arange(3)).numpy()
     want = prepared.to_units(prep, scaled)  # (N, H, nt, Q)
     for j, q in enumerate(quantiles):
         got = table[f"q{q:g}"].to_numpy().reshape(3, HORIZON, len(TARGETS))

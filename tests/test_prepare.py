@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import inputs_of, target_values_of
 
 from forecast.data.panel import to_panel
 from forecast.data.prepared import prepare
@@ -30,11 +31,12 @@ def test_data_after_the_train_cutoff_changes_nothing_before_it(long_df, panel, t
 
     np.testing.assert_array_equal(other.scaler.mean, prep.scaler.mean)
     np.testing.assert_array_equal(other.scaler.scale, prep.scaler.scale)
-    np.testing.assert_array_equal(other.inputs[:, :cutoff], prep.inputs[:, :cutoff])
-    np.testing.assert_array_equal(other.target_values[:, :cutoff], prep.target_values[:, :cutoff])
+    np.testing.assert_array_equal(inputs_of(other)[:, :cutoff], inputs_of(prep)[:, :cutoff])
+    np.testing.assert_array_equal(target_values_of(other)[:, :cutoff],
+                                  target_values_of(prep)[:, :cutoff])
     np.testing.assert_array_equal(other.indices["train"], prep.indices["train"])
     # the change did reach the model inputs after the cutoff (so the checks above could fail)
-    assert not np.allclose(other.inputs[:, cutoff:, :2], prep.inputs[:, cutoff:, :2])
+    assert not np.allclose(inputs_of(other)[:, cutoff:, :2], inputs_of(prep)[:, cutoff:, :2])
 
 
 def test_scaler_holds_train_span_statistics(panel):
@@ -44,7 +46,7 @@ def test_scaler_holds_train_span_statistics(panel):
     np.testing.assert_allclose(prep.scaler.scale, train.std(axis=(0, 1)), rtol=1e-6)
     assert not np.allclose(prep.scaler.mean, panel.values.mean(axis=(0, 1)))  # not the full span
     # the model's first input columns are the features in z-scores of the train span
-    np.testing.assert_allclose(prep.inputs[..., :2],
+    np.testing.assert_allclose(inputs_of(prep)[..., :2],
                                (panel.values - prep.scaler.mean) / prep.scaler.scale, atol=1e-5)
 
 
@@ -63,7 +65,7 @@ def test_gaps_in_inputs_are_filled_from_the_past(long_df):
     t = ((df["time"] - df["time"].min()) / np.timedelta64(1, "h")).astype(int)
     df.loc[(df["series"] == "A") & t.between(40, 44), "b"] = np.nan
     prep = prepare(to_panel(df, "h"), L, H, ["a"], SPLIT)
-    b = prep.inputs[0, :, 1]
+    b = inputs_of(prep)[0, :, 1]
     np.testing.assert_array_equal(b[40:45], np.full(5, b[39]))
     assert b[45] != b[39]
 

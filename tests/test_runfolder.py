@@ -52,7 +52,7 @@ def test_a_run_from_python_writes_its_config_and_loads_for_forecasting(finished)
     saved = OmegaConf.load(finished / ".hydra" / "config.yaml")
     assert saved == _cfg()
     trained = predict.load_run(finished)
-    assert trained.description["targets"] == ["temp"] and trained.data["name"] == "synthetic"
+    assert trained.description["targets"] == ["temp"] and trained.data.name == "synthetic"
 
 
 def test_a_fresh_run_into_a_folder_with_a_run_is_refused(finished):

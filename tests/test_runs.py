@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import build_module, load_data, net_kwargs
+from conftest import build_module, inputs_of, load_data, net_kwargs
 
 from forecast.data import prepared
 from forecast.data.panel import Panel, fingerprint, to_panel
@@ -156,7 +156,7 @@ def test_values_after_the_test_cutoff_change_nothing_before_it():
     module.eval()
     with torch.no_grad():
         steps = index[before, 1][:, None] + np.arange(lookback)  # (K, L)
-        forecasts = [module(torch.as_tensor(p.inputs[index[before, 0][:, None], steps]))
+        forecasts = [module(torch.as_tensor(inputs_of(p)[index[before, 0][:, None], steps]))
                      for p in (prep, prep2)]
     torch.testing.assert_close(forecasts[0], forecasts[1], rtol=0, atol=0)
     after = ~before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import N_STEPS
+from conftest import N_STEPS, inputs_of, target_values_of
 
 from forecast.data.panel import split_points, to_panel
 from forecast.data.prepared import datamodule, prepare
@@ -139,12 +139,12 @@ def test_prepare_drops_windows_with_nan_targets_only(long_df):
     assert len(prep.indices["test"]) == 3 * (60 - PH + 1) - PH
     test_b = prep.indices["test"][prep.indices["test"][:, 0] == 1, 1] + PL
     assert not ((test_b <= 250) & (250 < test_b + PH)).any()
-    assert np.isfinite(prep.inputs).all()  # inputs are filled, the mask does not leak NaN
+    assert np.isfinite(inputs_of(prep)).all()  # inputs are filled, the mask does not leak NaN
 
 
 def test_batches_have_the_documented_shapes(prep):
     dm = datamodule(prep, batch_size=16)
-    f_in = prep.inputs.shape[-1]
+    f_in = inputs_of(prep).shape[-1]
     assert prep.input_names[:2] == ["a", "b"] and len(prep.input_names) == f_in
     x, y, series = next(iter(dm.train_dataloader()))
     assert x.shape == (16, PL, f_in) and x.dtype == torch.float32
@@ -163,7 +163,7 @@ def test_train_loader_visits_every_window_once(prep):
     # the first input column is the scaled feature `a`, which encodes (series, step)
     firsts = torch.cat([x[:, 0, 0] for x, _, _ in dm.train_dataloader()]).numpy()
     index = prep.indices["train"]
-    want = prep.inputs[index[:, 0], index[:, 1], 0]
+    want = inputs_of(prep)[index[:, 0], index[:, 1], 0]
     np.testing.assert_array_equal(np.sort(firsts), np.sort(want))
 
 
@@ -175,9 +175,9 @@ def test_batch_items_are_the_right_slices(prep, expected):
         for i in range(len(x)):
             s, start = index[seen + i]
             assert series[i].item() == s
-            np.testing.assert_array_equal(x[i].numpy(), prep.inputs[s, start:start + PL])
+            np.testing.assert_array_equal(x[i].numpy(), inputs_of(prep)[s, start:start + PL])
             np.testing.assert_array_equal(y[i].numpy(),
-                                          prep.target_values[s, start + PL:start + PL + PH])
+                                          target_values_of(prep)[s, start + PL:start + PL + PH])
             # and in data units they are the fixture's values of feature `a` at those steps
             units = prep.scaler.inverse(y[i].numpy(), prep.target_cols)[:, 0]
             np.testing.assert_allclose(units, expected[s, start + PL:start + PL + PH, 0],
@@ -197,12 +197,12 @@ def test_sampler_batches_are_int64_arrays_the_dataset_takes_as_they_are(prep):
     x, _, series = next(iter(loader))  # the loader hands the array to the dataset unchanged
     index = prep.indices["train"][batch]
     np.testing.assert_array_equal(series.numpy(), index[:, 0])
-    np.testing.assert_array_equal(x[:, 0].numpy(), prep.inputs[index[:, 0], index[:, 1]])
+    np.testing.assert_array_equal(x[:, 0].numpy(), inputs_of(prep)[index[:, 0], index[:, 1]])
 
 
 def test_batches_of_the_target_columns_alone_for_a_net_that_reads_only_those(panel):
     prep = prepare(panel, PL, PH, ["b", "a"], (0.7, 0.1, 0.2))
-    assert prep.target_cols == [1, 0] and prep.inputs.shape[-1] > 2
+    assert prep.target_cols == [1, 0] and inputs_of(prep).shape[-1] > 2
     full, narrow = (datamodule(prep, batch_size=32, input_cols=cols) for cols in (None, [1, 0]))
     loaders = zip(full.test_dataloader(), narrow.test_dataloader(), strict=True)
     for (x, y, series), (x_t, y_t, series_t) in loaders:
@@ -214,8 +214,9 @@ def test_batches_of_the_target_columns_alone_for_a_net_that_reads_only_those(pan
     x, y, _ = datamodule(prep, input_cols=[0]).dataset("val")[[0, 5]]
     index = prep.indices["val"][[0, 5]]
     steps = index[:, 1:] + np.arange(PL)  # (2, L)
-    np.testing.assert_array_equal(x.numpy(), prep.inputs[index[:, :1], steps][..., [0]])
-    np.testing.assert_array_equal(y.numpy(), prep.target_values[index[:, :1], steps[:, :PH] + PL])
+    np.testing.assert_array_equal(x.numpy(), inputs_of(prep)[index[:, :1], steps][..., [0]])
+    targets = target_values_of(prep)
+    np.testing.assert_array_equal(y.numpy(), targets[index[:, :1], steps[:, :PH] + PL])
 
 
 def test_batches_of_feature_columns_are_float32_and_contiguous_when_pinned(monkeypatch):
@@ -246,9 +247,9 @@ def test_single_item_access(prep):
     ds = datamodule(prep).dataset("val")
     s, start = prep.indices["val"][7]
     x, y, series = ds[7]
-    assert x.shape == (PL, prep.inputs.shape[-1]) and y.shape == (PH, 1)
+    assert x.shape == (PL, inputs_of(prep).shape[-1]) and y.shape == (PH, 1)
     assert series.item() == s
-    np.testing.assert_array_equal(x.numpy(), prep.inputs[s, start:start + PL])
+    np.testing.assert_array_equal(x.numpy(), inputs_of(prep)[s, start:start + PL])
 
 
 def test_window_steps_are_the_lookback_then_the_horizon():

@@ -62,11 +62,6 @@ class ModelInputs:
     names: list[str]  # (F_in,) = features, calendar, [mask]
     mask_of: np.ndarray | None = None  # (N, T, F) values whose NaNs are the mask columns
 
-    @classmethod
-    def from_array(cls, inputs: np.ndarray, names: Sequence[str]) -> ModelInputs:
-        """A whole (N, T, F_in) array as inputs: every column in the per-series part."""
-        return cls(inputs, np.zeros((inputs.shape[1], 0), np.float32), list(names))
-
     @property
     def shape(self) -> tuple[int, int, int]:
         n, t, f = self.features.shape
@@ -96,15 +91,6 @@ class ModelInputs:
     def columns(self, columns: Sequence[int]) -> FeatureColumns:
         """Some feature columns alone (the targets, in scaled units)."""
         return FeatureColumns(self.features, list(columns))
-
-    def full(self) -> np.ndarray:
-        """The whole (N, T, F_in) array, built now: for small panels and tests."""
-        n, t, _ = self.shape
-        parts = [np.asarray(self.features),
-                 np.broadcast_to(self.calendar, (n, *self.calendar.shape))]
-        if self.mask_of is not None:
-            parts.append(~np.isnan(self.mask_of))
-        return np.concatenate(parts, axis=2, dtype=np.float32)
 
 
 @dataclass

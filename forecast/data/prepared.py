@@ -24,7 +24,6 @@ from forecast.data.panel import (
 from forecast.data.windows import PanelDataModule, window_index
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -45,16 +44,6 @@ class Prepared:
     @property
     def input_names(self) -> list[str]:
         return self.model_inputs.names
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """(N, T, F_in) scaled, causally filled model inputs, built on each call: small panels."""
-        return self.model_inputs.full()
-
-    @property
-    def target_values(self) -> np.ndarray:
-        """(N, T, n_targets) scaled, NaN where missing, built on each call."""
-        return self.scaler.transform(self.panel.values[:, :, self.target_cols], self.target_cols)
 
 
 def target_history(panel: Panel, columns: list[int], end: int | None = None) -> np.ndarray:
@@ -166,12 +155,6 @@ def datamodule(
                            input_cols)
 
 
-
-
-
-
-
-
 def actuals(prep: Prepared) -> np.ndarray:
     """The test windows' target values (K, H, n_targets), data units."""
     values = FeatureColumns(prep.panel.values, prep.target_cols)
@@ -181,4 +164,3 @@ def actuals(prep: Prepared) -> np.ndarray:
 def to_units(prep: Prepared, scaled: np.ndarray) -> np.ndarray:
     """Scaled forecasts (K, H, n_targets[, Q]) -> data units."""
     return prep.scaler.inverse_forecast(scaled, prep.target_cols)
-

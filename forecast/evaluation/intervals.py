@@ -131,7 +131,7 @@ def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(out)
 
 
-def calibrate_run(evaluate: dict, prep, module, dm, quantiles,
+def calibrate_run(evaluate: EvaluateConfig, prep, module, dm, quantiles,
                   folder: Path) -> Calibration | None:
     """Calibrate the intervals a run asks for (model.quantiles, evaluate.intervals) on its
     validation windows; None when there are none, or with evaluate.calibrate=false (then only
@@ -139,10 +139,10 @@ def calibrate_run(evaluate: dict, prep, module, dm, quantiles,
     `score_test` has walked the test windows; one an earlier run left in `folder` is removed
     now, so that forecast-predict never applies one this run did not make."""
     (Path(folder) / FILE).unlink(missing_ok=True)
-    levels = evaluate.get("intervals")
+    levels = evaluate.intervals
     if not quantiles and not levels:
         return None
-    if not evaluate.get("calibrate", True):
+    if not evaluate.calibrate:
         if not quantiles:
             log.warning("evaluate.calibrate=false: a point model has no uncalibrated intervals; "
                         "evaluate.intervals=%s are not reported", list(levels))
@@ -156,8 +156,7 @@ def calibrate_run(evaluate: dict, prep, module, dm, quantiles,
         prep.indices["val"], prep.lookback, prep.horizon)
     units = prep.scaler.inverse_forecast(validation_forecast(module, dm), prep.target_cols)
     calibration = calibrate(actual, units, quantiles, levels, prep.targets,
-                            evaluate.get("calibration", EvaluateConfig.calibration),
-                            evaluate.get("adapt_rate", EvaluateConfig.adapt_rate),
+                            evaluate.calibration, evaluate.adapt_rate,
                             prep.indices["val"][:, 0], len(prep.panel.ids))
     log_validation(calibration.content)
     return calibration

@@ -7,6 +7,7 @@ quantile and interval scores], "by_lead": {score: [H values]}, "by_series": {id:
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, fields, replace
 
@@ -51,8 +52,8 @@ class Scores:
     def to_json(self) -> dict:
         """metrics.json's content: the fields that are set, in the order above, then
         "undefined" ({dotted path: reason}) when a score is NaN or infinite (written as
-        null)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)
+        null). A copy: the record itself never changes."""
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
                if getattr(self, f.name) is not None}
         gaps = undefined({"model": self.model, "baselines": self.baselines})
         if gaps:

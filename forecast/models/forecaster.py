@@ -10,7 +10,7 @@ import torch
 from forecast.config import TrainingOptions
 from forecast.models.checkpoints import DIGEST as DATA_DIGEST
 from forecast.models.network import RegLSTM
-from forecast.models.options import check_training, to_hparams, training_from_hparams
+from forecast.models.options import to_hparams
 
 
 def pinball(y: torch.Tensor, y_hat: torch.Tensor, quantiles: list[float]) -> torch.Tensor:
@@ -51,7 +51,6 @@ class Forecaster(pl.LightningModule):
     def __init__(self, net: RegLSTM, training: TrainingOptions | None = None):
         super().__init__()
         training = training or TrainingOptions()
-        check_training(training)
         # plain values, as checkpoints are read weights-only: {"net": shapes and options,
         # "loss", "lr", "weight_decay", "schedule", "warmup_steps"}
         self.save_hyperparameters({"net": net.hparams(), **to_hparams(training)})
@@ -59,11 +58,10 @@ class Forecaster(pl.LightningModule):
         self.data_digest: str | None = None  # sha256 of the run's data.json, set by the run
         self._epoch_sums: dict[str, tuple] = {}  # name -> (sum of value x windows, windows)
 
-    @classmethod
-    def from_hparams(cls, hparams: dict, source: str = "the checkpoint") -> Forecaster:
-        """The module a checkpoint's hyper-parameters describe (untrained weights)."""
-        return cls(RegLSTM.from_hparams(hparams["net"], source),
-                   training_from_hparams(hparams, source))
+    @property
+    def loss_name(self) -> str:
+        """The loss it trains on: "pinball" for a quantile net, else the training option's."""
+        return "pinball" if self.net.quantiles else self.hparams.loss
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)  # (B, H, n_targets[, Q])

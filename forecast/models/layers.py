@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-WINDOW_NORMS = ("none", "last", "standard", "revin")
+from forecast.config import WINDOW_NORMS
 
 
 class WindowNorm(nn.Module):
@@ -23,6 +23,8 @@ class WindowNorm(nn.Module):
 
     def __init__(self, kind: str, n_norm: int, target_positions: list[int]):
         super().__init__()
+        if kind not in WINDOW_NORMS:
+            raise ValueError(f"window norm '{kind}' is unknown; choose one of {WINDOW_NORMS}")
         self.kind, self.n_norm = kind, n_norm
         self.target_positions = list(target_positions)
         self.affine_weight = nn.Parameter(torch.ones(n_norm)) if kind == "revin" else None

@@ -22,7 +22,7 @@ from forecast.models.layers import (
     split_channels,
 )
 from forecast.models.manual_lstm import ManualLSTM
-from forecast.models.options import check_net, net_from_hparams, to_hparams
+from forecast.models.options import check_shapes, net_from_hparams, to_hparams
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RegLSTM(nn.Module):
         """The data's shapes, then the network's options (None: NetOptions' defaults)."""
         super().__init__()
         o = options or NetOptions()
-        check_net(o, lookback, n_series)
+        check_shapes(o, lookback, n_series)
         self.options = o
         self.shapes = {"n_features": n_features, "horizon": horizon, "n_targets": n_targets,
                        "lookback": lookback, "n_series": n_series,
@@ -243,4 +243,3 @@ class RegLSTM(nn.Module):
             preds.append(step + preds[-1] if self.residual else step)
         path = torch.stack(preds, dim=1)  # (B, H, F_in)
         return path[:, :, self.inner_positions]
-

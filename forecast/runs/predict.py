@@ -25,6 +25,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from forecast.config import DataConfig
 from forecast.data import loader
 from forecast.data.panel import Panel, Scaler, build_inputs, infer_freq, to_panel
 from forecast.data.sources import NYC_VALID_RANGE, SERIES, TIME
@@ -46,7 +47,7 @@ NET_PREFIX = "net."  # Forecaster keeps its RegLSTM as `self.net`, so its weight
 @dataclass
 class TrainedRun:
     path: Path
-    data: dict  # the run's resolved `data` config
+    data: DataConfig  # the run's resolved `data` options
     seed: int
     description: dict  # checkpoints/data.json: scaler, features, input_names, targets, ids, ...
     checkpoint: Path
@@ -88,7 +89,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best",
     description = read_description(description)
     description["calibration"] = conformal.load(folder, description)  # None without intervals
     module = load_module(ckpt, description, folder / "data.json")
-    return TrainedRun(run_dir, OmegaConf.to_container(config.data, resolve=True),
+    return TrainedRun(run_dir, loader.as_config(OmegaConf.to_container(config.data, resolve=True)),
                       int(config.get("seed", 0)), description, ckpt, module)
 
 
@@ -141,8 +142,9 @@ def load_module(path: Path, description: dict, data_json: Path | None = None) ->
     try:
         module = RegLSTM.from_hparams(kwargs, source)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{err} (re-run forecast-train)" if source in str(err) else
-                         f"{source}: its network arguments {sorted(kwargs)} do not build this "
+        if source in str(err):  # another version's checkpoint, refused by name
+            raise
+        raise ValueError(f"{source}: its network arguments {sorted(kwargs)} do not build this "
                          f"version's RegLSTM ({err}); re-run forecast-train") from None
     # a key without the prefix is kept as it is, so that the strict load names it as unexpected
     weights = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items()}
@@ -178,38 +180,39 @@ def check_module(net: dict, description: dict, ckpt: Path) -> None:
         )
 
 
-def data_settings(run_data: dict, overrides: dict | None = None) -> dict:
-    """The run's data settings with the user's overrides; a new file (path) is read as csv."""
+def data_settings(run_data: DataConfig, overrides: dict | None = None) -> DataConfig:
+    """The run's data options with the user's overrides; a new file (path) is read as csv."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(run_data))
+    known = sorted(f.name for f in dataclasses.fields(DataConfig))
+    unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise ValueError(f"data.{unknown[0]}: not a data setting of the run; "
-                         f"choose from {sorted(run_data)}")
-    data = {**run_data, **overrides}
+        raise ValueError(f"data.{unknown[0]}: not a data setting of the run; choose from {known}")
+    data = loader.as_config({**dataclasses.asdict(run_data), **overrides})
     if overrides.get("path"):
-        data["name"] = "csv"
-        if run_data.get("name") == "nyc_weather":
+        data = dataclasses.replace(data, name="csv")
+        if run_data.name == "nyc_weather":
             # a new file gets the same plausibility bounds the training data had
-            data["valid_range"] = {**NYC_VALID_RANGE, **(run_data["valid_range"] or {})}
+            data = dataclasses.replace(data, valid_range={**NYC_VALID_RANGE,
+                                                          **(run_data.valid_range or {})})
     return data
 
 
-def load_frame(data: dict, features: Sequence[str], targets: Sequence[str] = (),
+def load_frame(data: DataConfig, features: Sequence[str], targets: Sequence[str] = (),
                seed: int = 0) -> pd.DataFrame:
     """Long DataFrame [series, time, *features] in the run's feature order, read by the very
     loader and options training used."""
     features = list(features)
     try:
-        record = dataclasses.replace(loader.as_config(data), features=features)
-        df = loader.load(record, seed=seed, targets=list(targets) or None)
+        df = loader.load(dataclasses.replace(data, features=features), seed=seed,
+                         targets=list(targets) or None)
     except ValueError as err:
-        if data["name"] != "csv":
+        if data.name != "csv":
             raise
         raise ValueError(f"{err} (forecast-predict: the new data must hold the run's features "
                          f"{features})") from None
     missing = [f for f in features if f not in df.columns]
     if missing:
-        raise ValueError(f"data '{data['name']}' lacks the run's feature(s) {missing}")
+        raise ValueError(f"data '{data.name}' lacks the run's feature(s) {missing}")
     # the scaler and the network read features by position: keep the training order
     return df[[SERIES, TIME, *features]]
 
@@ -332,11 +335,10 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
     """(forecast table, recent-history table) for a loaded run and its data or a new file."""
     data = data_settings(run.data, data_overrides)
     description = run.description
-    source = f"data.path '{data['path']}'" if data["name"] == "csv" else f"data '{data['name']}'"
+    source = f"data.path '{data.path}'" if data.name == "csv" else f"data '{data.name}'"
     df = load_frame(data, description["features"], description["targets"], run.seed)
     panel = build_panel(df, description, source)
-    table = forecast_ahead(run.module, panel, description, data["calendar"],
-                           data["mask_features"])
+    table = forecast_ahead(run.module, panel, description, data.calendar, data.mask_features)
     per_day = max(1, pd.Timedelta(days=1) // freq_step(panel.freq))
     steps = min(panel.n_steps, max(description["lookback"], plot_days * per_day))
     return table, history_table(panel, description["targets"], steps)
@@ -344,7 +346,7 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
 
 def write_outputs(table: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> list[Path]:
     """forecast.csv, forecast.parquet and plots/forecast_<target>.png in out_dir."""
-    # matplotlib takes most of a second to import: only a run that gets this far pays for it
+    # matplotlib's import is slow: only a run that gets this far pays for it
     from forecast.report import plots
 
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)

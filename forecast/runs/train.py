@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.profilers import PassThroughProfiler
 
 from forecast import config
+from forecast.config import NetOptions, TrainingOptions
 from forecast.data import largepanel, loader, prepared, repair_log
 from forecast.data.panel import Panel, offset, season_length, split_points, to_panel
 from forecast.data.windows import PanelDataModule
@@ -76,7 +77,7 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     """One run into `run_dir` (a backtest when evaluate.folds > 1), which it owns while it runs
     and marks complete at its end; returns the best validation loss (scaled), the sweep
     objective."""
-    check_model(cfg.model, cfg.lookback)
+    model_options(cfg.model, cfg.lookback)
     conformal.check_method(cfg.evaluate.calibration, cfg.evaluate.adapt_rate)
     loggers.require(cfg.logger)
     if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
@@ -143,11 +144,11 @@ def save_config(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
 
 
-def check_model(model: DictConfig, lookback: int) -> None:
-    """Refuse impossible model options before any data is read (a data.memmap build can take
-    minutes). The options that need the data (the series count) are checked again when the net
+def model_options(model: DictConfig, lookback: int) -> tuple[NetOptions, TrainingOptions]:
+    """The `model.*` options as their records, impossible ones refused before any data is read
+    (a data.memmap build can take minutes). What needs the series count is checked when the net
     is built, and so is dropout, whose one-layer warning is given then."""
-    options.check_model(OmegaConf.to_object(model), lookback)
+    return options.check_model(OmegaConf.to_object(model), lookback)
 
 
 def used_steps(data: DictConfig, panel) -> int:
@@ -198,6 +199,7 @@ class Evaluation:
     forecasts: pd.DataFrame
     gates: dict
     calibration: dict | None
+    loss: str  # the loss the model trained on, as the learning curves are labelled
 
 
 def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) -> Fitted | None:
@@ -206,8 +208,8 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     whose part ends with the fit."""
     clock = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    schema = OmegaConf.to_object(cfg.model)
-    module = Forecaster(RegLSTM(**options.shapes(prep), options=schema.net()), schema.training())
+    net, training = model_options(cfg.model, cfg.lookback)
+    module = Forecaster(RegLSTM(**options.shapes(prep), options=net), training)
     dm = prepared.datamodule(prep, cfg.data.batch_size, cfg.data.num_workers, cfg.seed,
                              cfg.data.windows_per_epoch, module.net.input_columns)
     trainer = build_trainer(cfg, out_dir, logger)
@@ -246,11 +248,11 @@ def evaluate(cfg: DictConfig, prep: prepared.Prepared, fitted: Fitted, out_dir: 
     validation windows, and score the model and the baselines on the test windows. `seconds`:
     the timings of stages before the fit, kept in front of the fit's and this one's."""
     clock = time.perf_counter()
-    quantiles = OmegaConf.to_container(cfg.model, resolve=True)["quantiles"]
+    quantiles = fitted.module.net.quantiles or None  # (Q,) levels of a quantile model
     model_scaled = inference.forecast(fitted.trainer, fitted.module, fitted.datamodule,
                                       ckpt_path=fitted.best)  # (K, H, n_targets[, Q])
     # the best weights are loaded now: calibrate the intervals on the validation windows
-    calibration = intervals.calibrate_run(OmegaConf.to_container(cfg.evaluate), prep,
+    calibration = intervals.calibrate_run(OmegaConf.to_object(cfg.evaluate), prep,
                                           fitted.module, fitted.datamodule, quantiles,
                                           out_dir / "checkpoints")
     season = cfg.evaluate.season or season_length(prep.panel.times)
@@ -277,7 +279,7 @@ def evaluate(cfg: DictConfig, prep: prepared.Prepared, fitted: Fitted, out_dir: 
         units={t: cfg.data.units.get(t) for t in prep.targets},
         step_seconds=offset(prep.panel.freq)[0].total_seconds(),
     )
-    return Evaluation(scores, forecasts, gates, saved)
+    return Evaluation(scores, forecasts, gates, saved, fitted.module.loss_name)
 
 
 def resume_checkpoint(resume, run_dir: Path) -> str | None:
@@ -300,8 +302,10 @@ def check_resumed(path: str, hparams: dict) -> None:
     meaning (e.g. residual or loss), and the run would silently mix two models."""
     saved = checkpoints.read(path)["hyper_parameters"]
     # as this version stores them (an option's alias resolved); another version's is refused
-    net_shapes, net = options.net_from_hparams(saved["net"], f"resume: the checkpoint '{path}'")
-    saved = {**saved, "net": {**net_shapes, **options.to_hparams(net)}}
+    source = f"resume: the checkpoint '{path}'"
+    net_shapes, net = options.net_from_hparams(saved["net"], source)
+    training = options.training_from_hparams(saved, source)
+    saved = {"net": {**net_shapes, **options.to_hparams(net)}, **options.to_hparams(training)}
     changed = _differences(saved, hparams)
     if changed:
         raise ValueError(
@@ -334,6 +338,8 @@ def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:
         prep = prepare(cfg, panel, split, ends)
         fold_dir = run_dir / "folds" / str(i)
         fitted = fit(cfg, prep, fold_dir)  # its own logger, in the fold's folder
+        if fitted is None:  # a DDP worker: every rank fits every fold, rank 0 scores it
+            continue
         result = evaluate(cfg, prep, fitted, fold_dir)
         result = replace(result, scores=replace(result.scores, ends=list(ends),
                                                 test_start=str(panel.times[ends[1]])))
@@ -341,8 +347,10 @@ def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:
         outputs.write_metrics(fold_dir, result.scores)
         fold_scores.append(result.scores)  # the gate values of a fold are not plotted
         fold_tables.append(result.forecasts.assign(fold=i))
+    if not fold_scores:  # a DDP worker
+        return float("nan")
     summary = Evaluation(folds.aggregate_folds(fold_scores),
-                         pd.concat(fold_tables, ignore_index=True), {}, None)
+                         pd.concat(fold_tables, ignore_index=True), {}, None, result.loss)
     scores = write(cfg, run_dir, summary, fold_scores[0].targets)
     if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
         loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), scores.to_json(), run_dir)
@@ -358,13 +366,12 @@ def write(cfg: DictConfig, run_dir: Path, result: Evaluation, targets) -> Scores
     (forecast.runs.outputs), titled from the config; returns the scores as metrics.json holds
     them."""
     intervals.save_run(result.calibration, run_dir / "checkpoints")
-    loss = "pinball" if cfg.model.quantiles else cfg.model.loss
     step = result.scores.step_seconds
     title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
             f"{tables.duration(cfg.lookback, step)}, horizon " \
             f"{tables.duration(cfg.horizon, step)}"
     return outputs.write_run(run_dir, title, result.scores, result.forecasts, targets,
-                             result.gates, cfg.evaluate.plot_days, loss)
+                             result.gates, cfg.evaluate.plot_days, result.loss)
 
 
 def finish(metrics: dict, run_dir: Path) -> None:

@@ -26,7 +26,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, open_dict
 
 from forecast import config
-from forecast.runs import console, runfolder
+from forecast.runs import console, intent, runfolder
 
 INPUT = "input.parquet"  # a DataFrame given to fit, as the run reads it (in the run folder)
 ARGUMENTS = ("lookback", "horizon", "targets", "data", "data.path")  # fit's own arguments
@@ -132,6 +132,7 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str],
 def _compose(overrides: list[str], run_dir) -> tuple[DictConfig, Path]:
     """forecast-train's config with data=csv and the overrides; the run folder."""
     config.register()
+    overrides = intent.overrides(overrides)  # a key outside the schema refused by name
     with initialize_config_module(config_module="forecast.conf", version_base="1.3"):
         try:
             cfg = compose("train", overrides=["data=csv", *overrides], return_hydra_config=True)

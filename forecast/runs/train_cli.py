@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from forecast import config
-from forecast.runs import console, runfolder
+from forecast.runs import console, intent, runfolder
 
 log = logging.getLogger("forecast.runs.train")  # the run's own logger: its errors read the same
 config.register()
@@ -42,14 +42,15 @@ def job_threads(cfg: DictConfig) -> int | None:
 @hydra.main(version_base="1.3", config_path="pkg://forecast.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     console.quiet()
-    import torch
-
-    from forecast.runs import train
-
-    threads = job_threads(cfg)
-    if threads:
-        torch.set_num_threads(threads)
     try:
+        intent.check(cfg)  # a sweep's job too (Refusals checks a run before its folder exists)
+        import torch
+
+        from forecast.runs import train
+
+        threads = job_threads(cfg)
+        if threads:
+            torch.set_num_threads(threads)
         return train.run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -59,8 +60,15 @@ def main(cfg: DictConfig) -> float:
 
 
 def cli() -> None:
-    """The forecast-train command: an impossible run folder is refused with one message before
-    Hydra starts (Hydra would stop creating it with a traceback)."""
+    """The forecast-train command: an impossible run folder and a key outside the schema are
+    refused with one message before Hydra starts (Hydra would stop creating the folder with a
+    traceback, and answers an unknown key with `+key=...`, which trains with the key ignored);
+    `experiment=...` / `hparams_search=...` are passed on as `+experiment=...` (intent.argv)."""
+    try:
+        sys.argv[1:] = intent.argv(sys.argv[1:])
+    except ValueError as error:
+        print(f"forecast-train: {error}", file=sys.stderr)
+        sys.exit(2)
     problem = runfolder.unusable(runfolder.asked_folder(sys.argv[1:]))
     if problem:
         print(f"forecast-train: {problem}", file=sys.stderr)

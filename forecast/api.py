@@ -7,6 +7,12 @@
                        overrides=["model=gru", "trainer.max_epochs=3"])
     run.metrics["model"]["mae"], run.forecasts.head()
     ahead = forecast.load_run(run.dir).predict()
+    print(run)  # the summary: folder, model, data, scores against the best baseline, verdict
+
+fit shows the score table and verdict on stdout unless the caller's logging takes the logger
+forecast.scores (a handler on it, on forecast or on the root logger); train.log gets them either
+way. A polars DataFrame or LazyFrame is read as pandas; a frame in the long format of
+neuralforecast and statsforecast (unique_id, ds, y) is read as it is.
 """
 
 from __future__ import annotations
@@ -14,35 +20,95 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forecast import config
+from forecast.report import tables
 from forecast.runs import console, intent, runfolder
+
+if TYPE_CHECKING:
+    from forecast.models.network import RegLSTM
+
+log = logging.getLogger(__name__)
 
 INPUT = "input.parquet"  # a DataFrame given to fit, as the run reads it (in the run folder)
 ARGUMENTS = ("lookback", "horizon", "targets", "data", "data.path")  # fit's own arguments
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in train.log
+# what fit shows the caller: the final scores (forecast-train's console lines) and fit's own
+SHOWN = ("forecast.scores", __name__)
+# the long format of neuralforecast and statsforecast: series, time and target columns
+LONG_FORMAT = {"data.series_col": "unique_id", "data.time_col": "ds"}
+LONG_TARGET = "y"
 
 
 @dataclass(frozen=True)
 class Run:
-    """A finished run folder: its scores, test forecasts and model."""
+    """A finished run folder: its scores, test forecasts and model. `print(run)` (or
+    `run.summary()`) says what was run and how it scored."""
 
     dir: Path
+
+    def __repr__(self) -> str:
+        try:
+            return self.summary()
+        except (OSError, ValueError, KeyError, TypeError) as error:  # a folder moved or broken
+            return f"Run(dir={str(self.dir)!r}) ({type(error).__name__}: {error})"
+
+    def summary(self) -> str:
+        """A few lines: the run folder; the model, data, targets, lookback and horizon; the
+        test MAE and RMSE of the model and of the best baseline (lowest MAE) in the data's
+        units; the verdict."""
+        metrics = self.metrics
+        saved = self.config
+        step = metrics.get("step_seconds")
+        data = saved.get("data", {}).get("name", "?")
+        if saved.get("data", {}).get("path"):
+            data += f" ({saved['data']['path']})"
+        lookback, horizon = metrics.get("lookback"), metrics.get("horizon")
+        lines = [
+            f"Run {self.dir}",
+            f"  model {saved.get('model', {}).get('name', '?')} on {data}",
+            f"  targets {', '.join(metrics.get('targets') or [])}; lookback {lookback} steps "
+            f"({tables.duration(lookback, step)}), horizon {horizon} steps "
+            f"({tables.duration(horizon, step)})",
+        ]
+        scores = f"  test, in {tables.unit_label(metrics) or 'data units'}: model " \
+                 f"{_scores(metrics['model'])}"
+        best = _best_baseline(metrics.get("baselines", {}))
+        if best is None:
+            return "\n".join([*lines, scores])
+        scores += f"; best baseline {best} {_scores(metrics['baselines'][best])}"
+        return "\n".join([*lines, scores, f"  {tables.verdict(metrics)}"])
 
     @property
     def metrics(self) -> dict:
         """metrics.json: {"model": scores, "baselines": {name: scores}, "windows", ...}."""
         return json.loads((self.dir / "metrics.json").read_text())
+
+    @property
+    def config(self) -> dict:
+        """.hydra/config.yaml, the run's resolved config, as plain values."""
+        return OmegaConf.to_container(OmegaConf.load(self.dir / ".hydra" / "config.yaml"))
+
+    @cached_property
+    def model(self) -> RegLSTM:
+        """The trained network (checkpoints/best.ckpt) in eval mode, loaded on first use as
+        forecast-predict loads it."""
+        from forecast.runs import predict  # torch and the network: only when asked for
+
+        return predict.load_run(self.dir).module
 
     @property
     def forecasts(self) -> pd.DataFrame:
@@ -54,12 +120,14 @@ class Run:
     def predict(self, data: pd.DataFrame | str | os.PathLike | None = None,
                 checkpoint: str = "best") -> pd.DataFrame:
         """Forecast the `horizon` steps after the end of the run's own data (data=None) or of
-        `data` (a long DataFrame or a CSV/Parquet file with the run's columns, frequency and
-        series), as forecast-predict does. A DataFrame is written to a temporary folder for
-        the run's loader and removed after. -> table [series, time, target, forecast
-        [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x n_targets rows."""
+        `data` (a long pandas or polars DataFrame, or a CSV/Parquet file, with the run's
+        columns, frequency and series), as forecast-predict does. A DataFrame is written to a
+        temporary folder for the run's loader and removed after. -> table [series, time,
+        target, forecast [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x
+        n_targets rows."""
         from forecast.runs import predict  # torch and the network: only when forecasting
 
+        data = _pandas(data)
         trained = predict.load_run(self.dir, checkpoint)
         if not isinstance(data, pd.DataFrame):
             path = None if data is None else str(_existing(data))
@@ -84,23 +152,30 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(path)
 
 
-def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str], lookback: int,
-        horizon: int, overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None
-        ) -> Run:
-    """Train, test and score one run, as `forecast-train data=csv data.path=<file>` does.
+def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str] | None = None,
+        lookback: int, horizon: int, overrides: Sequence[str] = (),
+        run_dir: str | os.PathLike | None = None) -> Run:
+    """Train, test and score one run, as `forecast-train data=csv data.path=<file>` does, and
+    show its score table and verdict as the command does: on stdout, unless the caller's
+    logging takes the logger forecast.scores (then there only); train.log gets them either way.
 
-    data: a long DataFrame (columns series, time and the features; other names through the
-        overrides data.series_col=... and data.time_col=...) or the path of a CSV/Parquet file.
-        A DataFrame is written to <run_dir>/input.parquet, which the run reads (and
+    data: a long pandas or polars DataFrame (a polars LazyFrame is collected; columns series,
+        time and the features; other names through the overrides data.series_col=... and
+        data.time_col=...) or the path of a CSV/Parquet file. A frame with the columns
+        unique_id and ds and neither override is read in that long format (neuralforecast's,
+        statsforecast's): data.series_col=unique_id, data.time_col=ds, and targets y when none
+        are given. A DataFrame is written to <run_dir>/input.parquet, which the run reads (and
         forecast-predict reads again); nothing outside the run folder is written.
-    targets: the column(s) to forecast, or "all".
+    targets: the column(s) to forecast, or "all" (None only for a unique_id, ds, y frame).
     lookback, horizon: input steps L and forecast steps H of every window.
     overrides: forecast-train's override strings, e.g. ["model=gru", "trainer.max_epochs=3"].
     run_dir: the run folder; default outputs/<date>/<time> (the CLI's hydra.run.dir).
     -> the finished Run. Bad arguments raise ValueError naming the argument or column.
     """
+    data = _pandas(data)
+    implied, targets, note = _long_format(data, targets, overrides)
     _check_arguments(data, targets, lookback, horizon, overrides)
-    cfg, folder = _compose(list(overrides), run_dir)
+    cfg, folder = _compose([*implied, *overrides], run_dir)
     cfg.targets, cfg.lookback, cfg.horizon = _target_list(targets), lookback, horizon
     from forecast.runs import (
         loggers,
@@ -124,7 +199,9 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str],
     else:
         cfg.data.path = str(_existing(data).resolve())
     console.quiet()
-    with _train_log(folder):
+    with _shown(), _train_log(folder):  # _shown first: it asks whether the caller has handlers
+        if note:
+            log.info(note)
         train.run(cfg, folder)
     return Run(folder)
 
@@ -145,9 +222,38 @@ def _compose(overrides: list[str], run_dir) -> tuple[DictConfig, Path]:
     return cfg, folder
 
 
+def _pandas(data: Any) -> Any:
+    """A polars DataFrame (or LazyFrame, collected) as a pandas one; anything else as it is.
+    polars is imported only when `data` is one of its objects."""
+    if not type(data).__module__.startswith("polars"):
+        return data
+    import polars
+
+    if isinstance(data, polars.LazyFrame):
+        data = data.collect()
+    return data.to_pandas() if isinstance(data, polars.DataFrame) else data
+
+
+def _long_format(data: Any, targets, overrides: Sequence[str]) -> tuple[list[str], Any, str]:
+    """The overrides a unique_id, ds[, y] frame implies when the caller set neither key column
+    (-> overrides, targets, the line saying so); none for any other data."""
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if isinstance(o, str)}
+    if not isinstance(data, pd.DataFrame) or not set(LONG_FORMAT.values()) <= set(data.columns) \
+            or keys & set(LONG_FORMAT):
+        return [], targets, ""
+    implied = [f"{key}={column}" for key, column in LONG_FORMAT.items()]
+    read, chosen = "unique_id as the series and ds as the time column", list(implied)
+    if targets is None and LONG_TARGET in data.columns:
+        targets = [LONG_TARGET]
+        read += f", {LONG_TARGET} as the target"
+        chosen.append(f"targets=[{LONG_TARGET}]")
+    return implied, targets, f"data: the long format unique_id, ds, y: {read} " \
+                             f"({', '.join(chosen)})"
+
+
 def _check_arguments(data, targets, lookback, horizon, overrides) -> None:
     if not isinstance(data, pd.DataFrame | str | os.PathLike):
-        raise ValueError(f"data: a long DataFrame or a CSV/Parquet path, not "
+        raise ValueError(f"data: a long DataFrame (pandas or polars) or a CSV/Parquet path, not "
                          f"{type(data).__name__}")
     names = [targets] if isinstance(targets, str) else targets
     if not isinstance(names, Sequence) or not names or \
@@ -193,6 +299,39 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
+def _scores(scores: dict) -> str:
+    """'MAE 1.234, RMSE 2.345' ('undefined' where a score is)."""
+    def value(key):
+        number = scores.get(key)
+        return "undefined" if number is None else f"{number:.3f}"
+    return f"MAE {value('mae')}, RMSE {value('rmse')}"
+
+
+def _best_baseline(baselines: dict) -> str | None:
+    """The baseline of lowest test MAE (None when none has one)."""
+    scored = {name: m["mae"] for name, m in baselines.items() if m.get("mae") is not None}
+    return min(scored, key=scored.get) if scored else None
+
+
+@contextmanager
+def _shown() -> Iterator[None]:
+    """fit's lines (SHOWN's loggers: the score table, the verdict) on stdout for the length of
+    a fit, for a caller whose logging takes none of them: a plain handler on each logger with
+    no handler of its own or above it, removed after; a caller's handler gets them alone."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    bare = [logging.getLogger(name) for name in SHOWN
+            if not logging.getLogger(name).hasHandlers()]
+    for logger in bare:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in bare:
+            logger.removeHandler(handler)
+        handler.close()
+
+
 @contextmanager
 def _train_log(folder: Path) -> Iterator[None]:
     """<run>/train.log, the log Hydra keeps for forecast-train, for the length of the run."""
@@ -200,12 +339,27 @@ def _train_log(folder: Path) -> Iterator[None]:
     handler = logging.FileHandler(folder / "train.log")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
-    root.addHandler(handler)
+    # the root's handler, and that of a shown logger whose lines stop short of the root
+    # (propagate=False there or above, as under forecast-train's own logging config)
+    takers = [root, *(logging.getLogger(name) for name in SHOWN
+                      if not _reaches_root(logging.getLogger(name)))]
+    for logger in takers:
+        logger.addHandler(handler)
     level = root.level
     root.setLevel(min(level, logging.INFO))
     try:
         yield
     finally:
         root.setLevel(level)
-        root.removeHandler(handler)
+        for logger in takers:
+            logger.removeHandler(handler)
         handler.close()
+
+
+def _reaches_root(logger: logging.Logger) -> bool:
+    """Whether the logger's records propagate up to the root logger."""
+    while logger.parent is not None:
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return True

@@ -18,6 +18,18 @@ from pathlib import Path
 LOCK, COMPLETE = ".lock", "complete.json"
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM (forecast.runs.stopping): its folder holds no scores
+    and no completion mark, only what resumes it. `str()` says where it stopped and the command
+    that resumes it; `code` is the exit code (130 for SIGINT, 143 for SIGTERM, else 1). A
+    KeyboardInterrupt, so that a caller's `except Exception` does not go on past it; here, so
+    that forecast-train catches it without importing the run."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -109,6 +121,14 @@ def mark_complete(run_dir: Path, complete: bool = True) -> None:
     checkpoints are no longer the finished run's)."""
     (run_dir / COMPLETE).write_text(json.dumps(
         {"complete": complete, "at": time.strftime("%Y-%m-%d %H:%M:%S")}))
+
+
+def mark_interrupted(run_dir: Path) -> None:
+    """An interrupted run leaves no complete.json, but one stopped after its metrics.json was
+    written is marked incomplete: a scored folder without the mark reads as a finished run
+    from before the mark existed."""
+    if (run_dir / "metrics.json").is_file() and not (run_dir / COMPLETE).is_file():
+        mark_complete(run_dir, False)
 
 
 def is_complete(run_dir: Path) -> bool:

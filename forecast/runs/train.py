@@ -29,12 +29,13 @@ from forecast.models import checkpoints, inference, options
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.report import tables
-from forecast.runs import learning_log, loggers, outputs, runfolder
+from forecast.runs import learning_log, loggers, outputs, runfolder, stopping
 
 log = logging.getLogger(__name__)
 # the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
 said = logging.getLogger("forecast.scores")
 config.register()
+Interrupted = stopping.Interrupted  # a run stopped by Ctrl-C or SIGTERM
 
 
 def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
@@ -76,16 +77,26 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=None) -> pl.Trainer:
 def run(cfg: DictConfig, run_dir: Path) -> float:
     """One run into `run_dir` (a backtest when evaluate.folds > 1), which it owns while it runs
     and marks complete at its end; returns the best validation loss (scaled), the sweep
-    objective."""
+    objective. Ctrl-C or SIGTERM ends it with Interrupted: nothing scored or marked complete,
+    the checkpoints kept, the lock released, the command that resumes it in the message."""
     model_options(cfg.model, cfg.lookback)
     conformal.check_method(cfg.evaluate.calibration, cfg.evaluate.adapt_rate)
     loggers.require(cfg.logger)
     if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
         return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
-    with runfolder.claim(run_dir, cfg.resume):
-        save_config(cfg, run_dir)
-        objective = _run(cfg, run_dir)
-        runfolder.mark_complete(run_dir)
+    with stopping.Signals() as signals:
+        try:
+            with runfolder.claim(run_dir, cfg.resume):
+                save_config(cfg, run_dir)
+                objective = _run(cfg, run_dir)
+                signals.check()  # a signal whose KeyboardInterrupt something swallowed
+                runfolder.mark_complete(run_dir)
+                signals.finished = True
+        except (KeyboardInterrupt, SystemExit) as error:
+            if signals.signum is None and not isinstance(error, KeyboardInterrupt):
+                raise  # a sys.exit of its own, not an interruption
+            runfolder.mark_interrupted(run_dir)
+            raise stopping.interrupted(signals.signum, error, cfg, run_dir) from None
     return objective
 
 
@@ -222,11 +233,12 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
         check_resumed(ckpt_path, dict(module.hparams))
         runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on
     earlier = learning_log.earlier_log(trainer, ckpt_path)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    stopping.fit(trainer, module, datamodule=dm, ckpt_path=ckpt_path)  # interrupted: raises
     seconds = time.perf_counter() - clock
     if trainer.global_rank != 0:
         return None  # rank 0 evaluates; the others are done
     learning_log.continue_log(trainer, earlier)
+    said.info(stopping.why_stopped(trainer))  # why it stopped, which epoch's weights are used
     best_score = trainer.checkpoint_callback.best_model_score
     return Fitted(module, dm, forecasting_trainer(cfg, trainer),
                   trainer.checkpoint_callback.best_model_path or None, trainer.current_epoch,

@@ -57,6 +57,9 @@ def main(cfg: DictConfig) -> float:
             raise  # the sweep records the failed job and goes on
         log.error("%s", error)
         sys.exit(2)
+    except runfolder.Interrupted as stop:  # Ctrl-C or SIGTERM: a sweep stops too
+        log.error("%s", stop)
+        sys.exit(stop.code)
 
 
 def cli() -> None:

@@ -99,6 +99,19 @@ def test_an_interruption_after_the_fit_scores_nothing_and_says_the_python_call(
     assert runfolder.is_complete(run)
 
 
+def test_a_backtest_resumes_with_folds_it_had_not_reached(tmp_path):
+    """Interrupted in its first fold, a backtest has no checkpoint in the later ones: resume=true
+    continues the folds that have one and fits the others afresh."""
+    run = tmp_path / "run"
+    backtest = ("trainer.max_epochs=1", "evaluate.folds=2", "evaluate.baselines=[persistence]")
+    train.run(_cfg(*backtest), run)
+    (run / "folds" / "1" / "checkpoints" / "last.ckpt").unlink()
+    (run / runfolder.COMPLETE).unlink()
+    train.run(_cfg(*backtest, "resume=true"), run)
+    assert runfolder.is_complete(run)
+    assert (run / "folds" / "1" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_from_python_the_resume_command_is_the_fit_call(tmp_path):
     cfg = _cfg()
     cfg.data.path = str(tmp_path / "input.parquet")

@@ -349,7 +349,10 @@ def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:
                  i + 1, cfg.evaluate.folds, ends[0], ends[0], ends[1], ends[1], ends[2])
         prep = prepare(cfg, panel, split, ends)
         fold_dir = run_dir / "folds" / str(i)
-        fitted = fit(cfg, prep, fold_dir)  # its own logger, in the fold's folder
+        fold_cfg = cfg  # resume=true: a fold the interrupted run had not reached starts afresh
+        if cfg.resume is True and not (fold_dir / "checkpoints" / "last.ckpt").is_file():
+            fold_cfg = OmegaConf.merge(cfg, {"resume": None})
+        fitted = fit(fold_cfg, prep, fold_dir)  # its own logger, in the fold's folder
         if fitted is None:  # a DDP worker: every rank fits every fold, rank 0 scores it
             continue
         result = evaluate(cfg, prep, fitted, fold_dir)

@@ -309,3 +309,31 @@ def test_help_starts_with_what_the_tool_does_and_the_three_commands(command):
     for line, name in zip(listed, ("forecast-train [", "forecast-predict run=",
                                    "forecast-report <"), strict=True):
         assert line.startswith(name), listed
+
+
+def test_help_describes_every_group_and_the_common_options(hydra_ctx):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "forecast-train"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    groups = out[out.index("== Groups (group=option) =="):out.index("== Common options ==")]
+    described = {line.split()[0] for line in groups.splitlines()[1:]
+                 if line.startswith("  ") and not line.startswith("   ")}
+    assert described == set(GROUPS + OPTIONAL_GROUPS)
+    common = out[out.index("== Common options =="):out.index("== Config ==")]
+    shown = dict(re.findall(r"(?<![\w.])([a-z_]+(?:\.[a-z_]+)?)=(\S+)", common))
+    cfg = _compose()
+    for key in shown:
+        assert OmegaConf.select(cfg, key, default="absent") != "absent", key
+    defaults = {"lookback", "horizon", "targets", "model.hidden_size", "model.lr",
+                "trainer.max_epochs", "evaluate.folds", "seed", "threads"}
+    for key in defaults:  # the values shown are today's defaults
+        assert yaml.safe_load(shown[key]) == _value(cfg, key), key
+
+
+def _value(cfg, key: str):
+    value = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value

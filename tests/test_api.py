@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -71,6 +72,12 @@ def test_load_run_and_predict_past_the_end(fitted, frame):
     pd.testing.assert_frame_equal(run.predict(path), from_frame, check_exact=False)
     with pytest.raises(ValueError, match=r"data \(the DataFrame\): the series differ"):
         run.predict(shorter[shorter["series"] != "S1"])
+    # the next day's rows appended (targets empty): refused, never a forecast of the day after
+    future = frame[frame["time"] > frame["time"].max() - pd.Timedelta(hours=HORIZON)].copy()
+    future["time"] += pd.Timedelta(hours=HORIZON)
+    future["temp"] = np.nan
+    with pytest.raises(ValueError, match=r"data \(the DataFrame\): 6 time step\(s\) after"):
+        run.predict(pd.concat([frame, future]))
 
 
 @pytest.mark.slow

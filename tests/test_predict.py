@@ -331,6 +331,23 @@ def test_new_file_with_unknown_series(trained, data_df, tmp_path):
         predict.forecast_run(trained, {"path": str(path)})
 
 
+def test_rows_past_the_last_observed_target_are_refused_not_shifted(trained, data_df, tmp_path):
+    """The next day's rows appended to the history (targets empty, other columns known): the
+    forecast would start after them; refused, naming the rows and where the forecast starts."""
+    last = data_df["time"].max()
+    future = data_df[data_df["time"] > last - pd.Timedelta(hours=3)].copy()
+    future["time"] += pd.Timedelta(hours=3)
+    future[TARGETS] = np.nan
+    path = _write(pd.concat([data_df, future]), tmp_path / "with_future.parquet")
+    first = last + pd.Timedelta(hours=1)
+    with pytest.raises(ValueError, match=r"3 time step\(s\) after the last observed") as err:
+        predict.forecast_run(trained, {"path": str(path)})
+    assert f"from {first} to {last + pd.Timedelta(hours=3)}" in str(err.value)
+    assert f"starts at {first}" in str(err.value)
+    table, _ = predict.forecast_run(trained, {"path": str(_write(data_df, tmp_path / "a.csv"))})
+    assert table["time"].min() == first  # without them: the step after the last target
+
+
 def test_new_file_shorter_than_the_lookback(trained, data_df, tmp_path):
     path = _write(data_df.groupby("series").head(LOOKBACK - 1), tmp_path / "new.csv")
     with pytest.raises(ValueError, match=f"lookback={LOOKBACK}"):

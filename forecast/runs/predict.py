@@ -236,6 +236,28 @@ def build_panel(df: pd.DataFrame, description: dict, source: str) -> Panel:
     return panel
 
 
+def refuse_future_rows(panel: Panel, targets: Sequence[str], source: str) -> None:
+    """Time steps after the last observed target of every series are rows of the future (e.g.
+    the next day's covariates appended to the history). This run reads no inputs known ahead,
+    so they would only move the forecast origin past them: refused, naming the rows, so that the
+    forecast always starts at the step after the last observed target."""
+    columns = [panel.features.index(t) for t in targets]
+    seen = panel.observed[:, :, columns].any(axis=(0, 2))  # (T,): any target of any series
+    if not seen.any():
+        raise ValueError(f"{source}: no observed value of {list(targets)}; nothing to forecast "
+                         "from")
+    last = int(np.flatnonzero(seen)[-1])
+    if last == panel.n_steps - 1:
+        return
+    after = panel.times[last + 1:]
+    raise ValueError(
+        f"{source}: {len(after)} time step(s) after the last observed {list(targets)} "
+        f"({panel.times[last]}): from {after[0]} to {after[-1]}. This run reads no inputs "
+        "known ahead, so rows past the last observed target cannot be used and would move the "
+        f"forecast past them; drop those rows: the forecast then starts at {after[0]}, the step "
+        "after the last observed target")
+
+
 def _check_series(found: list[str], expected: list[str], source: str) -> None:
     unknown = [s for s in found if s not in expected]
     missing = [s for s in expected if s not in found]
@@ -338,6 +360,7 @@ def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
     source = f"data.path '{data.path}'" if data.name == "csv" else f"data '{data.name}'"
     df = load_frame(data, description["features"], description["targets"], run.seed)
     panel = build_panel(df, description, source)
+    refuse_future_rows(panel, description["targets"], source)
     table = forecast_ahead(run.module, panel, description, data.calendar, data.mask_features)
     per_day = max(1, pd.Timedelta(days=1) // freq_step(panel.freq))
     steps = min(panel.n_steps, max(description["lookback"], plot_days * per_day))
@@ -377,7 +400,8 @@ def summary(table: pd.DataFrame, trained: TrainedRun, paths: list[Path]) -> str:
     lines = [
         f"Forecast of {list(pd.unique(table['target']))} for {table['series'].nunique()} series,"
         f" {times.nunique()} steps from {times.min()} to {times.max()}"
-        f" (run {trained.path}, {trained.checkpoint.name}):",
+        f" (run {trained.path}, {trained.checkpoint.name}); it starts at the step after the last"
+        " observed target:",
         table.head(6).to_string(index=False),
         "Files: " + ", ".join(str(p) for p in paths),
     ]

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def safe_name(name: str) -> str:
@@ -142,7 +143,7 @@ def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: st
                   lead: tuple[str, float] = ("steps", 1.0)) -> Figure:
     """Lines of one metric by lead, one per forecaster (the model drawn thicker); `lead` is the
     unit the lead axis is told in and its count per step (`tables.lead_unit`)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     for name, values in by_lead.items():
         leads = np.arange(1, len(values) + 1) * lead[1]
         ax.plot(leads, values, lw=2.5 if name == "model" else 1.2, label=name,
@@ -151,9 +152,14 @@ def error_by_lead(by_lead: dict[str, list[float]], metric: str = "mae", unit: st
     ax.set_ylabel(labelled(metric.upper(), unit))
     ax.set_title(f"Test {metric.upper()} by lead time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
+
+
+def _legend_outside(ax, fontsize: int = 8) -> None:
+    """The legend to the right of the axes, where it covers no data."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae",
@@ -171,7 +177,9 @@ def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae",
     for name in names:
         values = [_value(by_series[name].get(i, {}), metric) for i in shown]
         big = name == "model"
-        ax.plot(values, y, "o", ms=8 if big else 5, label=name, zorder=3 if big else 2,
+        # the model's larger ringed dot under the baselines': a baseline on the same value
+        # stays visible inside the ring
+        ax.plot(values, y, "o", ms=9 if big else 5, label=name, zorder=2 if big else 3,
                 markeredgecolor="black" if big else "none")
     ax.set_yticks(y, [str(i) for i in shown], fontsize=8)
     ax.set_ylim(-0.7, len(shown) - 0.3)
@@ -179,7 +187,7 @@ def error_by_series(by_series: dict[str, dict[str, dict]], metric: str = "mae",
     more = f" ({len(shown)} of {len(ids)} with the model's largest)" if len(shown) < len(ids) \
         else ""
     ax.set_title(f"Test {metric.upper()} by series{more}", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _legend_outside(ax, fontsize=7)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
@@ -212,6 +220,7 @@ def residuals(forecasts: pd.DataFrame, leads: tuple[int, ...] = (1, 6, 24),
         ax.axvline(0, color="black", lw=0.8)
         ax.set_title(f"Residuals (forecast - actual), {target}", fontsize=10)
         ax.set_xlabel(labelled("error", (units or {}).get(target)))
+        ax.set_ylabel("density")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -232,14 +241,14 @@ def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray], unit: 
         left.axvline(board["persistence_mae"].mean(), color="grey", ls=":", label="persistence")
     if "ridge_mae" in board:
         left.axvline(board["ridge_mae"].mean(), color="tab:green", ls="--", label="ridge")
-    left.legend(fontsize=8)
-    left.set_title("Runs, best validation loss at the top", fontsize=10)
+    left.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncols=3)
+    left.set_title("Runs, best validation loss at the top", fontsize=10, pad=28)
     for name, values in by_lead.items():
         right.plot(np.arange(1, len(values) + 1) * lead[1], values, label=name[:40])
     right.set_xlabel(f"lead ({lead[0]} ahead)")
     right.set_ylabel(labelled("test MAE", unit))
     right.set_title("Best runs by lead time", fontsize=10)
-    right.legend(fontsize=7)
+    _legend_outside(right, fontsize=7)
     right.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -248,17 +257,21 @@ def sweep_comparison(board: pd.DataFrame, by_lead: dict[str, np.ndarray], unit: 
 def learning_curves(history: pd.DataFrame, loss: str = "loss") -> Figure:
     """Train and validation loss per epoch from Lightning's CSV log (metrics.csv); `loss` names
     it on the axis (mae, mse, huber, pinball)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for column, label in (("train/loss_epoch", "train"), ("val/loss", "validation")):
         if column in history:
             per_epoch = history.dropna(subset=[column]).groupby("epoch")[column].last()
             ax.plot(per_epoch.index + 1, per_epoch.values, marker="o", ms=3, label=label)
+            if column == "val/loss" and len(per_epoch):
+                best = int(per_epoch.idxmin()) + 1  # epochs counted from 1, as the console
+                ax.axvline(best, color="grey", ls="--", lw=1,
+                           label=f"best validation (epoch {best}): the weights used")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{loss.upper() if len(loss) == 3 else loss} (scaled targets)")
-    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Learning curves")
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 

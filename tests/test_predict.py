@@ -23,7 +23,7 @@ from forecast.data.panel import to_panel
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.models.options import training_from_hparams
-from forecast.runs import predict
+from forecast.runs import predict, predict_data
 
 BIN = Path(sys.executable).parent
 LOOKBACK, HORIZON, N_STEPS = 24, 6, 600
@@ -120,8 +120,9 @@ def test_series_embedding_and_quantiles(trained, data_df, tmp_path):
     quantiles = [0.1, 0.5, 0.9]
     model = build_net(**net_kwargs(prep, {"hidden_size": 8, "embedding_dim": 3,
                                                 "quantiles": quantiles}))
-    panel = predict.build_panel(predict.load_frame(predict.data_settings(trained.data),
-                                                   description["features"]), description, "test")
+    frame = predict_data.load_frame(predict_data.data_settings(trained.data),
+                                    description["features"])
+    panel = predict_data.build_panel(frame, description, "test")
     table = predict.forecast_ahead(model, panel, description, ["hour", "day_of_year"])
     assert list(table.columns) == [*predict.COLUMNS, "q0.1", "q0.5", "q0.9"]
     with torch.no_grad():
@@ -180,7 +181,7 @@ def test_predict_never_imports_lightning(run_dir, tmp_path):
     code = f"""
 import sys
 from pathlib import Path
-from forecast.runs import predict
+from forecast.runs import predict, predict_data
 lightning = ("pytorch_lightning", "lightning", "lightning_fabric")
 loaded = lambda: sorted(m for m in sys.modules if m.split(".")[0] in lightning)
 assert not loaded(), ("on import", loaded())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,70 @@ def test_residuals_of_many_targets_wrap_into_rows_with_leads_in_time_units():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels[0].startswith("lead 1 hours") and labels[1].startswith("lead 4 hours")
     assert fig.axes[0].get_xlabel() == "error (degF)" and fig.axes[1].get_xlabel() == "error"
+
+
+def _page_tables() -> dict[str, pd.DataFrame]:
+    nan = float("nan")
+    summary = pd.DataFrame({"forecaster": ["model", "persistence", "ridge"],
+                            "mae": [1.25, 2.5, nan], "coverage_80": [0.81, nan, nan],
+                            "width_80": [3.5, None, None], "skill": [nan, nan, nan]})
+    by_lead = pd.DataFrame({"forecaster": ["model"] * 3, "lead": [1, 2, 3],
+                            "mae": [1.0, 1.5, 2.0]})
+    return {"summary": summary, "by_lead": by_lead}
+
+
+def test_run_page_shows_no_nan_and_drops_empty_columns(tmp_path):
+    from forecast.report import page
+
+    text = page.run_page("lstm on synthetic", "  model   1.250     nan", "The model wins.",
+                         _page_tables(), [])
+    assert not re.search(r"NaN|\bnan\b|\bNone\b", text)
+    summary = text[text.index("<h3>summary</h3>"):]
+    head = summary.split("</table>")[0]
+    assert "<th>coverage_80</th>" in head and "<th>skill</th>" not in head
+    assert "undefined for every row: skill" in summary
+    assert summary.count(page.DASH) >= 3  # ridge's mae, the baselines' coverage and width
+    assert '<div class="scroll"><table>' in text  # every table scrolls inside its own box
+
+
+def test_run_page_shows_by_lead_as_its_plot_and_embeds_it(tmp_path):
+    from forecast.report import page
+
+    png = tmp_path / "mae_by_lead.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    text = page.run_page("t", "s", "v", _page_tables(), [png])
+    assert "<h3>by_lead</h3>" not in text and "tables/by_lead.csv" in text
+    assert text.count("<img") == 1 and 'src="data:image/png;base64,' in text
+
+
+def test_run_page_states_interval_coverage():
+    from forecast.evaluation import intervals
+    from forecast.report import page
+    from forecast.runs.outputs import interval_sentence
+
+    model = {"mae": 1.0, "coverage_80": 0.798, "width_80": 19.169, "calibration": "adaptive"}
+    sentence = interval_sentence(model)
+    assert sentence == intervals.describe(model)
+    text = page.run_page("t", "s", "v", _page_tables(), [], sentence)
+    assert "80% interval: test coverage 0.798, width 19.169 (adaptive)" in text
+    assert "Intervals" not in page.run_page("t", "s", "v", _page_tables(), [], "")
+    assert interval_sentence({"coverage_80": None, "width_80": None}) == ""  # undefined: none
+
+
+def test_run_page_escapes_its_title():
+    from forecast.report import page
+
+    text = page.run_page('lstm on <script>alert("x")</script> & co', "a < b", "v",
+                         _page_tables(), [])
+    assert "<script>" not in text and "&lt;script&gt;" in text and "&amp; co" in text
+    assert "a &lt; b" in text
+
+
+def test_the_title_names_the_data_as_the_run_read_it(tmp_path):
+    from forecast.runs.outputs import data_label
+
+    run = tmp_path / "run"
+    assert data_label("csv", str(run / "input.parquet"), run) == "your DataFrame"
+    assert data_label("csv", str(tmp_path / "obs.csv"), run) == "obs.csv"
+    assert data_label("synthetic", None, run) == "synthetic"
+    assert data_label("nyc_weather", None, run) == "nyc_weather"

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from forecast.data import repair_log
 from forecast.data.panel import fingerprint
+from forecast.evaluation import intervals
 from forecast.evaluation.scores import Scores
 from forecast.report import page, plots, tables
 
@@ -43,12 +44,39 @@ def write_run(run_dir: Path, title: str, scores: Scores, forecasts: pd.DataFrame
     try:
         html = page.run_page(title, tables.summary_table(metrics),
                              tables.verdict(metrics), score_tables,
-                             sorted((run_dir / "plots").glob("*.png")))
+                             sorted((run_dir / "plots").glob("*.png")),
+                             interval_sentence(metrics["model"]))
         (run_dir / "report.html").write_text(html)
     except Exception as error:  # the scores are written; the page is only a view
         log.warning("report.html skipped (%s: %s); the scores are in metrics.json and tables/",
                     type(error).__name__, error)
     return scores
+
+
+def interval_sentence(model: dict) -> str:
+    """The intervals' test coverage and width (evaluation.intervals.describe), one line each;
+    empty without intervals, or where one of them is undefined."""
+    try:
+        return intervals.describe(model)
+    except (TypeError, ValueError, KeyError):  # an undefined coverage or width (null)
+        return ""
+
+
+def data_label(name: str, path, run_dir: Path) -> str:
+    """What the run page's title calls the data: "your DataFrame" for a frame given to
+    forecast.fit (data.path is input.parquet inside the run folder), the file's name for
+    data=csv, else the data set's name."""
+    if isinstance(path, str) and path:
+        file = Path(path)
+        try:
+            inside = file.resolve().parent == Path(run_dir).resolve()
+        except OSError:
+            inside = False
+        if file.name == "input.parquet" and inside:
+            return "your DataFrame"
+        if name == "csv":
+            return file.name or path
+    return name
 
 
 def write_metrics(folder: Path, scores: Scores) -> None:

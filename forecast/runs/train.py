@@ -382,7 +382,9 @@ def write(cfg: DictConfig, run_dir: Path, result: Evaluation, targets) -> Scores
     them."""
     intervals.save_run(result.calibration, run_dir / "checkpoints")
     step = result.scores.step_seconds
-    title = f"{cfg.model.name} on {cfg.data.name}: {', '.join(targets)}, lookback " \
+    title = f"{cfg.model.name} on " \
+            f"{outputs.data_label(cfg.data.name, cfg.data.get('path'), run_dir)}: " \
+            f"{', '.join(targets)}, lookback " \
             f"{tables.duration(cfg.lookback, step)}, horizon " \
             f"{tables.duration(cfg.horizon, step)}"
     return outputs.write_run(run_dir, title, result.scores, result.forecasts, targets,

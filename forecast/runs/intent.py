@@ -106,10 +106,13 @@ def check(cfg: DictConfig) -> None:
 def argv(args: Sequence[str]) -> list[str]:
     """forecast-train's command line with its override strings through `overrides`; flags
     (-m, --cfg job, ...) and their values are kept as they are."""
-    strings = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
-    fixed = iter(overrides(strings))
-    return [next(fixed) if not a.startswith("-") and ("=" in a or a.startswith("~")) else a
-            for a in args]
+    fixed = iter(overrides([a for a in args if _is_override(a)]))
+    return [next(fixed) if _is_override(a) else a for a in args]
+
+
+def _is_override(arg: str) -> bool:
+    """An override string (key=value, ~key), not a flag or a flag's value."""
+    return not arg.startswith("-") and ("=" in arg or arg.startswith("~"))
 
 
 class Refusals(Callback):

@@ -116,8 +116,9 @@ def _run(cfg: DictConfig, run_dir: Path) -> float:
         return float("nan")
     result = evaluate(cfg, prep, fitted, run_dir, seconds)
     scores = write(cfg, run_dir, result, prep.targets)
-    loggers.log_results(logger, scores.to_json(), run_dir)
-    tell(cfg, scores, run_dir)
+    metrics = scores.to_json()
+    loggers.log_results(logger, metrics, run_dir)
+    tell(cfg, scores, metrics, run_dir)
     return scores.val_loss
 
 
@@ -131,9 +132,9 @@ def load(cfg: DictConfig, run_dir: Path) -> Panel:
     return panel
 
 
-def tell(cfg: DictConfig, scores: Scores, run_dir: Path) -> None:
-    """The final lines of a single run on the console and in train.log."""
-    metrics = scores.to_json()
+def tell(cfg: DictConfig, scores: Scores, metrics: dict, run_dir: Path) -> None:
+    """The final lines of a single run on the console and in train.log; `metrics` is
+    scores.to_json()."""
     said.info(f"\nTest scores on {scores.windows['test']} windows x {cfg.horizon} leads "
               f"({tables.duration(cfg.horizon, scores.step_seconds)}) of "
               f"{', '.join(scores.targets)}, in {tables.unit_label(metrics) or 'data units'}:")
@@ -367,9 +368,9 @@ def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:
     summary = Evaluation(folds.aggregate_folds(fold_scores),
                          pd.concat(fold_tables, ignore_index=True), {}, None, result.loss)
     scores = write(cfg, run_dir, summary, fold_scores[0].targets)
-    if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
-        loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), scores.to_json(), run_dir)
     metrics = scores.to_json()
+    if loggers.tracks(cfg.logger):  # each fold's logger has its losses; this one the summary
+        loggers.log_results(loggers.build(cfg.logger, run_dir, cfg), metrics, run_dir)
     said.info(f"\nBacktest over {cfg.evaluate.folds} folds, mean (and std) of test scores, "
               f"in {tables.unit_label(metrics) or 'data units'}:")
     finish(metrics, run_dir)

@@ -392,3 +392,143 @@ def test_optuna_resumed_trials_try_new_settings(optuna_sweep):
     first = [t.params for t in trials[1][:N_FIRST]]
     for trial in trials[1][N_FIRST:]:
         assert trial.params not in first, f"trial {trial.number} repeats {trial.params}"
+
+
+# ---- the environment: current Optuna on SQLAlchemy 2 (fast) --------------------------------------
+
+def test_install_has_optuna_4_and_sqlalchemy_2():
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    assert Version(metadata.version("optuna")) >= Version("4")
+    assert Version(metadata.version("sqlalchemy")) >= Version("2")
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("hydra-optuna-sweeper")  # pinned optuna<3: replaced by our plugin
+
+
+def test_pandas_reads_sql_through_a_sqlalchemy_engine():
+    import sqlalchemy
+
+    frame = pd.read_sql("select 1 as x", sqlalchemy.create_engine("sqlite://"))
+    assert frame.to_dict("list") == {"x": [1]}
+
+
+# ---- the sweeper's search space and configs (fast) -----------------------------------------------
+
+def test_search_space_keeps_the_override_grammar():
+    from optuna.distributions import CategoricalDistribution as Cat
+    from optuna.distributions import FloatDistribution as Float
+    from optuna.distributions import IntDistribution as Int
+
+    from hydra_plugins.forecast_optuna_sweeper._impl import grid, search_space
+
+    space, fixed = search_space([
+        "model.hidden_size=choice(32,64,128)", "model.lr=tag(log,interval(1e-4,1e-2))",
+        "model.dropout=interval(0,0.3)", "lookback=int(interval(24,96))",
+        "model.num_layers=range(1,4)", "data.n_steps=shuffle(range(600,900,100))",
+        "evaluate.stride=range(0.5,2.0,0.5)", "data=synthetic", "+hparams_search=optuna",
+        "model.num_layers=2",  # the command line, after the config's params, fixes it
+    ])
+    assert sorted(space.pop("data.n_steps").choices) == [600, 700, 800]  # shuffled
+    assert space == {
+        "model.hidden_size": Cat([32, 64, 128]), "model.lr": Float(1e-4, 1e-2, log=True),
+        "model.dropout": Float(0.0, 0.3), "lookback": Int(24, 96),
+        "evaluate.stride": Float(0.5, 1.5, step=0.5)}
+    assert fixed == {"data": "data=synthetic", "+hparams_search": "+hparams_search=optuna",
+                     "model.num_layers": "model.num_layers=2"}
+    assert grid({"a": Int(1, 3), "b": Cat(["x", "y"]), "c": Float(0.5, 1.5, step=0.5)}) == \
+        {"a": [1, 2, 3], "b": ["x", "y"], "c": [0.5, 1.0, 1.5]}
+    with pytest.raises(ValueError, match="grid sampler needs choice"):
+        grid({"model.lr": Float(1e-4, 1e-2, log=True)})
+    with pytest.raises(ValueError, match="empty range"):
+        search_space(["lookback=range(5,5)"])
+
+
+@pytest.mark.parametrize("sampler, cls", [
+    ("tpe", "TPESampler"), ("gp", "GPSampler"), ("cmaes", "CmaEsSampler"),
+    ("random", "RandomSampler"), ("grid", "GridSampler"), ("qmc", "QMCSampler"),
+    ("bruteforce", "BruteForceSampler")])
+def test_optuna_search_composes_with_each_sampler(sampler, cls):
+    from hydra.utils import instantiate
+
+    import forecast.runs.train_cli  # noqa: F401  (registers the sweeper's configs)
+
+    with initialize_config_module("forecast.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["+hparams_search=optuna",
+                                          f"hydra/sweeper/sampler={sampler}",
+                                          "hydra.sweeper.sampler.seed=3"],
+                      return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("forecast_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+    assert sweeper.storage.startswith("sqlite:///") and sweeper.storage.endswith("/optuna.db")
+    assert sweeper.study_name == "forecast_lstm" and sweeper.direction == "minimize"
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert sweeper.params["model.lr"] == "tag(log, interval(0.0003, 0.01))"
+    made = instantiate(sweeper.sampler)
+    if sampler == "grid":  # a partial: the sweeper passes the grid
+        made = made({"lookback": [24, 48]})
+    assert type(made).__name__ == cls
+
+
+def test_job_threads_under_slurm_are_the_jobs_cpus(threads_of, monkeypatch):
+    slurm = ("hydra.mode=MULTIRUN", "hydra/launcher=slurm")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert threads_of(*slurm) == 3
+    assert threads_of(*slurm, "threads=2") == 2
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert threads_of(*slurm) is None
+
+
+# ---- Optuna: two workers on one study; pruning (slow) --------------------------------------------
+
+@pytest.mark.slow
+def test_two_processes_share_one_sqlite_study(tmp_path):
+    """The same Optuna command started twice at once (two workers, one sweep folder and one
+    SQLite study): every trial of both is in the study, numbered once, each with its folder."""
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "sweep"
+    per_worker = 2
+    args = [str(FORECAST_TRAIN), "-m", "+hparams_search=optuna", "data=synthetic",
+            "trainer=fast", *SHORT, "threads=1", f"hydra.sweeper.n_trials={per_worker}",
+            f"hydra.sweep.dir={sweep}"]
+    workers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    for worker, out in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, out[-5000:]
+    study = optuna.load_study(study_name="forecast_lstm", storage=f"sqlite:///{sweep}/optuna.db")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(study.trials) == len(complete) == 2 * per_worker
+    assert sorted(t.number for t in complete) == list(range(2 * per_worker))
+    # each job reported its epoch's val/loss to the shared study (what pruning reads)
+    assert all(list(t.intermediate_values) == [0] for t in complete)
+    runs = sorted(p for p in sweep.iterdir() if (p / "complete.json").is_file())
+    assert len(runs) == 2 * per_worker
+    objectives = sorted(json.loads((p / "metrics.json").read_text())["val_loss"] for p in runs)
+    assert objectives == pytest.approx(sorted(t.value for t in complete))
+    assert _read_board(sweep)["runs"].sum() == 2 * per_worker
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_is_recorded_pruned_and_its_folder_unfinished(tmp_path):
+    """A pruner that stops every trial after its first epoch (val/loss above 0): the study
+    records the trial as pruned with that epoch's loss, and its folder holds no scores and no
+    completion mark; the sweep itself succeeds."""
+    optuna = pytest.importorskip("optuna")
+    sweep = tmp_path / "sweep"
+    _train(["-m", "+hparams_search=optuna", "data=synthetic", "trainer=fast", "threads=1",
+            "trainer.max_epochs=3", "data.n_steps=600", "hydra.sweeper.n_trials=1",
+            "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=0.0",
+            f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    study = optuna.load_study(study_name="forecast_lstm", storage=f"sqlite:///{sweep}/optuna.db")
+    (trial,) = study.trials
+    assert trial.state.name == "PRUNED"
+    assert list(trial.intermediate_values) == [0] and trial.value == trial.intermediate_values[0]
+    (job,) = [p for p in sweep.iterdir() if p.is_dir()]
+    assert not (job / "complete.json").exists() and not (job / "metrics.json").exists()
+    assert not (job / ".lock").exists()
+    assert (job / "error.txt").read_text().startswith(
+        "TrialPruned: trial 0 pruned after epoch 1 at val/loss ")
+    board = _read_board(sweep)
+    assert board["best"].tolist() == ["failed"] and "TrialPruned" in board["error"].iloc[0]

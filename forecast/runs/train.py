@@ -29,7 +29,7 @@ from forecast.models import checkpoints, inference, options
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.report import tables
-from forecast.runs import learning_log, loggers, outputs, runfolder, stopping
+from forecast.runs import learning_log, loggers, outputs, pruning, runfolder, stopping
 
 log = logging.getLogger(__name__)
 # the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
@@ -70,7 +70,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=None) -> pl.Trainer:
         logger = loggers.build(cfg.logger, run_dir, cfg)
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs["profiler"] = kwargs.get("profiler") or NoProfiler()
-    return pl.Trainer(callbacks=[checkpoint, stop], logger=logger,
+    return pl.Trainer(callbacks=[checkpoint, stop, *pruning.callbacks(cfg)], logger=logger,
                       default_root_dir=str(run_dir), **kwargs)
 
 
@@ -82,8 +82,8 @@ def run(cfg: DictConfig, run_dir: Path) -> float:
     model_options(cfg.model, cfg.lookback)
     conformal.check_method(cfg.evaluate.calibration, cfg.evaluate.adapt_rate)
     loggers.require(cfg.logger)
-    if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("NODE_RANK", 0)):
-        return _run(cfg, run_dir)  # a DDP worker: the folder is its launcher's
+    if any(int(os.environ.get(rank, 0)) for rank in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
+        return _run(cfg, run_dir)  # a DDP worker (or srun task): the folder is rank 0's
     with stopping.Signals() as signals:
         try:
             with runfolder.claim(run_dir, cfg.resume):

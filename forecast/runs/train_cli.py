@@ -14,23 +14,35 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from forecast import config
 from forecast.runs import console, intent, runfolder
+from hydra_plugins.forecast_optuna_sweeper import config as sweeper_config
+from hydra_plugins.forecast_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 log = logging.getLogger("forecast.runs.train")  # the run's own logger: its errors read the same
 config.register()
+# Hydra finds plugins by listing the hydra_plugins namespace, which cannot list a package that
+# an editable install (pip install -e .) maps through setuptools' import hook: the sweeper
+# and its configs are registered here as well (registering twice is harmless).
+sweeper_config.register()
+Plugins.instance().register(OptunaSweeper)
 
 
 def job_threads(cfg: DictConfig) -> int | None:
     """torch threads for this job: `threads` if set; under the joblib launcher the cores shared
-    out between the parallel jobs (so they do not oversubscribe the CPU); else torch's default."""
+    out between the parallel jobs (so they do not oversubscribe the CPU); under the SLURM
+    launcher the job's cpus_per_task (torch would take every core of a node it shares); else
+    torch's default."""
     if cfg.threads:
         return int(cfg.threads)
     hydra_cfg = HydraConfig.get()
     launcher = str(hydra_cfg.launcher.get("_target_"))
+    if hydra_cfg.mode == RunMode.MULTIRUN and "submitit" in launcher:
+        return int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or None
     if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in launcher:
         return None
     cores = os.cpu_count() or 1

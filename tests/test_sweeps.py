@@ -485,13 +485,14 @@ def test_job_threads_under_slurm_are_the_jobs_cpus(threads_of, monkeypatch):
 @pytest.mark.slow
 def test_two_processes_share_one_sqlite_study(tmp_path):
     """The same Optuna command started twice at once (two workers, one sweep folder and one
-    SQLite study): every trial of both is in the study, numbered once, each with its folder."""
+    SQLite study), each asking for its trials as one batch (n_jobs): every trial of both is in
+    the study, numbered once, each with its folder."""
     optuna = pytest.importorskip("optuna")
     sweep = tmp_path / "sweep"
     per_worker = 2
     args = [str(FORECAST_TRAIN), "-m", "+hparams_search=optuna", "data=synthetic",
             "trainer=fast", *SHORT, "threads=1", f"hydra.sweeper.n_trials={per_worker}",
-            f"hydra.sweep.dir={sweep}"]
+            f"hydra.sweeper.n_jobs={per_worker}", f"hydra.sweep.dir={sweep}"]
     workers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from forecast import config
 from forecast.report import tables
-from forecast.runs import console, intent, runfolder
+from forecast.runs import api_inputs, console, intent, runfolder
 
 if TYPE_CHECKING:
     from forecast.models.network import RegLSTM
@@ -44,7 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INPUT = "input.parquet"  # a DataFrame given to fit, as the run reads it (in the run folder)
-ARGUMENTS = ("lookback", "horizon", "targets", "data", "data.path")  # fit's own arguments
+FUTURE = "future.parquet"  # a future= DataFrame given to Run.predict (in a temporary folder)
+ARGUMENTS = {"lookback": "lookback", "horizon": "horizon", "targets": "targets", "data": "data",
+             "data.path": "data", "data.known": "known", "data.static": "static",
+             "data.static_path": "static"}  # fit's own arguments: config key -> argument
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's, as in train.log
 # what fit shows the caller: the final scores (forecast-train's console lines) and fit's own
 SHOWN = ("forecast.scores", __name__)
@@ -118,27 +121,29 @@ class Run:
         return pd.read_parquet(self.dir / "forecasts.parquet")
 
     def predict(self, data: pd.DataFrame | str | os.PathLike | None = None,
-                checkpoint: str = "best") -> pd.DataFrame:
-        """Forecast the `horizon` steps after the end of the run's own data (data=None) or of
-        `data` (a long pandas or polars DataFrame, or a CSV/Parquet file, with the run's
-        columns, frequency and series), as forecast-predict does. A DataFrame is written to a
-        temporary folder for the run's loader and removed after. -> table [series, time,
-        target, forecast [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x
-        n_targets rows."""
+                checkpoint: str = "best",
+                future: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
+        """Forecast the `horizon` steps after the last observed target of the run's own data
+        (data=None) or of `data` (a long pandas or polars DataFrame, or a CSV/Parquet file, with
+        the run's columns, frequency and series), as forecast-predict does; `future`: the known
+        inputs' values over those steps (data.known), a DataFrame or file. A DataFrame goes
+        through a temporary folder, removed after. -> table [series, time, target, forecast
+        [, q0.1, ..., lower_80, upper_80, ...]] of N series x H steps x n_targets rows."""
         from forecast.runs import predict  # torch and the network: only when forecasting
 
-        data = _pandas(data)
         trained = predict.load_run(self.dir, checkpoint)
-        if not isinstance(data, pd.DataFrame):
-            path = None if data is None else str(_existing(data))
-            return predict.forecast_run(trained, {"path": path})[0]
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / INPUT
-            data.to_parquet(path, index=False)
+            frames: dict[str, str] = {}  # temporary path -> what the user gave
+            paths = [api_inputs.as_path(_pandas(value), Path(folder) / name, argument, frames)
+                     for value, name, argument in ((data, INPUT, "data"),
+                                                   (future, FUTURE, "future"))]
             try:
-                return predict.forecast_run(trained, {"path": str(path)})[0]
+                return predict.forecast_run(trained, {"path": paths[0]}, future=paths[1])[0]
             except ValueError as err:  # name what the user gave, not the temporary file
-                message = str(err).replace(f"data.path '{path}'", "data (the DataFrame)")
+                message = str(err)
+                for path, given in frames.items():
+                    for named in (f"data.path '{path}'", f"future '{path}'", path):
+                        message = message.replace(named, given)
                 raise ValueError(message) from None
 
 
@@ -154,7 +159,8 @@ def load_run(path: str | os.PathLike) -> Run:
 
 def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str] | None = None,
         lookback: int, horizon: int, overrides: Sequence[str] = (),
-        run_dir: str | os.PathLike | None = None) -> Run:
+        run_dir: str | os.PathLike | None = None, known: str | Sequence[str] | None = None,
+        static: Sequence[str] | pd.DataFrame | str | os.PathLike | None = None) -> Run:
     """Train, test and score one run, as `forecast-train data=csv data.path=<file>` does, and
     show its score table and verdict as the command does: on stdout, unless the caller's
     logging takes the logger forecast.scores (then there only); train.log gets them either way.
@@ -170,13 +176,19 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str] 
     lookback, horizon: input steps L and forecast steps H of every window.
     overrides: forecast-train's override strings, e.g. ["model=gru", "trainer.max_epochs=3"].
     run_dir: the run folder; default outputs/<date>/<time> (the CLI's hydra.run.dir).
+    known: columns known over the horizon at the origin (data.known; forecasts, schedules).
+    static: per-series constants: columns of `data` (data.static), a DataFrame with one row per
+        series keyed by the series column (-> <run_dir>/static.parquet), or such a file's path.
     -> the finished Run. Bad arguments raise ValueError naming the argument or column.
     """
-    data = _pandas(data)
+    data, static = _pandas(data), _pandas(static)
     implied, targets, note = _long_format(data, targets, overrides)
     _check_arguments(data, targets, lookback, horizon, overrides)
     cfg, folder = _compose([*implied, *overrides], run_dir)
     cfg.targets, cfg.lookback, cfg.horizon = _target_list(targets), lookback, horizon
+    cfg.data.known = api_inputs.known_columns(known, data, cfg.targets)
+    cfg.data.static, table = api_inputs.static_option(static, data, cfg.data.known,
+                                                          cfg.targets, cfg.data.series_col)
     from forecast.runs import (
         loggers,
         train,  # Lightning: imported only for a run
@@ -189,15 +201,20 @@ def fit(data: pd.DataFrame | str | os.PathLike, *, targets: str | Sequence[str] 
         raise ValueError(f"run_dir: {problem}")
     if isinstance(data, pd.DataFrame):
         _check_frame(data, cfg)
+    if isinstance(data, pd.DataFrame) or isinstance(table, pd.DataFrame):
         earlier = runfolder.holds_a_run(folder)
-        if earlier:  # checked before input.parquet of that run would be replaced
+        if earlier:  # checked before the input files of that run would be replaced
             raise ValueError(f"run_dir '{folder}' holds an earlier run ({', '.join(earlier[:3])})"
                              "; give fit another run_dir")
         folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, pd.DataFrame):
         data.to_parquet(folder / INPUT, index=False)
         cfg.data.path = str((folder / INPUT).resolve())
     else:
-        cfg.data.path = str(_existing(data).resolve())
+        cfg.data.path = str(api_inputs.existing(data).resolve())
+    if table is not None:
+        cfg.data.static_path = str(api_inputs.write_static(table, folder)
+                                   if isinstance(table, pd.DataFrame) else table.resolve())
     console.quiet()
     with _shown(), _train_log(folder):  # _shown first: it asks whether the caller has handlers
         if note:
@@ -269,7 +286,8 @@ def _check_arguments(data, targets, lookback, horizon, overrides) -> None:
         key = override.split("=", 1)[0].lstrip("+~")
         if key in ARGUMENTS:
             raise ValueError(f"overrides: '{override}' sets fit's argument {key}; pass "
-                             f"{key}=... to fit (data.<option>=... overrides are fine)")
+                             f"{ARGUMENTS[key]}=... to fit (data.<option>=... overrides are "
+                             "fine)")
 
 
 def _target_list(targets: str | Sequence[str]) -> str | list[str]:
@@ -289,14 +307,6 @@ def _check_frame(df: pd.DataFrame, cfg: DictConfig) -> None:
     if missing:
         raise ValueError(f"targets: no column {missing} in the DataFrame (columns "
                          f"{list(df.columns)})")
-
-
-def _existing(path: str | os.PathLike) -> Path:
-    """The path, refused by name when it is missing (a glob is left to the loader)."""
-    path = Path(path)
-    if not path.exists() and not any(c in str(path) for c in "*?["):
-        raise FileNotFoundError(f"data: no file '{path}'")
-    return path
 
 
 def _scores(scores: dict) -> str:

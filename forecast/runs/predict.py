@@ -2,7 +2,9 @@
 
 Reads what a forecast-train run left behind (.hydra/config.yaml, checkpoints/best.ckpt or
 last.ckpt, checkpoints/data.json), rebuilds the model inputs exactly as training did from the
-run's data or from a new file (data.path=...), and forecasts past its last timestamp.
+run's data or from a new file (data.path=...), and forecasts from its last observed target. A run
+trained with known inputs (data.known) reads their values over the horizon from the rows past
+that target and from future=<file> (forecast.runs.predict_known).
 
 The network (forecast.models.network.RegLSTM) is rebuilt from the checkpoint without PyTorch
 Lightning, whose import would take most of the command's time; nothing on this path may import it.
@@ -31,13 +33,13 @@ from forecast.evaluation import conformal
 from forecast.models import checkpoints
 from forecast.models.network import RegLSTM
 from forecast.models.quantiles import point
-from forecast.runs import runfolder
+from forecast.runs import predict_known, runfolder
 from forecast.runs.predict_data import (
     build_panel,
     data_settings,
     freq_step,
+    future_times,
     load_frame,
-    refuse_future_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -177,17 +179,18 @@ def check_module(net: dict, description: dict, ckpt: Path) -> None:
     want |= {k: v for k, v in optional.items() if k in net}
     if net.get("embedding_dim"):
         want["n_series"] = len(description["ids"])
-    wrong = {k: (net.get(k), v) for k, v in want.items() if net.get(k) != v}
+    # the known inputs are read by position: the net's must be data.json's names
+    names = description["input_names"]
+    want["known_positions"] = [names.index(k) if k in names else None
+                               for k in description.get("known", [])]
+    want["n_static"] = len((description.get("static") or {}).get("names", []))
+    have = {"known_positions": [], "n_static": 0, **net}  # older checkpoints have neither
+    wrong = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
     if wrong:
         raise ValueError(
             f"checkpoint '{ckpt}' does not match its data.json (checkpoint vs data.json: {wrong}); "
             "the run folder mixes files of different runs"
         )
-
-
-def future_times(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
-    """last + k * freq for k = 1..horizon, in last's timezone."""
-    return pd.DatetimeIndex(last + freq_step(freq) * np.arange(1, horizon + 1))
 
 
 def last_window(panel: Panel, description: dict, calendar: Sequence[str] = (),
@@ -209,17 +212,21 @@ def last_window(panel: Panel, description: dict, calendar: Sequence[str] = (),
 
 
 def forecast_ahead(module: RegLSTM, panel: Panel, description: dict,
-                   calendar: Sequence[str] = (), mask_features: bool = False) -> pd.DataFrame:
+                   calendar: Sequence[str] = (), mask_features: bool = False,
+                   known: np.ndarray | None = None,
+                   static: np.ndarray | None = None) -> pd.DataFrame:
     """Table [series, time, target, forecast [, q0.1, ...]] (data units) of the horizon after
     the panel's last time: one row per series, step and target; the forecast is the median when
-    the model has quantiles."""
+    the model has quantiles. known (N, H, F_known) and static (N, S): the covariates of a run
+    trained with them (predict_known.ahead_inputs)."""
     _warn_stale(panel, description["targets"])
     x = torch.from_numpy(np.ascontiguousarray(last_window(panel, description, calendar,
                                                           mask_features)))  # (N, L, F_in)
     # a series embedding is indexed by the series' position in the training panel
     series = torch.tensor([description["ids"].index(str(i)) for i in panel.ids])  # (N,)
+    covariates = [None if a is None else torch.from_numpy(a) for a in (known, static)]
     with torch.inference_mode():
-        scaled = module.eval()(x, series).numpy()  # (N, H, n_targets[, Q])
+        scaled = module.eval()(x, series, *covariates).numpy()  # (N, H, n_targets[, Q])
     targets = description["targets"]
     units = Scaler.from_dict(description["scaler"]).inverse_forecast(
         scaled, [panel.features.index(t) for t in targets])
@@ -264,16 +271,19 @@ def _long_table(ids, times: pd.DatetimeIndex, targets: list[str],
     })
 
 
-def forecast_run(run: TrainedRun, data_overrides: dict | None = None,
-                 plot_days: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(forecast table, recent-history table) for a loaded run and its data or a new file."""
+def forecast_run(run: TrainedRun, data_overrides: dict | None = None, plot_days: int = 7,
+                 future: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(forecast table, recent-history table) for a loaded run and its data or a new file;
+    `future`: a CSV/Parquet file of the known inputs over the horizon (predict_known)."""
     data = data_settings(run.data, data_overrides)
     description = run.description
     source = f"data.path '{data.path}'" if data.name == "csv" else f"data '{data.name}'"
     df = load_frame(data, description["features"], description["targets"], run.seed)
-    panel = build_panel(df, description, source)
-    refuse_future_rows(panel, description["targets"], source)
-    table = forecast_ahead(run.module, panel, description, data.calendar, data.mask_features)
+    ahead = predict_known.ahead_inputs(build_panel(df, description, source), description, data,
+                                       future, source, run.seed)
+    panel = ahead.history
+    table = forecast_ahead(run.module, panel, description, data.calendar, data.mask_features,
+                           ahead.known, ahead.static)
     per_day = max(1, pd.Timedelta(days=1) // freq_step(panel.freq))
     steps = min(panel.n_steps, max(description["lookback"], plot_days * per_day))
     return table, history_table(panel, description["targets"], steps)
@@ -301,7 +311,9 @@ def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     trained = load_run(cfg.run, cfg.checkpoint, cfg.allow_incomplete)
     log.info("run %s, checkpoint %s", trained.path, trained.checkpoint.name)
     overrides = OmegaConf.to_container(cfg.data, resolve=True)
-    table, history = forecast_run(trained, overrides, cfg.plot_days)
+    future = cfg.get("future")
+    table, history = forecast_run(trained, overrides, cfg.plot_days,
+                                  None if future is None else str(future))
     paths = write_outputs(table, history, out_dir)
     print(summary(table, trained, paths))
     return table

@@ -1,7 +1,7 @@
 """The data forecast-predict reads: the run's data options with the user's overrides, the long
 frame in the run's feature order (the loader and options training used), and the panel on the
 run's time grid, checked against the run (frequency, series, length, rows past the last
-observed target)."""
+observed target, which only a run with known inputs reads)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ def load_frame(data: DataConfig, features: Sequence[str], targets: Sequence[str]
     """Long DataFrame [series, time, *features] in the run's feature order, read by the very
     loader and options training used."""
     features = list(features)
+    # the known columns are among the run's features; the static values come from data.json,
+    # so a new file need not repeat them
+    data = dataclasses.replace(data, features=features, known=[], static=[], static_path=None)
     try:
-        df = loader.load(dataclasses.replace(data, features=features), seed=seed,
+        df = loader.load(data, seed=seed,
                          targets=list(targets) or None)
     except ValueError as err:
         if data.name != "csv":
@@ -73,26 +76,31 @@ def build_panel(df: pd.DataFrame, description: dict, source: str) -> Panel:
     return panel
 
 
-def refuse_future_rows(panel: Panel, targets: Sequence[str], source: str) -> None:
-    """Time steps after the last observed target of every series are rows of the future (e.g.
-    the next day's covariates appended to the history). This run reads no inputs known ahead,
-    so they would only move the forecast origin past them: refused, naming the rows, so that the
-    forecast always starts at the step after the last observed target."""
+def last_observed(panel: Panel, targets: Sequence[str], source: str) -> int:
+    """The last step at which any target of any series is observed: the forecast origin."""
     columns = [panel.features.index(t) for t in targets]
     seen = panel.observed[:, :, columns].any(axis=(0, 2))  # (T,): any target of any series
     if not seen.any():
         raise ValueError(f"{source}: no observed value of {list(targets)}; nothing to forecast "
                          "from")
-    last = int(np.flatnonzero(seen)[-1])
+    return int(np.flatnonzero(seen)[-1])
+
+
+def refuse_future_rows(panel: Panel, targets: Sequence[str], source: str) -> None:
+    """Time steps after the last observed target of every series are rows of the future (e.g.
+    the next day's covariates appended to the history). This run reads no inputs known ahead,
+    so they would only move the forecast origin past them: refused, naming the rows, so that the
+    forecast always starts at the step after the last observed target."""
+    last = last_observed(panel, targets, source)
     if last == panel.n_steps - 1:
         return
     after = panel.times[last + 1:]
     raise ValueError(
         f"{source}: {len(after)} time step(s) after the last observed {list(targets)} "
         f"({panel.times[last]}): from {after[0]} to {after[-1]}. This run reads no inputs "
-        "known ahead, so rows past the last observed target cannot be used and would move the "
-        f"forecast past them; drop those rows: the forecast then starts at {after[0]}, the step "
-        "after the last observed target")
+        "known ahead (it was trained without data.known), so rows past the last observed target "
+        "cannot be used and would move the forecast past them; drop those rows: the forecast "
+        f"then starts at {after[0]}, the step after the last observed target")
 
 
 def _check_series(found: list[str], expected: list[str], source: str) -> None:
@@ -108,3 +116,8 @@ def _check_series(found: list[str], expected: list[str], source: str) -> None:
 def freq_step(freq: str) -> pd.Timedelta:
     """The fixed step of a pandas offset alias, as to_panel lays out the grid."""
     return pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+
+
+def future_times(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
+    """last + k * freq for k = 1..horizon, in last's timezone."""
+    return pd.DatetimeIndex(last + freq_step(freq) * np.arange(1, horizon + 1))

@@ -416,6 +416,17 @@ def test_pandas_reads_sql_through_a_sqlalchemy_engine():
 
 # ---- the sweeper's search space and configs (fast) -----------------------------------------------
 
+def test_the_sweeper_ships_as_a_hydra_plugin():
+    """In the wheel (pyproject's packages), under the namespace package Hydra scans: a
+    hydra_plugins/__init__.py would hide every other installed plugin."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11
+    root = Path(__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "hydra_plugins.forecast_optuna_sweeper" in setuptools["packages"]
+    assert not (root / "hydra_plugins" / "__init__.py").exists()
+    assert (root / "hydra_plugins" / "forecast_optuna_sweeper" / "__init__.py").is_file()
+
+
 def test_search_space_keeps_the_override_grammar():
     from optuna.distributions import CategoricalDistribution as Cat
     from optuna.distributions import FloatDistribution as Float

@@ -3,31 +3,34 @@
 and stop at the end; slurm-wlm and munge are installed with apt-get where they are missing.
 
 Where the cluster cannot start (not root, nothing to install them with, a daemon that does not
-come up) the tests are skipped with the reason, printed and in pytest's summary. They run in
-one xdist group, so that one worker starts one cluster for all of them."""
+come up) the tests are skipped with the reason, printed and in pytest's summary. One cluster
+runs at a time on the machine: an xdist worker holds a file lock while its cluster is up, and
+another worker given some of these tests waits for it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slow
 
 FORECAST_TRAIN = Path(sys.executable).parent / "forecast-train"
-PROGRAMS = ("slurmctld", "slurmd", "sinfo", "sbatch", "scancel", "munged", "munge")
+PROGRAMS = ("slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scancel", "munged", "munge")
 # two jobs of these fit the 2-core machine at once
 JOB = ["data=synthetic", "trainer=fast", "trainer.max_epochs=1", "data.n_steps=600", "threads=1"]
 LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.partition=debug",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"]
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5"]
 
 
 def _skip(reason: str):
@@ -179,8 +182,12 @@ class Cluster:
                 f"\n--- slurmd.log\n{_tail(self.root / 'slurmd.log')}")
 
     def stop(self) -> None:
-        if self.daemons:
+        if self.daemons:  # the jobs first, while slurmd can still end their steps
             self.run(["scancel", "--full", "--user", "root"], check=False)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self.run(
+                    ["squeue", "-h"], check=False).stdout.strip():
+                time.sleep(0.5)
         for daemon in self.daemons:
             daemon.terminate()
         for daemon in self.daemons:
@@ -202,10 +209,14 @@ def cluster(tmp_path_factory):
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         _skip("starting slurmctld and slurmd needs root")
     _install()
-    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    with (Path(tempfile.gettempdir()) / "forecast-slurm-tests.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 def _train(cluster: Cluster, args: list[str], cwd: Path) -> subprocess.Popen:
@@ -214,7 +225,7 @@ def _train(cluster: Cluster, args: list[str], cwd: Path) -> subprocess.Popen:
 
 
 def _finish(cluster: Cluster, procs: list[subprocess.Popen]) -> list[str]:
-    outs = [p.communicate(timeout=600)[0] for p in procs]
+    outs = [p.communicate(timeout=420)[0] for p in procs]
     for proc, out in zip(procs, outs, strict=True):
         assert proc.returncode == 0, f"{out[-6000:]}{cluster.logs()}"
     return outs
@@ -279,8 +290,8 @@ def test_ddp_job_of_two_tasks_trains_into_one_run_folder(cluster, tmp_path):
                         f"hydra.run.dir={run}"])
     log = tmp_path / "job.out"
     proc = cluster.run(["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2",
-                        "--cpus-per-task=1", "--time=10", f"--output={log}",
-                        f"--wrap=srun {command}"], check=False, timeout=600, cwd=tmp_path)
+                        "--cpus-per-task=1", "--time=3", f"--output={log}",
+                        f"--wrap=srun {command}"], check=False, timeout=300, cwd=tmp_path)
     text = _tail(log, 200_000)
     assert proc.returncode == 0, f"{proc.stdout}{proc.stderr}{text[-6000:]}{cluster.logs()}"
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in text and "GLOBAL_RANK: 1, MEMBER: 2/2" in text

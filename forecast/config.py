@@ -48,6 +48,13 @@ class DataConfig:
     # {column: unit}, e.g. {temp: degF}: shown on score tables, plot axes and the report page
     units: dict[str, str] = field(default_factory=dict)
     calendar: list[str] = field(default_factory=lambda: ["hour", "day_of_year"])  # sin/cos inputs
+    # columns whose values over the horizon are known at the origin (forecasts, schedules): read
+    # for each lead besides the lookback; with any of them the calendar is read for the leads too
+    known: list[str] = field(default_factory=list)
+    # per-series constants: columns of the table (one value per series), or every column of
+    # static_path, a table with one row per series keyed by the series column
+    static: list[str] = field(default_factory=list)
+    static_path: str | None = None
     mask_features: bool = False  # observed-mask of each feature as an extra input
     split: SplitConfig = field(default_factory=SplitConfig)
     # only the first `steps` time steps are split and used (null: all); ETT's protocol uses 14,400
@@ -64,10 +71,11 @@ class DataConfig:
 # the values a model.* option may take (forecast.models builds the classes behind the names)
 CELL_NAMES = ("lstm", "gru", "rnn", "manual_lstm")
 HEADS = ("last", "mean", "max", "attention")
-DECODERS = ("direct", "autoregressive", "parallel")
+DECODERS = ("direct", "autoregressive", "parallel", "seq2seq")
 WINDOW_NORMS = ("none", "last", "standard", "revin")
 LOSS_NAMES = ("mse", "mae", "huber")
 SCHEDULES = ("plateau", "cosine", "constant")
+BACKBONES = ("none", "ridge")
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,9 @@ class NetOptions:
     dropout: float = 0.0
     bidirectional: bool = False
     head: str = "last"  # last | mean | max | attention
-    decoder: str = "direct"  # direct | autoregressive | parallel (one step per output segment)
+    # direct | autoregressive | parallel (one step per output segment) | seq2seq (a recurrent
+    # decoder over the H leads, fed the known inputs of each lead)
+    decoder: str = "direct"
     embedding_dim: int = 0  # > 0: learned embedding of the series identity on every step
     # none | last (minus the last value) | standard (mean, spread) | revin (with learned affine)
     window_norm: str = "none"
@@ -96,6 +106,9 @@ class NetOptions:
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
     head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
+    # ridge: a linear map of the window (and its known inputs) fitted in closed form on the
+    # train windows before training; the network learns what it misses, starting from it
+    backbone: str = "none"
 
     def __post_init__(self) -> None:
         if self.quantiles is not None:  # YAML and the command line give a list
@@ -133,7 +146,8 @@ class TrainingOptions:
 def _check_names(o: NetOptions) -> None:
     for option, value, known in (("cell", o.cell, CELL_NAMES), ("head", o.head, HEADS),
                                  ("decoder", o.decoder, DECODERS),
-                                 ("window_norm", o.window_norm, WINDOW_NORMS)):
+                                 ("window_norm", o.window_norm, WINDOW_NORMS),
+                                 ("backbone", o.backbone, BACKBONES)):
         if value not in known:
             raise ValueError(f"model.{option}='{value}' is unknown; choose one of {list(known)}")
 
@@ -175,6 +189,9 @@ def _check_long_horizon(o: NetOptions) -> None:
                              f"model.head={o.head} is for model.decoder=direct")
         if o.linear_skip:
             raise ValueError("model.linear_skip is for model.decoder=direct")
+    if o.decoder == "seq2seq" and o.head != "last":
+        raise ValueError(f"model.decoder=seq2seq starts its decoder from the encoder's final "
+                         f"state; model.head={o.head} is for model.decoder=direct")
     if o.channel_embedding < 0 or (o.channel_embedding and not o.channel_independent):
         raise ValueError(f"model.channel_embedding={o.channel_embedding} names each target "
                          "column's series: it needs model.channel_independent=true")
@@ -244,6 +261,9 @@ class EvaluateConfig:
     calibration: str = "adaptive"
     adapt_rate: float = 0.005  # adaptive: step of the level per resolved origin (ACI's gamma)
     published: bool = False  # print the long-horizon tables' scores beside the run's (ETT files)
+    # test windows whose first forecast step falls at this hour of day (e.g. 0: one forecast a
+    # day, made at midnight for the day ahead); null: every origin (spaced by stride)
+    origin_hour: int | None = None
 
 
 @dataclass

@@ -190,7 +190,11 @@ MODEL_OVERRIDES = [
      "model.schedule=cosine", "model.warmup_steps=5")
     for cell in CELLS
 ] + [("model.segment=6", "model.window_norm=revin", "model.schedule=constant",
-      "model.channel_independent=true", "model.decoder=direct")]
+      "model.channel_independent=true", "model.decoder=direct")] + [
+    ("model.decoder=seq2seq", f"model.cell={cell}", "model.backbone=ridge",
+     "model.bidirectional=true", "model.num_layers=2")
+    for cell in ("lstm", "gru")
+] + [("model.decoder=direct", "model.backbone=ridge", "model.quantiles=[0.1,0.5,0.9]")]
 
 L, H = 24, 4  # segment 24 (model=segrnn) divides the lookback
 

@@ -62,13 +62,14 @@ def test_every_cell_is_registered():
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("head", HEADS)
 def test_shape_every_head_and_decoder(head, decoder):
-    if decoder == "parallel" and head != "last":
-        pytest.skip("the parallel decoder starts from the final state (refusal tested)")
+    if decoder in ("parallel", "seq2seq") and head != "last":
+        pytest.skip(f"the {decoder} decoder starts from the final state (refusal tested)")
     net = _net(head=head, decoder=decoder, segment=L if decoder == "parallel" else 0)
     y = net(_x())
     assert y.shape == (B, H, NT)
     assert torch.isfinite(y).all()
-    built = {"direct": net.out, "autoregressive": net.step_out, "parallel": net.parallel}
+    built = {"direct": net.out, "autoregressive": net.step_out, "parallel": net.parallel,
+             "seq2seq": net.sequence}
     assert [d for d, part in built.items() if part is not None] == [decoder]
 
 
@@ -202,8 +203,9 @@ def test_autoregressive_bidirectional_is_refused():
     _net(bidirectional=True)
 
 
-@pytest.mark.parametrize(("option", "value"),
-                         [("cell", "lstmm"), ("head", "avg"), ("decoder", "seq2seq")])
+@pytest.mark.parametrize(("option", "value"), [("cell", "lstmm"), ("head", "avg"),
+                                               ("decoder", "transformer"),
+                                               ("backbone", "lasso")])
 def test_unknown_option_is_refused(option, value):
     with pytest.raises(ValueError, match=f"model.{option}='{value}' is unknown"):
         _net(**{option: value})

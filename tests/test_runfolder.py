@@ -222,9 +222,9 @@ def test_a_channel_independent_run_reads_its_targets_alone_and_forecasts_ahead(t
     widths = []
     forward = RegLSTM.forward
 
-    def recording(self, x, series=None):
+    def recording(self, x, series=None, *covariates, **options):
         widths.append(x.shape[-1])
-        return forward(self, x, series)
+        return forward(self, x, series, *covariates, **options)
 
     monkeypatch.setattr(RegLSTM, "forward", recording)
     run = tmp_path / "run"

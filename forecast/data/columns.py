@@ -234,7 +234,7 @@ def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
     if len(categories) == int(text.notna().sum()):  # no value repeats: notes, not classes
         return _unusable(name, f"is free text ({len(categories)} distinct values in "
                                f"{len(categories)} cells)", role, source, hint)
-    names = _category_names(name, categories)
+    names = category_names(name, categories)
     out = pd.DataFrame({col: text.eq(cat).astype("float64").where(text.notna())
                         for col, cat in zip(names, categories, strict=True)}, index=values.index)
     out.attrs["one_hot"] = True  # lets a later file lack a category (-> 0) without an error
@@ -244,7 +244,7 @@ def encode_text(values: pd.Series, name: str, max_categories: int, role: str,
     return out
 
 
-def _category_names(name: str, categories: Sequence[str]) -> list[str]:
+def category_names(name: str, categories: Sequence[str]) -> list[str]:
     slugs = [re.sub(r"[^0-9a-z]+", "_", str(c).lower()).strip("_") or "blank"
              for c in categories]
     if len(set(slugs)) < len(slugs):  # 'a b' and 'a-b': keep them apart by position

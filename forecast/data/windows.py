@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from forecast.data.covariates import Covariates
 from forecast.data.inputs import FeatureColumns, ModelInputs, window_steps
 from forecast.data.mapped import BLOCK_BYTES, series_blocks
 
@@ -30,11 +31,13 @@ def window_index(
     start: int,
     end: int,
     stride: int = 1,
+    first_steps: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Windows whose target span [s+L, s+L+H) lies inside [start, end) of the time axis.
 
-    target_observed: (N, T) or (N, T, n_targets) bool. Returns (index (K, 2) int64 rows
-    (series, start), number of windows dropped because a target step was missing).
+    target_observed: (N, T) or (N, T, n_targets) bool. first_steps: (T,) bool, the steps at
+    which a target span may begin (e.g. midnight only); None: any. Returns (index (K, 2) int64
+    rows (series, start), number of windows dropped because a target step was missing).
     """
     if lookback < 1 or horizon < 1:
         raise ValueError(f"lookback={lookback} and horizon={horizon} must both be >= 1")
@@ -45,7 +48,10 @@ def window_index(
     last = min(end, n_steps) - lookback - horizon  # inclusive
     if last < first:
         return np.zeros((0, 2), dtype=np.int64), 0
-    starts = np.arange(first, last + 1, stride, dtype=np.int64)
+    starts = np.arange(first, last + 1, dtype=np.int64)
+    if first_steps is not None:
+        starts = starts[first_steps[starts + lookback]]
+    starts = starts[::stride]
     keep = np.empty((n_series, len(starts)), bool)
     for rows in series_blocks(target_observed, block_bytes=GAP_BLOCK_BYTES):
         # missing targets in [s+L, s+L+H) via a cumulative count of gaps
@@ -87,8 +93,9 @@ def pins_memory() -> bool:
 
 class WindowDataset(Dataset):
     """Windows of one split. Item k (or a list of ks, for whole batches at once):
-    x (L, F_in), y (H, n_targets), series id (). The targets are the scaled target columns of
-    the inputs: a window's targets are all observed, where filling changed nothing.
+    x (L, F_in), y (H, n_targets), series id (); with covariates also known (H, F_known), the
+    known input columns over the horizon, and static (S,). The targets are the scaled target
+    columns of the inputs: a window's targets are all observed, where filling changed nothing.
 
     input_cols: the feature columns x holds, for a net that reads only those
     (RegLSTM.input_columns): x (L, len(input_cols)); None: all F_in inputs."""
@@ -101,8 +108,11 @@ class WindowDataset(Dataset):
         lookback: int,
         horizon: int,
         input_cols: list[int] | None = None,
+        covariates: Covariates | None = None,
     ):
         self.targets = inputs.columns(target_cols)  # (N, T, n_targets)
+        self.covariates = covariates
+        self.known = inputs if covariates is not None and covariates.n_known else None
         self.inputs = inputs if input_cols is None else inputs.columns(input_cols)  # (N, T, F_x)
         # x holds the targets alone: lookback and horizon are one read of L+H steps
         self.joined = input_cols is not None and list(input_cols) == list(target_cols)
@@ -127,9 +137,21 @@ class WindowDataset(Dataset):
             x = torch.from_numpy(self.inputs.gather(rows, 0, self.lookback)).float()  # (B, L, F_x)
             y = torch.from_numpy(self.targets.gather(rows, self.lookback, self.horizon))
         series = torch.from_numpy(np.ascontiguousarray(rows[:, 0]))
-        if single:
-            return x[0], y[0], series[0]
-        return x, y, series
+        batch = (x, y, series)
+        if self.covariates is not None:
+            batch += self._covariates(rows)
+        return tuple(part[0] for part in batch) if single else batch
+
+    def _covariates(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """known (B, H, F_known) and static (B, S) of the windows `rows` (B, 2)."""
+        cov = self.covariates
+        if self.known is not None:  # the leads' steps of the input columns, the known ones kept
+            horizon = self.known.gather(rows, self.lookback, self.horizon)  # (B, H, F_in)
+            known = torch.from_numpy(np.ascontiguousarray(horizon[:, :, cov.known]))
+        else:
+            known = torch.zeros((len(rows), self.horizon, 0))
+        static = torch.from_numpy(np.ascontiguousarray(cov.static[rows[:, 0]]))  # (B, S)
+        return known, static
 
 
 class EpochBatchSampler(Sampler):
@@ -186,8 +208,10 @@ class PanelDataModule(pl.LightningDataModule):
         seed: int = 0,
         windows_per_epoch: int | None = None,
         input_cols: list[int] | None = None,
+        covariates: Covariates | None = None,
     ):
         super().__init__()
+        self.covariates = covariates
         self.seed, self.windows_per_epoch = seed, windows_per_epoch
         self.inputs = inputs  # (N, T, F_in)
         self.target_cols = list(target_cols)  # targets among the input columns
@@ -198,7 +222,7 @@ class PanelDataModule(pl.LightningDataModule):
 
     def dataset(self, split: str) -> WindowDataset:
         return WindowDataset(self.inputs, self.target_cols, self.indices[split], self.lookback,
-                             self.horizon, self.input_cols)
+                             self.horizon, self.input_cols, self.covariates)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.dataset(split)

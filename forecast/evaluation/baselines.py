@@ -13,6 +13,7 @@ import numpy as np
 
 from forecast.data.inputs import window_steps
 from forecast.data.windows import gather
+from forecast.models.backbone import BlockRidge
 
 
 def persistence(history: np.ndarray, index: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
@@ -57,66 +58,47 @@ def climatology(
     return means[index[:, 0:1], phase[steps]].astype(np.float32)
 
 
-class BlockRidge:
-    """Ridge regression with an unpenalised intercept, the penalty chosen among `alphas` by the
-    exact leave-one-out squared error summed over all outputs (what scikit-learn's RidgeCV
-    does), fitted from row blocks: memory (p, p) + (p, m) + one block, never (n, p)."""
-
-    def __init__(self, alphas: Sequence[float]):
-        self.alphas = tuple(float(a) for a in alphas)
-
-    def fit(self, blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]) -> BlockRidge:
-        """blocks(): a fresh iterator of (x (b, p), y (b, m)) row blocks; it is read twice."""
-        n, sx, sy, xtx, xty = 0, 0.0, 0.0, 0.0, 0.0
-        for x, y in blocks():
-            x, y = x.astype(np.float64), y.astype(np.float64)
-            n, sx, sy = n + len(x), sx + x.sum(0), sy + y.sum(0)
-            xtx, xty = xtx + x.T @ x, xty + x.T @ y
-        mx, my = sx / n, sy / n
-        values, vectors = np.linalg.eigh(xtx - n * np.outer(mx, mx))
-        values = np.clip(values, 0.0, None)
-        projected = vectors.T @ (xty - n * np.outer(mx, my))  # (p, m)
-        errors = np.zeros(len(self.alphas))
-        for x, y in blocks():
-            xv = (x.astype(np.float64) - mx) @ vectors
-            centred = y.astype(np.float64) - my
-            for a, alpha in enumerate(self.alphas):
-                inverse = 1.0 / (values + alpha)
-                hat = 1.0 / n + np.einsum("ij,ij,j->i", xv, xv, inverse)
-                loo = (centred - (xv * inverse) @ projected) / (1.0 - hat)[:, None]
-                errors[a] += np.einsum("ij,ij->", loo, loo)
-        self.alpha_ = self.alphas[int(np.argmin(errors))]
-        self.coef_ = (vectors @ (projected / (values + self.alpha_)[:, None])).T  # (m, p)
-        self.intercept_ = my - self.coef_ @ mx
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return x.astype(np.float64) @ self.coef_.T + self.intercept_
+def known_rows(inputs, index, lookback: int, horizon: int,
+               known: Sequence[int]) -> np.ndarray:
+    """The known input columns `known` of each window's leads, flattened: (K, H * F_known)."""
+    return gather(inputs, index, lookback, horizon)[:, :, list(known)].reshape(len(index), -1)
 
 
 class RidgeBaseline:
-    """Ridge on the flattened lookback window of all inputs (scaled space).
+    """Ridge on the flattened lookback window of all inputs (scaled space), and on the known
+    inputs of the leads when the data has them (`known`: their positions among the inputs),
+    so that it sees what the model sees.
 
     The penalty is chosen by efficient leave-one-out on the train windows only; the windows are
     read in blocks, so the (windows x L*F_in) design matrix is never held whole.
     """
 
-    def __init__(self, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), max_windows: int = 30000):
+    def __init__(self, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), max_windows: int = 30000,
+                 known: Sequence[int] = ()):
         self.alphas = alphas
         self.max_windows = max_windows
+        self.known = list(known)
         self.model = None
+
+    def _x(self, inputs, index, lookback: int, horizon: int) -> np.ndarray:
+        """(K, L*F_in [+ H*F_known]) rows of windows `index`."""
+        x = gather(inputs, index, 0, lookback).reshape(len(index), -1)
+        if not self.known:
+            return x
+        return np.concatenate([x, known_rows(inputs, index, lookback, horizon, self.known)], 1)
 
     def fit(self, inputs, targets, index, lookback: int, horizon: int, seed: int = 0):
         """inputs (N, T, F_in), targets (N, T, n_targets), train index (K, 2)."""
         if len(index) > self.max_windows:
             pick = np.random.default_rng(seed).choice(len(index), self.max_windows, replace=False)
             index = index[np.sort(pick)]
-        rows = _block_rows(lookback * inputs.shape[-1], horizon * targets.shape[-1])
+        rows = _block_rows(lookback * inputs.shape[-1] + horizon * len(self.known),
+                           horizon * targets.shape[-1])
 
         def blocks():
             for start in range(0, len(index), rows):
                 part = index[start:start + rows]
-                yield (gather(inputs, part, 0, lookback).reshape(len(part), -1),
+                yield (self._x(inputs, part, lookback, horizon),
                        gather(targets, part, lookback, horizon).reshape(len(part), -1))
 
         self.model = BlockRidge(self.alphas).fit(blocks)
@@ -125,7 +107,7 @@ class RidgeBaseline:
 
     def predict(self, inputs, index, lookback: int) -> np.ndarray:
         """-> scaled forecasts (K, H, n_targets)."""
-        x = gather(inputs, index, 0, lookback).reshape(len(index), -1)
+        x = self._x(inputs, index, lookback, self.shape[0])
         return self.model.predict(x).reshape(len(index), *self.shape).astype(np.float32)
 
 
@@ -157,13 +139,18 @@ class LinearBaseline:
 
     The window normalisation (last value, mean, or mean and spread) is chosen by the validation
     windows; the map is ridge least squares on the train windows, its penalty by leave-one-out.
-    Arrays are scaled targets (N, T, n_targets), causally filled.
+    Arrays are scaled targets (N, T, n_targets), causally filled. With `known` (a function of
+    window rows (K, 2) -> (K, H*F_known), known_rows) each column's row also holds its window's
+    known inputs of the leads, as they are, and the window's level (the normalisation is the
+    column's own).
     """
 
     KINDS = ("last", "mean", "revin")
 
-    def __init__(self, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), max_rows: int = 100_000):
+    def __init__(self, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), max_rows: int = 100_000,
+                 known: Callable[[np.ndarray], np.ndarray] | None = None):
         self.alphas, self.max_rows = alphas, max_rows
+        self.known = known
         self.kind, self.model = None, None
 
     def _rows(self, targets, index, lookback: int, horizon: int | None = None):
@@ -189,31 +176,49 @@ class LinearBaseline:
         return np.concatenate(xs), np.concatenate(ys)
 
     def fit(self, targets, train_index, val_index, lookback: int, horizon: int, seed: int = 0):
-        total = len(train_index) * targets.shape[-1]
+        n_targets = targets.shape[-1]
+        total = len(train_index) * n_targets
         if total > self.max_rows:
             pick = np.sort(np.random.default_rng(seed).choice(total, self.max_rows, False))
             x, y = self._picked_rows(targets, train_index, pick, lookback, horizon)
+            k = self._known_of(train_index[pick // n_targets], 1)
         else:
             x, y = self._rows(targets, train_index, lookback, horizon)
+            k = self._known_of(train_index, n_targets)
         x_val, y_val = self._rows(targets, val_index, lookback, horizon)
+        k_val = self._known_of(val_index, n_targets)
         best = np.inf
         for kind in self.KINDS:
             xn, loc, scale = normalise_windows(x, kind)
-            model = BlockRidge(self.alphas).fit(in_blocks(xn, (y - loc) / scale))
+            model = BlockRidge(self.alphas).fit(in_blocks(self._join(xn, k, loc),
+                                                          (y - loc) / scale))
             self.kind, self.model = kind, model
-            error = np.mean((self._map(x_val) - y_val) ** 2) if len(x_val) else 0.0
+            error = np.mean((self._map(x_val, k_val) - y_val) ** 2) if len(x_val) else 0.0
             if error < best:
                 best, chosen = error, (kind, model)
         self.kind, self.model = chosen
-        self.shape = (horizon, targets.shape[-1])
+        self.shape = (horizon, n_targets)
         return self
 
-    def _map(self, x: np.ndarray) -> np.ndarray:
+    def _known_of(self, index: np.ndarray, n_targets: int) -> np.ndarray | None:
+        """The windows' known inputs, one row per (window, target column); None without."""
+        if self.known is None:
+            return None
+        return np.repeat(self.known(index), n_targets, axis=0)
+
+    @staticmethod
+    def _join(xn: np.ndarray, known: np.ndarray | None, loc: np.ndarray) -> np.ndarray:
+        """A row's regressors: the normalised lookback [, the known inputs and the window's
+        level, so that a known forecast of the column itself can be followed exactly]."""
+        return xn if known is None else np.concatenate([xn, known, loc], axis=1)
+
+    def _map(self, x: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         xn, loc, scale = normalise_windows(x, self.kind)
-        return self.model.predict(xn) * scale + loc
+        return self.model.predict(self._join(xn, known, loc)) * scale + loc
 
     def predict(self, targets, index, lookback: int) -> np.ndarray:
         """-> scaled forecasts (K, H, n_targets)."""
         horizon, n_targets = self.shape
-        y = self._map(self._rows(targets, index, lookback))  # (K*nt, H)
+        y = self._map(self._rows(targets, index, lookback),
+                      self._known_of(index, n_targets))  # (K*nt, H)
         return y.reshape(len(index), n_targets, horizon).transpose(0, 2, 1).astype(np.float32)

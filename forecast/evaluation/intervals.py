@@ -124,8 +124,9 @@ def validation_forecast(module, dm, batch_size: int = 1024) -> np.ndarray:
     try:
         with torch.no_grad():
             for start in range(0, len(ds), batch_size):
-                x, _, series = ds[list(range(start, min(start + batch_size, len(ds))))]
-                out.append(module(x.to(device), series.to(device)).float().cpu().numpy())
+                x, _, *rest = ds[list(range(start, min(start + batch_size, len(ds))))]
+                y_hat = module(x.to(device), *(t.to(device) for t in rest))  # series, known..
+                out.append(y_hat.float().cpu().numpy())
     finally:
         module.train(was_training)
     return np.concatenate(out)

@@ -1,8 +1,9 @@
-"""Published test scores of the long-horizon tables at lookback 96 (ETT protocol), printed beside
-a run's own by `+experiment=ett` (evaluate.published=true).
-
-MSE / MAE of z-scores from the SegRNN repository's table "Comparison Results for Lookback L = 96"
-(SegRNN re-run by its authors; the other rows from the iTransformer paper).
+"""Published test scores printed beside a run's own (evaluate.published=true):
+- the long-horizon tables at lookback 96 (ETT protocol, `+experiment=ett`): MSE / MAE of
+  z-scores from the SegRNN repository's table "Comparison Results for Lookback L = 96" (SegRNN
+  re-run by its authors; the other rows from the iTransformer paper);
+- the day-ahead electricity prices (`+experiment=epf`, NP and PJM): test MAE in price units over
+  the last 728 days, from ../shared/benchmarks/epf/README.md (epftoolbox and NBEATSx tables).
 """
 
 from __future__ import annotations
@@ -30,10 +31,23 @@ TABLE = {  # (file stem, horizon) -> one (MSE, MAE) per model of MODELS
 }
 
 
-def describe(path: str | None, lookback: int, horizon: int, mse: float, mae: float) -> str:
-    """The published rows for this file and horizon beside the run's own MSE / MAE (z-scores),
-    or why there are none."""
+EPF_MODELS = ("naive (epftoolbox)", "LEAR, 1456-day window", "DNN, best single",
+              "LEAR ensemble", "DNN ensemble", "NBEATSx-G ensemble", "NBEATSx-I ensemble")
+EPF_TABLE = {  # file stem -> test MAE per model of EPF_MODELS, recalibrated every day
+    "NP": (3.165, 1.990, 1.712, 1.74, 1.68, 1.58, 1.62),
+    "PJM": (4.846, 3.095, 3.075, 3.01, 2.86, 2.91, 2.90),
+}
+
+
+def describe(path: str | None, lookback: int, horizon: int, mse: float, mae: float,
+             space: str = "scaled", origin_hour: int | None = None) -> str:
+    """The published rows for this file and horizon beside the run's own scores, or why there
+    are none."""
     stem = Path(str(path)).stem
+    if stem in EPF_TABLE:
+        return _describe_epf(stem, horizon, mae, space, origin_hour)
+    if space != "scaled":
+        return "The published tables score z-scores: set evaluate.space=scaled to compare."
     rows = TABLE.get((stem, horizon))
     if rows is None or lookback != 96:
         known = sorted({s for s, _ in TABLE})
@@ -44,4 +58,20 @@ def describe(path: str | None, lookback: int, horizon: int, mse: float, mae: flo
     lines += [f"  {name:<14}{m:7.3f} {a:7.3f}" for name, (m, a) in zip(MODELS, rows, strict=True)]
     ahead = [name for name, (m, _) in zip(MODELS, rows, strict=True) if mse <= m]
     lines.append(f"This run's MSE is at or below: {', '.join(ahead) if ahead else 'none of them'}.")
+    return "\n".join(lines)
+
+
+def _describe_epf(stem: str, horizon: int, mae: float, space: str,
+                  origin_hour: int | None) -> str:
+    if horizon != 24 or origin_hour != 0 or space != "original":
+        return (f"The published {stem} scores are one day-ahead forecast a day from midnight in "
+                "price units: run +experiment=epf (horizon=24, evaluate.origin_hour=0, "
+                "evaluate.space=original) to compare.")
+    lines = [f"Published test MAE, {stem}, last 728 days (price units; the published models "
+             "are recalibrated every day, this run is fitted once):",
+             f"  {'this run':<24}{mae:7.3f}"]
+    lines += [f"  {name:<24}{value:7.3f}"
+              for name, value in zip(EPF_MODELS, EPF_TABLE[stem], strict=True)]
+    ahead = [n for n, v in zip(EPF_MODELS, EPF_TABLE[stem], strict=True) if mae <= v]
+    lines.append(f"This run's MAE is at or below: {', '.join(ahead) if ahead else 'none'}.")
     return "\n".join(lines)

@@ -60,10 +60,15 @@ def _climatology(w: BaselineWindows) -> Forecaster:
     return lambda index: bl.climatology(means, phase, index, prep.lookback, prep.horizon)
 
 
+def _known(prep: Prepared) -> list[int]:
+    """Positions of the known inputs among the input columns (none without data.known)."""
+    return list(prep.covariates.known) if prep.covariates is not None else []
+
+
 def _ridge(w: BaselineWindows) -> Forecaster:
     prep, inputs = w.prep, w.prep.model_inputs
     # train windows have every target observed: the scaled targets are those input columns
-    ridge = bl.RidgeBaseline().fit(inputs, inputs.columns(prep.target_cols),
+    ridge = bl.RidgeBaseline(known=_known(prep)).fit(inputs, inputs.columns(prep.target_cols),
                                    prep.indices["train"], prep.lookback, prep.horizon, w.seed)
     return lambda index: prep.scaler.inverse(ridge.predict(inputs, index, prep.lookback),
                                              prep.target_cols)
@@ -72,7 +77,10 @@ def _ridge(w: BaselineWindows) -> Forecaster:
 def _rlinear(w: BaselineWindows) -> Forecaster:
     prep = w.prep
     targets = prep.model_inputs.columns(prep.target_cols)  # (N, T, n_targets) scaled, filled
-    linear = bl.LinearBaseline().fit(targets, prep.indices["train"], prep.indices["val"],
+    known = _known(prep)
+    rows = (lambda index: bl.known_rows(prep.model_inputs, index, prep.lookback,  # noqa: E731
+                                        prep.horizon, known)) if known else None
+    linear = bl.LinearBaseline(known=rows).fit(targets, prep.indices["train"], prep.indices["val"],
                                      prep.lookback, prep.horizon, w.seed)
     log.info("rlinear: windows normalised by their %s (chosen on validation)", linear.kind)
     return lambda index: prep.scaler.inverse(linear.predict(targets, index, prep.lookback),

@@ -63,8 +63,11 @@ class Forecaster(pl.LightningModule):
         """The loss it trains on: "pinball" for a quantile net, else the training option's."""
         return "pinball" if self.net.quantiles else self.hparams.loss
 
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x, series)  # (B, H, n_targets[, Q])
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None,
+                known: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        """A batch's x (B, L, F_in), series (B,) [, known (B, H, F_known), static (B, S)]."""
+        return self.net(x, series, known, static)  # (B, H, n_targets[, Q])
 
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.net.quantiles:
@@ -72,8 +75,8 @@ class Forecaster(pl.LightningModule):
         return LOSSES[self.hparams.loss](y_hat, y)
 
     def _step(self, batch, split: str) -> torch.Tensor:
-        x, y, series = batch
-        y_hat = self(x, series)
+        x, y, series, *covariates = batch  # known and static, when the data has them
+        y_hat = self(x, series, *covariates)
         loss = self.loss(y_hat, y)
         if split == "val":  # both scores of the tables, whatever the loss: recipes compare on them
             point = y_hat[..., self.net.quantiles.index(0.5)] if self.net.quantiles else y_hat
@@ -86,8 +89,8 @@ class Forecaster(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        x, y, series = batch
-        loss = self.loss(self(x, series), y)
+        x, y, series, *covariates = batch
+        loss = self.loss(self(x, series, *covariates), y)
         if self._logged_step():
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self._add_to_epoch("train/loss_epoch", loss, x.shape[0])
@@ -131,7 +134,7 @@ class Forecaster(pl.LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0) -> torch.Tensor:
-        return self(batch[0], batch[2])
+        return self(batch[0], *batch[2:])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.data_digest is not None:

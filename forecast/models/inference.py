@@ -24,12 +24,12 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
         return {}
     ds = dm.dataset("test")
     pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).astype(np.int64)
-    x, _, series = ds[pick.tolist()]
+    x, _, series, *covariates = ds[pick.tolist()]
     rnn.record_gates, was_training = True, module.training
     module.eval()
     try:
         with torch.no_grad():  # the encoder pass over the lookback only, not a decoder rollout
-            rnn(module.net.encoder_inputs(x, series))
+            rnn(module.net.encoder_inputs(x, series, *covariates))
         return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
     finally:
         rnn.record_gates = False

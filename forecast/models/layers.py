@@ -108,10 +108,14 @@ class ParallelDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(width, segment * n_out)
 
-    def forward(self, rnn: nn.Module, state, channel: torch.Tensor | None) -> torch.Tensor:
-        """channel: (B, channel_dim) embedding of each row's channel, or None."""
+    def forward(self, rnn: nn.Module, state, channel: torch.Tensor | None,
+                known: torch.Tensor | None = None) -> torch.Tensor:
+        """channel: (B, channel_dim) embedding of each row's channel, or None; known: (B, m, P)
+        each segment's known inputs, embedded (KnownSegments), added to its position."""
         rows, m = _rows(state), self.n_segments
         steps = self.position[None].expand(rows, -1, -1)  # (B, m, P)
+        if known is not None:
+            steps = steps + known
         if channel is not None:
             steps = torch.cat([steps, channel[:, None].expand(-1, m, -1)], dim=2)
         steps = steps.reshape(rows * m, 1, -1)  # (B*m, 1, input_size): one step per segment
@@ -129,3 +133,72 @@ def _repeat_state(state, m: int):
     if isinstance(state, tuple):
         return tuple(s.repeat_interleave(m, dim=1) for s in state)
     return state.repeat_interleave(m, dim=1)
+
+
+class KnownSegments(nn.Module):
+    """The known inputs of each output segment, embedded for the parallel decoder:
+    known (B, H, F_known) -> (B, n_segments, width), zero-padded to whole segments."""
+
+    def __init__(self, segment: int, n_known: int, width: int):
+        super().__init__()
+        self.segment = segment
+        self.linear = nn.Linear(segment * n_known, width)
+
+    def forward(self, known: torch.Tensor) -> torch.Tensor:
+        b, horizon, f = known.shape
+        pad = -horizon % self.segment
+        if pad:
+            known = nn.functional.pad(known, (0, 0, 0, pad))
+        segments = known.reshape(b, (horizon + pad) // self.segment, self.segment * f)
+        return self.linear(segments)
+
+
+class SequenceDecoder(nn.Module):
+    """A recurrent decoder over the H leads (the encoder-decoder of seq2seq forecasting): it
+    starts from the encoder's final state, reads at lead h that lead's known inputs, a learned
+    lead embedding and the row's context (series embedding, static encoding), and maps each
+    output to that lead's forecast with one linear head, which also reads the lead's known
+    inputs and the last lookback step (`anchor`) as they are.
+
+    state (layers*D, B, hidden) [or an LSTM's (h, c)], known (B, H, F_known) or None, context
+    (B, d) or None, anchor (B, F) or None -> y (B, H, n_out). A bidirectional encoder's two
+    directions are summed into the decoder's one."""
+
+    def __init__(self, cell: type, horizon: int, n_known: int, context: int, hidden: int,
+                 layers: int, dropout: float, directions: int, n_out: int,
+                 head_dropout: float, anchor: int = 0):
+        super().__init__()
+        self.directions, self.layers = directions, layers
+        self.lead = nn.Parameter(0.1 * torch.randn(horizon, LEAD_WIDTH))
+        self.rnn = cell(input_size=n_known + LEAD_WIDTH + context, hidden_size=hidden,
+                        num_layers=layers, dropout=dropout if layers > 1 else 0.0,
+                        batch_first=True)
+        self.dropout = nn.Dropout(head_dropout)
+        self.out = nn.Linear(hidden + n_known + anchor, n_out)
+
+    def forward(self, state, known: torch.Tensor | None, context: torch.Tensor | None,
+                anchor: torch.Tensor | None = None) -> torch.Tensor:
+        rows = _rows(state)
+        steps = [self.lead[None].expand(rows, -1, -1)]  # (B, H, LEAD_WIDTH)
+        if known is not None:
+            steps.insert(0, known)
+        if context is not None:
+            steps.append(context[:, None].expand(-1, self.lead.shape[0], -1))
+        output, _ = self.rnn(torch.cat(steps, dim=2), self._state(state))  # (B, H, hidden)
+        head = [self.dropout(output)]
+        if known is not None:
+            head.append(known)
+        if anchor is not None:
+            head.append(anchor[:, None].expand(-1, output.shape[1], -1))
+        return self.out(torch.cat(head, dim=2))
+
+    def _state(self, state):
+        """The encoder's (layers*D, B, hidden) -> (layers, B, hidden)."""
+        def merge(s: torch.Tensor) -> torch.Tensor:
+            if self.directions == 1:
+                return s.contiguous()
+            return s.view(self.layers, self.directions, *s.shape[1:]).sum(dim=1)
+        return tuple(merge(s) for s in state) if isinstance(state, tuple) else merge(state)
+
+
+LEAD_WIDTH = 8  # the seq2seq decoder's learned embedding of each lead

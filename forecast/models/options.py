@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 # the network's inputs besides its options: the data's shapes
 SHAPES = ("n_features", "horizon", "n_targets", "lookback", "n_series", "target_positions",
-          "norm_features")
+          "norm_features", "known_positions", "n_static")
+
+
+# network options added since 0.1.0's first checkpoints, with the value that builds the net
+# those checkpoints trained (read so, not refused)
+ADDED_LATER = {"backbone": "none"}
 
 
 def check_model(model, lookback: int) -> tuple[NetOptions, TrainingOptions]:
@@ -49,12 +54,24 @@ def check_shapes(o: NetOptions, lookback: int | None = None, n_series: int | Non
                     "between stacked recurrent layers", o.dropout)
 
 
+def check_covariates(o: NetOptions, n_known: int) -> None:
+    """Known inputs the decoder cannot read are refused, naming the options."""
+    if n_known and o.decoder == "autoregressive" and o.channel_independent:
+        raise ValueError("data.known with model.decoder=autoregressive and "
+                         "model.channel_independent=true: each channel's rollout predicts its "
+                         "one column, so no known column can be fed to it; use "
+                         "model.decoder=direct, parallel or seq2seq")
+
+
 def shapes(prep: Prepared) -> dict:
     """The network's data shapes for a prepared panel (RegLSTM's keyword arguments)."""
+    cov = prep.covariates
     return {"n_features": prep.model_inputs.shape[-1], "horizon": prep.horizon,
             "lookback": prep.lookback, "n_targets": len(prep.targets),
             "n_series": prep.panel.n_series, "target_positions": list(prep.target_cols),
-            "norm_features": len(prep.panel.features)}
+            "norm_features": len(prep.panel.features),
+            "known_positions": list(cov.known) if cov else [],
+            "n_static": cov.n_static if cov else 0}
 
 
 def to_hparams(o: NetOptions | TrainingOptions) -> dict:
@@ -67,11 +84,15 @@ def net_from_hparams(net: Mapping, source: str = "the checkpoint") -> tuple[dict
     option existed, or with one this version does not know, is refused by name: it cannot be
     rebuilt as it was trained."""
     net = dict(net)
+    for name, default in ADDED_LATER.items():  # their defaults are what came before them
+        net.setdefault(name, default)
     if net.pop("instance_norm", False):  # the alias, as checkpoints of 0.1.0 stored it
         net["window_norm"] = "standard"
     known = {f.name for f in dataclasses.fields(NetOptions)}
     _refuse_other_version(source, "network", known - set(net), set(net) - known - set(SHAPES))
     options = {k: net.pop(k) for k in known}
+    net.setdefault("known_positions", [])  # checkpoints from before covariates have none
+    net.setdefault("n_static", 0)
     return net, NetOptions(**options)
 
 

@@ -19,17 +19,19 @@ from pytorch_lightning.profilers import PassThroughProfiler
 
 from forecast import config
 from forecast.config import NetOptions, TrainingOptions
-from forecast.data import largepanel, loader, prepared, repair_log
+from forecast.data import covariates, largepanel, loader, prepared, repair_log
 from forecast.data.panel import Panel, offset, season_length, split_points, to_panel
 from forecast.data.windows import PanelDataModule
 from forecast.evaluation import conformal, folds, intervals, published, scoring
 from forecast.evaluation.forecasts import forecast_table
 from forecast.evaluation.scores import Scores
 from forecast.models import checkpoints, inference, options
+from forecast.models.backbone import fit_backbone
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.report import tables
-from forecast.runs import learning_log, loggers, outputs, pruning, runfolder, stopping
+from forecast.runs import learning_log, loggers, outputs, pruning, resume, runfolder, stopping
+from forecast.runs.starting_point import StartingPoint
 
 log = logging.getLogger(__name__)
 # the final scores: plain lines on the console and in train.log (conf/train.yaml, job_logging)
@@ -45,9 +47,11 @@ def load_panel(data: DictConfig, seed: int, targets=None, min_steps: int = 0):
     record = OmegaConf.to_object(data)
     targets = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
     if record.memmap:
-        return largepanel.load(record, targets, min_steps)
-    df = loader.load(record, seed=seed, targets=targets, min_steps=min_steps)
-    return to_panel(df, record.freq)
+        panel = largepanel.load(record, targets, min_steps)
+    else:
+        panel = to_panel(loader.load(record, seed=seed, targets=targets, min_steps=min_steps),
+                         record.freq)
+    return covariates.attach(panel, record)
 
 
 class NoProfiler(PassThroughProfiler):
@@ -141,11 +145,10 @@ def tell(cfg: DictConfig, scores: Scores, metrics: dict, run_dir: Path) -> None:
     finish(metrics, run_dir)
     if "calibrated" in scores.model:  # intervals: test coverage and width
         said.info(intervals.describe(scores.model))
-    if cfg.evaluate.published and scores.space != "scaled":
-        said.info("The published tables score z-scores: set evaluate.space=scaled to compare.")
-    elif cfg.evaluate.published:
+    if cfg.evaluate.published:
         said.info(published.describe(cfg.data.path, cfg.lookback, cfg.horizon,
-                                     scores.model["mse"], scores.model["mae"]))
+                                     scores.model["mse"], scores.model["mae"], scores.space,
+                                     cfg.evaluate.origin_hour))
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -181,7 +184,8 @@ def prepare(cfg: DictConfig, panel, split, ends=None) -> prepared.Prepared:
         ends = (*split_points(steps, split), steps)
     return prepared.prepare(panel, cfg.lookback, cfg.horizon, cfg.targets, split,
                             cfg.data.calendar, cfg.data.mask_features,
-                            stride=cfg.evaluate.stride, ends=ends)
+                            stride=cfg.evaluate.stride, ends=ends, known=cfg.data.known,
+                            origin_hour=cfg.evaluate.origin_hour)
 
 
 @dataclass(frozen=True)
@@ -229,9 +233,15 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     data_json = out_dir / "checkpoints" / "data.json"
     tables.write_json(prepared.data_description(prep), data_json)
     module.data_digest = checkpoints.digest(data_json)  # recorded in every checkpoint
-    ckpt_path = resume_checkpoint(cfg.resume, out_dir)
+    ckpt_path = resume.checkpoint_path(cfg.resume, out_dir)
+    start = None
+    if module.net.backbone is not None and not ckpt_path:  # a resumed one is in the checkpoint
+        alpha = fit_backbone(module.net, dm.dataset("train"), seed=cfg.seed)
+        start = StartingPoint.of(module, dm.dataset("val"))
+        log.info("model.backbone=ridge fitted on the train windows (penalty %g; val/loss %.4g "
+                 "before training)", alpha, start.val_loss)
     if ckpt_path:
-        check_resumed(ckpt_path, dict(module.hparams))
+        resume.check_resumed(ckpt_path, dict(module.hparams))
         runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on
     earlier = learning_log.earlier_log(trainer, ckpt_path)
     stopping.fit(trainer, module, datamodule=dm, ckpt_path=ckpt_path)  # interrupted: raises
@@ -241,9 +251,14 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     learning_log.continue_log(trainer, earlier)
     said.info(stopping.why_stopped(trainer))  # why it stopped, which epoch's weights are used
     best_score = trainer.checkpoint_callback.best_model_score
-    return Fitted(module, dm, forecasting_trainer(cfg, trainer),
-                  trainer.checkpoint_callback.best_model_path or None, trainer.current_epoch,
-                  float(best_score if best_score is not None else float("nan")), seconds)
+    best = trainer.checkpoint_callback.best_model_path or None
+    val_loss = float(best_score if best_score is not None else float("nan"))
+    if start is not None:
+        best, val_loss, kept = start.keep_if_better(trainer, module, best, val_loss)
+        if kept:
+            said.info(kept)
+    return Fitted(module, dm, forecasting_trainer(cfg, trainer), best, trainer.current_epoch,
+                  val_loss, seconds)
 
 
 def forecasting_trainer(cfg: DictConfig, trainer: pl.Trainer) -> pl.Trainer:
@@ -293,51 +308,6 @@ def evaluate(cfg: DictConfig, prep: prepared.Prepared, fitted: Fitted, out_dir: 
         step_seconds=offset(prep.panel.freq)[0].total_seconds(),
     )
     return Evaluation(scores, forecasts, gates, saved, fitted.module.loss_name)
-
-
-def resume_checkpoint(resume, run_dir: Path) -> str | None:
-    """The checkpoint `resume` points at: None, true (this run's last.ckpt) or a path."""
-    if resume in (None, False):
-        return None
-    path = run_dir / "checkpoints" / "last.ckpt" if resume is True else Path(str(resume))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"resume={resume}: no checkpoint at '{path}'. Resume an interrupted run with "
-            "hydra.run.dir=<its run folder> resume=true, or give resume=<path to a .ckpt>"
-        )
-    log.info("resuming from %s", path)
-    return str(path)
-
-
-def check_resumed(path: str, hparams: dict) -> None:
-    """A resumed run must build the model its checkpoint trained: the same network arguments,
-    lr, weight decay and loss. Otherwise the weights would load into a model that differs only in
-    meaning (e.g. residual or loss), and the run would silently mix two models."""
-    saved = checkpoints.read(path)["hyper_parameters"]
-    # as this version stores them (an option's alias resolved); another version's is refused
-    source = f"resume: the checkpoint '{path}'"
-    net_shapes, net = options.net_from_hparams(saved["net"], source)
-    training = options.training_from_hparams(saved, source)
-    saved = {"net": {**net_shapes, **options.to_hparams(net)}, **options.to_hparams(training)}
-    changed = _differences(saved, hparams)
-    if changed:
-        raise ValueError(
-            f"resume: the checkpoint '{path}' was trained with other settings (checkpoint vs "
-            f"now: {changed}); resume with the run's own config (drop the overrides that "
-            "changed) or start a new run"
-        )
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> dict:
-    """{dotted key: (old, new)} wherever two nested dicts differ."""
-    out = {}
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out |= _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out[f"{prefix}{key}"] = (a, b)
-    return out
 
 
 def backtest(cfg: DictConfig, panel: Panel, split, run_dir: Path) -> float:

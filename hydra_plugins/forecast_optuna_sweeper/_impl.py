@@ -187,18 +187,21 @@ class OptunaSweeperImpl:
         space, fixed = search_space([*params, *arguments])
         sampler = instantiate(self.sampler_conf)
         n_trials = self.n_trials
+        size = None
         if not isinstance(sampler, optuna.samplers.BaseSampler):  # grid: a partial
             points = grid(space)
             sampler = sampler(points)
             size = math.prod(len(v) for v in points.values())
-            if size < n_trials:
-                log.info("Grid of %d points: n_trials %d -> %d", size, n_trials, size)
-                n_trials = size
         pruner = OmegaConf.to_container(self.pruner_conf, resolve=True)
         study = optuna.create_study(
             study_name=self.study_name, storage=open_storage(self.storage), sampler=sampler,
             pruner=instantiate(pruner), directions=self.directions, load_if_exists=True)
         before = len(study.trials)
+        if size is not None and size - before < n_trials:
+            # a resumed grid adds only the points it has not tried (else it repeats them)
+            log.info("Grid of %d points, %d tried: n_trials %d -> %d", size, before, n_trials,
+                     max(0, size - before))
+            n_trials = max(0, size - before)
         log.info("Study %s in %s: %d trials so far; sampler %s, pruner %s, directions %s",
                  study.study_name, shown(self.storage), before, type(sampler).__name__,
                  type(study.pruner).__name__, self.directions)

@@ -75,7 +75,7 @@ DECODERS = ("direct", "autoregressive", "parallel", "seq2seq")
 WINDOW_NORMS = ("none", "last", "standard", "revin")
 LOSS_NAMES = ("mse", "mae", "huber")
 SCHEDULES = ("plateau", "cosine", "constant")
-BACKBONES = ("none", "ridge")
+BACKBONES = ("none", "ridge", "rlinear", "auto")
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,9 @@ class NetOptions:
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
     head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
-    # ridge: a linear map of the window (and its known inputs) fitted in closed form on the
-    # train windows before training; the network learns what it misses, starting from it
+    # ridge | rlinear | auto (the better of the two on validation): a linear map of the window
+    # (and its known inputs) fitted in closed form on the train windows before training; the
+    # network learns what it misses, starting from it
     backbone: str = "none"
 
     def __post_init__(self) -> None:

@@ -194,7 +194,10 @@ MODEL_OVERRIDES = [
     ("model.decoder=seq2seq", f"model.cell={cell}", "model.backbone=ridge",
      "model.bidirectional=true", "model.num_layers=2")
     for cell in ("lstm", "gru")
-] + [("model.decoder=direct", "model.backbone=ridge", "model.quantiles=[0.1,0.5,0.9]")]
+] + [("model.decoder=direct", "model.backbone=ridge", "model.quantiles=[0.1,0.5,0.9]"),
+      ("model.decoder=parallel", "model.segment=4", "model.channel_independent=true",
+       "model.backbone=auto"),
+      ("model.decoder=autoregressive", "model.backbone=rlinear")]
 
 L, H = 24, 4  # segment 24 (model=segrnn) divides the lookback
 

@@ -158,6 +158,9 @@ DECODERS = {
     "direct-quantiles-backbone": {"quantiles": (0.1, 0.5, 0.9), "backbone": "ridge"},
     "seq2seq-embedding-revin": {"decoder": "seq2seq", "embedding_dim": 2,
                                 "window_norm": "revin"},
+    "seq2seq-rlinear": {"decoder": "seq2seq", "backbone": "rlinear"},
+    "parallel-channels-auto": {"decoder": "parallel", "segment": 4, "channel_independent": True,
+                               "backbone": "auto"},
 }
 
 
@@ -171,7 +174,9 @@ def _module(prep, options):
     torch.manual_seed(0)
     module = build_module(net_kwargs(prep, {"hidden_size": 4, **options}))
     if module.net.backbone is not None:
-        fit_backbone(module.net, datamodule(prep).dataset("train"))
+        dm = datamodule(prep)
+        fit_backbone(module.net, dm.dataset("train"), dm.dataset("val"), module.point_loss,
+                     module.net.options.backbone)
     return module.eval()
 
 
@@ -287,6 +292,20 @@ def test_the_starting_point_is_kept_when_no_epoch_beats_it(tmp_path):
     assert start.keep_if_better(trainer, module, best, start.val_loss / 2)[2] is None
 
 
+@pytest.mark.parametrize("known", [("fc",), ()])
+def test_auto_keeps_the_backbone_with_the_lower_validation_loss(known):
+    prep = prep_of(known=known)
+    dm = datamodule(prep)
+    losses = {}
+    for kind in ("ridge", "rlinear", "auto"):
+        module = _module(prep, {"backbone": kind})
+        losses[kind] = validation_loss(module, dm.dataset("val"))
+        if kind == "auto":
+            chosen = module.net.backbone.kind
+    assert losses["auto"] == pytest.approx(min(losses["ridge"], losses["rlinear"]))
+    assert chosen.startswith("ridge" if losses["ridge"] < losses["rlinear"] else "rlinear")
+
+
 # ------------------------------------------------------------------------------------- baselines
 
 
@@ -320,3 +339,15 @@ def test_a_run_with_the_known_column_forecasts_its_future_and_one_without_cannot
                            run_dir=tmp_path / label)
         maes[label] = run.metrics["model"]["mae"]
     assert maes["known"] < 0.1 < maes["past"]
+
+
+def test_the_day_of_week_is_seven_indicator_columns_monday_first():
+    from forecast.data.panel import calendar
+
+    times = pd.date_range("2024-01-01", periods=24 * 8, freq="h", tz="UTC")  # a Monday
+    values, names = calendar(times, ["day_of_week"])
+    assert names == [f"dow_{d}" for d in range(7)]
+    assert (values.sum(axis=1) == 1).all()
+    assert values[0].argmax() == 0 and values[24 * 5].argmax() == 5  # Monday, Saturday
+    with_hours, _ = calendar(times, ["hour", "day_of_week"])
+    assert with_hours.shape == (len(times), 9)

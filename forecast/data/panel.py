@@ -271,11 +271,13 @@ def fill_causal(values: np.ndarray, before_first: float = 0.0) -> np.ndarray:
     return filled.astype(values.dtype, copy=False)
 
 
-CALENDAR = ("hour", "day_of_year")
+CALENDAR = ("hour", "day_of_year", "day_of_week")
 
 
 def calendar(times: pd.DatetimeIndex, parts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """(T, C) sin/cos columns of the hour of day and/or the day of year; known for any time.
+    """(T, C) sin/cos columns of the hour of day and/or the day of year, and/or seven 0/1
+    columns of the day of the week (Monday first: weekdays and weekends differ in steps, not
+    along a circle); known for any time.
 
     The day of year only helps when training has seen the test period's season (several years).
     """
@@ -291,6 +293,9 @@ def calendar(times: pd.DatetimeIndex, parts: Sequence[str]) -> tuple[np.ndarray,
         doy = times.day_of_year - 1
         cols += [np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)]
         names += ["doy_sin", "doy_cos"]
+    if "day_of_week" in parts:
+        cols += [(times.day_of_week == d).astype(float) for d in range(7)]
+        names += [f"dow_{d}" for d in range(7)]
     if not cols:
         return np.zeros((len(times), 0), np.float32), []
     return np.stack(cols, axis=1).astype(np.float32), names

@@ -13,7 +13,7 @@ import numpy as np
 
 from forecast.data.inputs import window_steps
 from forecast.data.windows import gather
-from forecast.models.backbone import BlockRidge
+from forecast.models.backbone import BlockRidge, normalise_windows
 
 
 def persistence(history: np.ndarray, index: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
@@ -120,17 +120,6 @@ def in_blocks(x: np.ndarray, y: np.ndarray) -> Callable[[], Iterator[tuple]]:
     """In-memory rows x (n, p), y (n, m) as BlockRidge reads them."""
     rows = _block_rows(x.shape[1], y.shape[1])
     return lambda: ((x[i:i + rows], y[i:i + rows]) for i in range(0, len(x), rows))
-
-
-def normalise_windows(x: np.ndarray, kind: str):
-    """x (rows, L) lookbacks -> (normalised x, loc (rows, 1), scale (rows, 1)); kind: "last"
-    (minus the last value), "mean" (minus the mean) or "revin" (mean and spread)."""
-    if kind == "last":
-        loc, scale = x[:, -1:], np.ones((len(x), 1), x.dtype)
-    else:
-        loc = x.mean(axis=1, keepdims=True)
-        scale = x.std(axis=1, keepdims=True) + 1e-2 if kind == "revin" else np.ones_like(loc)
-    return (x - loc) / scale, loc, scale
 
 
 class LinearBaseline:

@@ -69,6 +69,11 @@ class Forecaster(pl.LightningModule):
         """A batch's x (B, L, F_in), series (B,) [, known (B, H, F_known), static (B, S)]."""
         return self.net(x, series, known, static)  # (B, H, n_targets[, Q])
 
+    def point_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of point forecasts (B, H, n_targets); a quantile model's median is
+        trained on MAE."""
+        return LOSSES["mae" if self.net.quantiles else self.hparams.loss](y_hat, y)
+
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.net.quantiles:
             return pinball(y, y_hat, self.net.quantiles)

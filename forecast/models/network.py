@@ -104,7 +104,8 @@ class RegLSTM(nn.Module):
         # channel-independent net (backbone_inputs)
         self.backbone = (LinearBackbone(
             (lookback or 0) * (self.channels or n_features) + horizon * n_known + n_static,
-            horizon, n_targets) if o.backbone == "ridge" else None)
+            horizon, n_targets, lookback or 0, horizon * n_known)
+            if o.backbone != "none" else None)
         if self.channels:  # the net sees one column, the target, of one channel at a time
             if n_features > self.channels:
                 log.info("model.channel_independent: the %d target columns are read, each on "
@@ -179,12 +180,17 @@ class RegLSTM(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def backbone_inputs(self, x: torch.Tensor, known: torch.Tensor | None,
-                        static: torch.Tensor | None) -> torch.Tensor:
-        """The backbone's regressors of a batch (B, L*F_x [+ H*F_known] [+ S]): a
-        channel-independent net's are its target columns, whichever width x has."""
+                        static: torch.Tensor | None) -> tuple:
+        """What the backbone reads of a batch: the flattened regressors (B, L*F_x
+        [+ H*F_known] [+ S]) (a channel-independent net's x is its target columns, whichever
+        width x has), the target columns (B, L, n_targets) and the known inputs (B, H*F_known)
+        or None."""
         if self.channels:
-            x = x[:, :, self._channel_positions(x.shape[-1])]
-        return LinearBackbone.design(x, known, static)
+            x = columns = x[:, :, self._channel_positions(x.shape[-1])]
+        else:
+            columns = x[:, :, self.target_positions]
+        flat = None if known is None else known.flatten(1)
+        return LinearBackbone.design(x, known, static), columns, flat
 
     @classmethod
     def from_hparams(cls, net: Mapping, source: str = "the checkpoint") -> RegLSTM:
@@ -213,7 +219,7 @@ class RegLSTM(nn.Module):
         (B, H, F_known), static (B, S) -> y_hat (B, H, n_targets), or (B, H, n_targets, Q)
         sorted along Q when the model has quantiles; backbone=False leaves the linear
         backbone's forecast out (what it is fitted to complete)."""
-        base = (self.backbone(self.backbone_inputs(x, known, static))
+        base = (self.backbone(*self.backbone_inputs(x, known, static))
                 if backbone and self.backbone is not None else None)  # (B, H, n_targets)
         x, series, channel, known, static = self._rows(x, series, known, static)
         x, stats = self.norm(x)

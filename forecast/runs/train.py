@@ -236,10 +236,11 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     ckpt_path = resume.checkpoint_path(cfg.resume, out_dir)
     start = None
     if module.net.backbone is not None and not ckpt_path:  # a resumed one is in the checkpoint
-        alpha = fit_backbone(module.net, dm.dataset("train"), seed=cfg.seed)
+        kept = fit_backbone(module.net, dm.dataset("train"), dm.dataset("val"),
+                            module.point_loss, net.backbone, seed=cfg.seed)
         start = StartingPoint.of(module, dm.dataset("val"))
-        log.info("model.backbone=ridge fitted on the train windows (penalty %g; val/loss %.4g "
-                 "before training)", alpha, start.val_loss)
+        log.info("model.backbone=%s fitted on the train windows: %s; val/loss %.4g before "
+                 "training", net.backbone, kept, start.val_loss)
     if ckpt_path:
         resume.check_resumed(ckpt_path, dict(module.hparams))
         runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on

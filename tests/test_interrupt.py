@@ -24,8 +24,10 @@ TRAIN = str(Path(sys.executable).parent / "forecast-train")
 FAST = ["data=synthetic", "trainer=fast", "data.n_steps=500", "lookback=24", "horizon=6",
         "model.hidden_size=8", "targets=[temp]"]
 # long enough to be still training when the signal comes: many short epochs, no early stop
+# 300 short epochs: about 20 s after the first checkpoint, so that a loaded machine (a test
+# process starved for seconds) still signals the run before it ends
 LONG = ["threads=1", "data=synthetic", "trainer=fast", "data.n_steps=800",
-        "model.hidden_size=8", "trainer.max_epochs=100", "early_stopping_patience=1000"]
+        "model.hidden_size=8", "trainer.max_epochs=300", "early_stopping_patience=1000"]
 
 
 def _cfg(*overrides: str):

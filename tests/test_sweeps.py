@@ -186,6 +186,17 @@ def test_report_main_refuses_a_folder_without_jobs(tmp_path, capsys, make, messa
     assert not (tmp_path / "leaderboard.csv").exists()
 
 
+def test_a_pruned_trial_is_a_pruned_row_before_the_failed_ones(sweep):
+    _job(sweep, ["data=synthetic", "model=rnn", "seed=0"],
+         error="TrialPruned: trial 3 pruned after epoch 2 at val/loss 0.9\n")
+    assert leaderboard.main([str(sweep)]) == 0
+    board = _read_board(sweep)
+    assert board["best"].tolist() == ["*", "", "pruned", "failed"]
+    assert board["error"].iloc[2].startswith("TrialPruned: trial 3")
+    page = (sweep / "leaderboard.html").read_text()
+    assert "<td>pruned</td>" in page and "<td>failed</td>" in page
+
+
 def test_an_empty_error_file_is_a_failed_row(sweep):
     _job(sweep, ["data=synthetic", "model=rnn", "seed=0"], error="")
     assert leaderboard.main([str(sweep)]) == 0
@@ -543,4 +554,4 @@ def test_a_pruned_trial_is_recorded_pruned_and_its_folder_unfinished(tmp_path):
     assert (job / "error.txt").read_text().startswith(
         "TrialPruned: trial 0 pruned after epoch 1 at val/loss ")
     board = _read_board(sweep)
-    assert board["best"].tolist() == ["failed"] and "TrialPruned" in board["error"].iloc[0]
+    assert board["best"].tolist() == ["pruned"] and "TrialPruned" in board["error"].iloc[0]

@@ -29,7 +29,8 @@ _SEED = re.compile(r"^seed=")
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
     """One row per job folder of a sweep (found by its .hydra/overrides.yaml): its overrides,
-    validation and test scores, skill, time, epochs; failed jobs get status 'failed' and error."""
+    validation and test scores, skill, time, epochs; failed jobs get status 'failed' (trials a
+    pruner stopped 'pruned') and error."""
     rows = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job = overrides_file.parent.parent
@@ -56,7 +57,9 @@ def _job_scores(job: Path) -> dict:
         error = job / "error.txt"
         reason = error.read_text().strip() if error.is_file() else "no metrics.json (unfinished?)"
         lines = reason.splitlines()
-        return {"status": "failed", "error": lines[0][:200] if lines else "error.txt is empty"}
+        # an Optuna trial its pruner stopped (forecast/runs/pruning.py) did not fail
+        status = "pruned" if lines and lines[0].startswith("TrialPruned") else "failed"
+        return {"status": status, "error": lines[0][:200] if lines else "error.txt is empty"}
     try:
         return _scores(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as error:  # truncated, or not this tool's
@@ -81,7 +84,8 @@ def _scores(m: dict) -> dict:
 
 def leaderboard(jobs: pd.DataFrame) -> pd.DataFrame:
     """Jobs that differ only by `seed` become one row (mean and std over seeds), sorted by the
-    validation loss, best first and marked; failed jobs are listed last."""
+    validation loss, best first and marked; then the trials a pruner stopped, then failed
+    jobs."""
     ok = jobs[jobs["status"] == "ok"]
     numeric = [c for c in ("val_loss", "test_mae", "test_rmse", "skill", "persistence_mae",
                            "ridge_mae", "fit_seconds", "epochs") if c in ok]
@@ -100,12 +104,16 @@ def leaderboard(jobs: pd.DataFrame) -> pd.DataFrame:
         board = board.sort_values("val_loss", na_position="last").reset_index(drop=True)
         board["rank"] = np.arange(1, len(board) + 1)
         board.loc[0, "best"] = "*"
-    failed = jobs[jobs["status"] == "failed"]
-    if len(failed):
-        board = pd.concat([board, pd.DataFrame({
-            "rank": None, "best": "failed", "config": failed["overrides"], "runs": 1,
-            "folders": failed["folder"], "error": failed["error"]})], ignore_index=True)
+    for status in UNSCORED:
+        jobs_of = jobs[jobs["status"] == status]
+        if len(jobs_of):
+            board = pd.concat([board, pd.DataFrame({
+                "rank": None, "best": status, "config": jobs_of["overrides"], "runs": 1,
+                "folders": jobs_of["folder"], "error": jobs_of["error"]})], ignore_index=True)
     return board
+
+
+UNSCORED = ("pruned", "failed")  # rows without scores, in the order they are listed
 
 
 def to_markdown(board: pd.DataFrame) -> str:
@@ -168,10 +176,10 @@ def _spread(row: pd.Series, column: str) -> str:
 
 
 def _board_row(r: pd.Series, folders: dict[str, list[str]]) -> str:
-    """One leaderboard row as HTML cells (a failed job: its config, link and error);
+    """One leaderboard row as HTML cells (a failed or pruned job: its config, link and error);
     `folders`: the run folders of each config (folder names may hold spaces)."""
-    if r["best"] == "failed":
-        return (f"<tr><td>failed</td><td>{html.escape(str(r['config']))}</td>"
+    if r["best"] in UNSCORED:
+        return (f"<tr><td>{r['best']}</td><td>{html.escape(str(r['config']))}</td>"
                 f"<td>{_links([r['folders']])}</td><td colspan='8'>"
                 f"{html.escape(str(r.get('error', '')))}</td></tr>")
     margins = [_cell(_margin(r, n), "{:+.1%}") for n in ("ridge", "persistence")]
@@ -208,7 +216,7 @@ def write_leaderboard(sweep_dir: Path, top: int = 5) -> pd.DataFrame:
     board = leaderboard(jobs)
     board.to_csv(sweep_dir / "leaderboard.csv", index=False)
     (sweep_dir / "leaderboard.md").write_text(to_markdown(board) + "\n")
-    ok = board[board["best"] != "failed"]
+    ok = board[~board["best"].isin(UNSCORED)]
     png = sweep_dir / "leaderboard.png"
     unit = next((u for u in jobs.get("unit", pd.Series(dtype=str)).dropna() if u), "")
     steps = jobs.get("step_seconds", pd.Series(dtype=float)).dropna()

@@ -57,7 +57,7 @@ def expand_names(names: Sequence[str], features: Sequence[str], option: str,
     out: list[str] = []
     for name in names:
         made = [f for f in features if f.startswith(f"{name}_")]
-        if any(c in name for c in "*?["):
+        if is_pattern(name):
             made = [f for f in features if fnmatch.fnmatchcase(f, name) and f not in targets]
         found = [name] if name in features else made
         if not found:
@@ -67,6 +67,16 @@ def expand_names(names: Sequence[str], features: Sequence[str], option: str,
     return out
 
 
+def is_pattern(name: str) -> bool:
+    """A name with the wildcards of fnmatch (`*`, `?`, `[`) matches columns; others name one."""
+    return any(c in name for c in "*?[")
+
+
+def static_values(panel) -> np.ndarray:
+    """The panel's static values (N, S), raw units; (N, 0) for a panel without them."""
+    return panel.static if panel.static is not None else np.zeros((panel.n_series, 0))
+
+
 def check_known(known: Sequence[str], targets: Sequence[str]) -> None:
     """A target's future is what is forecast: it cannot also be a known input."""
     both = [k for k in known if k in targets]
@@ -74,14 +84,6 @@ def check_known(known: Sequence[str], targets: Sequence[str]) -> None:
         raise ValueError(f"data.known {both} are also targets: a target's values over the "
                          "horizon are what is forecast, not known at the origin; remove them "
                          "from data.known (their past is read as a lookback input anyway)")
-
-
-def check_static_known(static: Sequence[str], known: Sequence[str],
-                       targets: Sequence[str]) -> None:
-    clash = [s for s in static if s in known or s in targets]
-    if clash:
-        raise ValueError(f"data.static {clash} are also in data.known or targets: a static "
-                         "column holds one value per series; name each column in one role")
 
 
 def read_static_table(path: str, series_col: str | None) -> pd.DataFrame:
@@ -173,7 +175,7 @@ def feature_names(data) -> list[str] | None:
     too; a pattern matches among the features); None (every column) as it is."""
     if data.features is None:
         return None
-    named = [n for n in [*data.known, *data.static] if not any(c in n for c in "*?[")]
+    named = [n for n in [*data.known, *data.static] if not is_pattern(n)]
     return list(dict.fromkeys([*data.features, *named]))
 
 
@@ -201,9 +203,3 @@ def known_positions(input_names: Sequence[str], known: Sequence[str],
         return []
     names = list(input_names)
     return [names.index(k) for k in known] + [names.index(c) for c in calendar_names]
-
-
-def describe(cov: Covariates | None) -> str:
-    if cov is None or (not cov.n_known and not cov.n_static):
-        return "no covariates"
-    return (f"known inputs over the horizon: {cov.known_names}; static: {cov.static_names}")

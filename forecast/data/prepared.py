@@ -42,7 +42,6 @@ class Prepared:
     lookback: int
     horizon: int
     covariates: cv.Covariates | None = None  # known inputs over the horizon, static (N, S)
-    static_scale: tuple[list[float], list[float]] | None = None  # static's (mean, scale)
 
     @property
     def input_names(self) -> list[str]:
@@ -92,7 +91,7 @@ def prepare(
     scaler = Scaler.fit(panel.values[:, :train_end], panel.features)
     check_target_spans(panel, targets, target_cols, train_end)
     inputs = build_inputs(panel, scaler, calendar, mask_features)
-    covariates, static_scale = _covariates(panel, inputs, known, calendar)
+    covariates = _covariates(panel, inputs, known, calendar)
     target_observed = observed_steps(panel.values, target_cols)
     if known:  # the known values of a window's leads are inputs: observed like its targets
         target_observed &= observed_steps(panel.values, [panel.features.index(k) for k in known])
@@ -114,22 +113,21 @@ def prepare(
     return Prepared(
         panel=panel, scaler=scaler, model_inputs=inputs, targets=targets,
         target_cols=target_cols, bounds=bounds, indices=indices, dropped=dropped,
-        lookback=lookback, horizon=horizon, covariates=covariates, static_scale=static_scale,
+        lookback=lookback, horizon=horizon, covariates=covariates,
     )
 
 
 def _covariates(panel: Panel, inputs: ModelInputs, known: list[str], calendar: Sequence[str]):
-    """(Covariates or None, the static columns' (mean, scale) or None)."""
-    static = panel.static if panel.static is not None else np.zeros((panel.n_series, 0))
+    """The windows' covariates; None without known or static columns."""
+    static = cv.static_values(panel)
     if not known and not static.shape[1]:
-        return None, None
+        return None
     calendar_names = inputs.names[len(panel.features):len(panel.features)
                                   + inputs.calendar.shape[-1]]
     positions = cv.known_positions(inputs.names, known, calendar_names)
-    scaled, mean, scale = cv.scale_static(static)
+    scaled, _, _ = cv.scale_static(static)
     names = [inputs.names[p] for p in positions]
-    return (cv.Covariates(positions, names, scaled, list(panel.static_names)),
-            (mean.tolist(), scale.tolist()))
+    return cv.Covariates(positions, names, scaled, list(panel.static_names))
 
 
 def first_steps_at(times, origin_hour: int | None) -> np.ndarray | None:
@@ -195,10 +193,11 @@ def _covariate_description(prep: Prepared) -> dict:
     if cov is None:
         return {}
     panel = prep.panel
-    static = panel.static if panel.static is not None else np.zeros((panel.n_series, 0))
-    mean, scale = prep.static_scale
+    static = cv.static_values(panel)
+    _, mean, scale = cv.scale_static(static)  # as the windows' static values were scaled
     return {"known": list(cov.known_names),
-            "static": {"names": list(cov.static_names), "mean": mean, "scale": scale,
+            "static": {"names": list(cov.static_names), "mean": mean.tolist(),
+                       "scale": scale.tolist(),
                        "values": {str(i): row.tolist() for i, row in zip(panel.ids, static,
                                                                           strict=True)}}}
 

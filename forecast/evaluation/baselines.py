@@ -13,7 +13,7 @@ import numpy as np
 
 from forecast.data.inputs import window_steps
 from forecast.data.windows import gather
-from forecast.models.backbone import BlockRidge, normalise_windows
+from forecast.models.backbone import NORMS, BlockRidge, normalise_windows
 
 
 def persistence(history: np.ndarray, index: np.ndarray, lookback: int, horizon: int) -> np.ndarray:
@@ -134,7 +134,7 @@ class LinearBaseline:
     column's own).
     """
 
-    KINDS = ("last", "mean", "revin")
+    KINDS = NORMS
 
     def __init__(self, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0), max_rows: int = 100_000,
                  known: Callable[[np.ndarray], np.ndarray] | None = None):

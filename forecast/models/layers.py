@@ -87,9 +87,17 @@ class SegmentEmbedding(nn.Module):
         self.linear = nn.Linear(segment * n_features, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, steps, f = x.shape
-        segments = x.reshape(b, steps // self.segment, self.segment * f)  # (B, L/seg, seg*F)
-        return torch.relu(self.linear(segments))
+        return torch.relu(self.linear(cut_segments(x, self.segment)))  # (B, L/seg, width)
+
+
+def cut_segments(x: torch.Tensor, segment: int) -> torch.Tensor:
+    """x (B, T, F) -> (B, ceil(T / segment), segment * F): consecutive steps side by side, the
+    last segment zero-padded when `segment` does not divide T."""
+    b, steps, f = x.shape
+    pad = -steps % segment
+    if pad:
+        x = nn.functional.pad(x, (0, 0, 0, pad))
+    return x.reshape(b, (steps + pad) // segment, segment * f)
 
 
 class ParallelDecoder(nn.Module):
@@ -145,12 +153,7 @@ class KnownSegments(nn.Module):
         self.linear = nn.Linear(segment * n_known, width)
 
     def forward(self, known: torch.Tensor) -> torch.Tensor:
-        b, horizon, f = known.shape
-        pad = -horizon % self.segment
-        if pad:
-            known = nn.functional.pad(known, (0, 0, 0, pad))
-        segments = known.reshape(b, (horizon + pad) // self.segment, self.segment * f)
-        return self.linear(segments)
+        return self.linear(cut_segments(known, self.segment))
 
 
 class SequenceDecoder(nn.Module):

@@ -76,6 +76,7 @@ WINDOW_NORMS = ("none", "last", "standard", "revin")
 LOSS_NAMES = ("mse", "mae", "huber")
 SCHEDULES = ("plateau", "cosine", "constant")
 BACKBONES = ("none", "ridge", "rlinear", "auto")
+BACKBONE_MODES = ("start", "blend")
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,14 @@ class NetOptions:
     head_dropout: float = 0.0  # dropout on the summary that the direct head reads (training only)
     head_norm: bool = False  # layer normalisation of that summary (with learned scale and shift)
     residual: bool = True  # forecast changes from the last observed target value
-    # ridge | rlinear | auto (the better of the two on validation): a linear map of the window
-    # (and its known inputs) fitted in closed form on the train windows before training; the
-    # network learns what it misses, starting from it
-    backbone: str = "none"
+    # none | ridge | rlinear | auto (the better of the two on validation): a linear map of the
+    # window (and its known inputs) fitted in closed form on the train windows before training
+    backbone: str = "auto"
+    # blend: the network trains on its own, then each lead's forecast is blended with the
+    # backbone's by a weight in [0, 1] chosen on the validation windows (0: the network's, 1: the
+    # backbone's); start: the network starts from the backbone's forecast and learns what it
+    # misses
+    backbone_mode: str = "blend"
 
     def __post_init__(self) -> None:
         if self.quantiles is not None:  # YAML and the command line give a list
@@ -148,7 +153,8 @@ def _check_names(o: NetOptions) -> None:
     for option, value, known in (("cell", o.cell, CELL_NAMES), ("head", o.head, HEADS),
                                  ("decoder", o.decoder, DECODERS),
                                  ("window_norm", o.window_norm, WINDOW_NORMS),
-                                 ("backbone", o.backbone, BACKBONES)):
+                                 ("backbone", o.backbone, BACKBONES),
+                                 ("backbone_mode", o.backbone_mode, BACKBONE_MODES)):
         if value not in known:
             raise ValueError(f"model.{option}='{value}' is unknown; choose one of {list(known)}")
 

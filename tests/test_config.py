@@ -197,7 +197,9 @@ MODEL_OVERRIDES = [
 ] + [("model.decoder=direct", "model.backbone=ridge", "model.quantiles=[0.1,0.5,0.9]"),
       ("model.decoder=parallel", "model.segment=4", "model.channel_independent=true",
        "model.backbone=auto"),
-      ("model.decoder=autoregressive", "model.backbone=rlinear")]
+      ("model.decoder=autoregressive", "model.backbone=rlinear"),
+      ("model.decoder=direct", "model.backbone=auto", "model.backbone_mode=blend",
+       "model.quantiles=[0.1,0.5,0.9]")]
 
 L, H = 24, 4  # segment 24 (model=segrnn) divides the lookback
 

@@ -155,12 +155,14 @@ DECODERS = {
     "autoregressive": {"decoder": "autoregressive", "window_norm": "standard"},
     "parallel-channels": {"decoder": "parallel", "segment": 4, "channel_independent": True,
                           "channel_embedding": 2, "window_norm": "last"},
-    "direct-quantiles-backbone": {"quantiles": (0.1, 0.5, 0.9), "backbone": "ridge"},
+    "direct-quantiles-backbone": {"quantiles": (0.1, 0.5, 0.9), "backbone": "ridge",
+                                  "backbone_mode": "start"},
     "seq2seq-embedding-revin": {"decoder": "seq2seq", "embedding_dim": 2,
                                 "window_norm": "revin"},
-    "seq2seq-rlinear": {"decoder": "seq2seq", "backbone": "rlinear"},
+    "seq2seq-rlinear": {"decoder": "seq2seq", "backbone": "rlinear", "backbone_mode": "start"},
     "parallel-channels-auto": {"decoder": "parallel", "segment": 4, "channel_independent": True,
-                               "backbone": "auto"},
+                               "backbone": "auto", "backbone_mode": "start"},
+    "seq2seq-blend": {"decoder": "seq2seq", "backbone": "auto", "backbone_mode": "blend"},
 }
 
 
@@ -177,6 +179,8 @@ def _module(prep, options):
         dm = datamodule(prep)
         fit_backbone(module.net, dm.dataset("train"), dm.dataset("val"), module.point_loss,
                      module.net.options.backbone)
+    if module.net.blend_mode:  # as after training: both parts read
+        module.net.blend_weight.fill_(0.5)
     return module.eval()
 
 
@@ -234,7 +238,7 @@ def test_autoregressive_channels_cannot_read_known_columns():
 
 def test_checkpoint_values_rebuild_the_same_net_with_its_backbone():
     prep = prep_of()
-    module = _module(prep, {"decoder": "seq2seq", "backbone": "ridge"})
+    module = _module(prep, {"decoder": "seq2seq", "backbone": "ridge", "backbone_mode": "start"})
     rebuilt = RegLSTM.from_hparams(module.net.hparams())
     rebuilt.load_state_dict(module.net.state_dict())
     assert rebuilt.shapes["known_positions"] == module.net.known_positions
@@ -259,7 +263,7 @@ def test_checkpoint_values_of_an_earlier_version_read_as_no_covariates_no_backbo
 
 def test_the_backbone_is_the_forecast_before_training_and_near_exact_here():
     prep = prep_of()
-    module = _module(prep, {"decoder": "seq2seq", "backbone": "ridge"})
+    module = _module(prep, {"decoder": "seq2seq", "backbone": "ridge", "backbone_mode": "start"})
     ds = datamodule(prep).dataset("test")
     x, y, series, known, static = ds[np.arange(len(ds))]
     with torch.no_grad():
@@ -275,7 +279,7 @@ def test_the_starting_point_is_kept_when_no_epoch_beats_it(tmp_path):
     import pytorch_lightning as pl
 
     prep = prep_of()
-    module = _module(prep, {"backbone": "ridge"}).train()
+    module = _module(prep, {"backbone": "ridge", "backbone_mode": "start"}).train()
     dataset = datamodule(prep).dataset("val")
     start = StartingPoint.of(module, dataset)
     with torch.no_grad():  # a fit that went wrong
@@ -284,12 +288,13 @@ def test_the_starting_point_is_kept_when_no_epoch_beats_it(tmp_path):
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     best = str(tmp_path / "best.ckpt")
-    path, loss, said = start.keep_if_better(trainer, module, best, worse)
+    trainer.save_checkpoint(best)  # the fit's best epoch
+    path, loss, said = start.keep_if_better(module, best, worse)
     assert loss == pytest.approx(start.val_loss) and loss < worse and "No epoch beat" in said
     saved = torch.load(path, weights_only=False)["state_dict"]
     torch.testing.assert_close(saved["net.out.weight"], start.state["net.out.weight"])
     # an epoch that beat the start keeps its own checkpoint
-    assert start.keep_if_better(trainer, module, best, start.val_loss / 2)[2] is None
+    assert start.keep_if_better(module, best, start.val_loss / 2)[2] is None
 
 
 @pytest.mark.parametrize("known", [("fc",), ()])
@@ -297,8 +302,8 @@ def test_auto_keeps_the_backbone_with_the_lower_validation_loss(known):
     prep = prep_of(known=known)
     dm = datamodule(prep)
     losses = {}
-    for kind in ("ridge", "rlinear", "auto"):
-        module = _module(prep, {"backbone": kind})
+    for kind in ("ridge", "rlinear", "auto"):  # started from the backbone: its forecast
+        module = _module(prep, {"backbone": kind, "backbone_mode": "start"})
         losses[kind] = validation_loss(module, dm.dataset("val"))
         if kind == "auto":
             chosen = module.net.backbone.kind

@@ -1,7 +1,9 @@
 """The linear backbone (`model.backbone`), fitted in closed form on the train windows before
-training, to which the recurrent network adds what it misses. The network's last layers start at
-zero, so the model starts from the backbone's forecast: a linear map of the window (what the
-linear baselines are) is where training begins, not what it has to find.
+training. With `model.backbone_mode=start` the recurrent network adds what it misses: its last
+layers start at zero, so the model starts from the backbone's forecast, a linear map of the
+window (what the linear baselines are). With `blend` the network trains on its own and each
+lead's forecast is then blended with the backbone's (`blend`, weights chosen on validation by
+forecast.runs.blending).
 
 - ridge: one ridge regression of every lead and target on the flattened window (all inputs),
   the known inputs of the leads and the static values;
@@ -146,6 +148,16 @@ class LinearBackbone(nn.Module):
         self.norm.fill_(NORMS.index(norm))
 
 
+def blend(y: torch.Tensor, base: torch.Tensor, weight: torch.Tensor,
+          quantiles: Sequence[float] = ()) -> torch.Tensor:
+    """The network's forecast y (B, H, C) or (B, H, C, Q) moved towards the backbone's base
+    (B, H, C) by weight (H, C) in [0, 1]: weight * base + (1 - weight) * y; a quantile
+    forecast moves as a whole, by the shift of its median."""
+    point = y[..., list(quantiles).index(0.5)] if quantiles else y
+    shift = weight * (base - point)
+    return y + (shift[..., None] if quantiles else shift)
+
+
 class _Windows:
     """The windows a backbone is fitted on or chosen by: what the rest of the net outputs
     before training (its last layers at zero) is computed once; the regressors are gathered
@@ -153,7 +165,10 @@ class _Windows:
 
     def __init__(self, net: nn.Module, dataset, rows: np.ndarray, block: int = 2048):
         self.net, self.dataset, self.rows, self.block = net, dataset, rows, block
-        self.base = np.concatenate([self._base(part) for part in self._parts()])  # (K, H, C)
+        # a net blended with the backbone after training does not add to it: fitted to y alone
+        self.base = (np.zeros((len(rows), net.horizon, net.backbone.n_targets), np.float32)
+                     if net.blend_mode else
+                     np.concatenate([self._base(part) for part in self._parts()]))  # (K, H, C)
 
     def _parts(self):
         for start in range(0, len(self.rows), self.block):

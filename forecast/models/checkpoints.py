@@ -42,3 +42,16 @@ def check_digest(ckpt: dict, ckpt_path: Path, data_json: Path) -> None:
             f"'{data_json}' has changed since '{ckpt_path}' was trained (its sha256 differs "
             "from the one the checkpoint recorded): the scaler and layout would not match the "
             "weights. Restore the run's own data.json, or re-run forecast-train")
+
+
+def write_weights(path: str | Path, state: dict) -> None:
+    """Put `state` (a module's state dict) in place of the weights of the checkpoint at path,
+    everything else kept (hyper-parameters, data.json's checksum, the trainer's state); written
+    to a temporary file first, so an interrupted write leaves the old checkpoint. Rank 0 calls
+    it alone after a DDP fit: unlike Trainer.save_checkpoint, it waits for no other rank."""
+    path = Path(path)
+    ckpt = read(path)
+    ckpt["state_dict"] = {k: v.detach().cpu().clone() for k, v in state.items()}
+    partial = path.with_name(path.name + ".partial")
+    torch.save(ckpt, partial)
+    partial.replace(path)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from forecast.config import NetOptions
-from forecast.models.backbone import LinearBackbone
+from forecast.models.backbone import LinearBackbone, blend
 from forecast.models.layers import (
     KnownSegments,
     ParallelDecoder,
@@ -105,7 +105,7 @@ class RegLSTM(nn.Module):
         self.backbone = (LinearBackbone(
             (lookback or 0) * (self.channels or n_features) + horizon * n_known + n_static,
             horizon, n_targets, lookback or 0, horizon * n_known)
-            if o.backbone != "none" else None)
+            if o.backbone != "none" and lookback else None)  # a net for any length has none
         if self.channels:  # the net sees one column, the target, of one channel at a time
             if n_features > self.channels:
                 log.info("model.channel_independent: the %d target columns are read, each on "
@@ -166,7 +166,10 @@ class RegLSTM(nn.Module):
         self.skip = (nn.Linear(lookback * n_features, horizon * n_targets)
                      if o.linear_skip else None)
         self.aux_loss: torch.Tensor | None = None  # next-step loss of the autoregressive decoder
-        if self.backbone is not None:
+        self.blend_mode = self.backbone is not None and o.backbone_mode == "blend"
+        if self.blend_mode:  # each lead's weight of the backbone, set after training
+            self.register_buffer("blend_weight", torch.zeros(horizon, self.backbone.n_targets))
+        elif self.backbone is not None:
             self._zero_last_layers()
 
     def _zero_last_layers(self) -> None:
@@ -219,6 +222,7 @@ class RegLSTM(nn.Module):
         (B, H, F_known), static (B, S) -> y_hat (B, H, n_targets), or (B, H, n_targets, Q)
         sorted along Q when the model has quantiles; backbone=False leaves the linear
         backbone's forecast out (what it is fitted to complete)."""
+        self._check_covariates(known, static)
         base = (self.backbone(*self.backbone_inputs(x, known, static))
                 if backbone and self.backbone is not None else None)  # (B, H, n_targets)
         x, series, channel, known, static = self._rows(x, series, known, static)
@@ -231,9 +235,12 @@ class RegLSTM(nn.Module):
         y = self.norm.restore(y, stats)
         if self.channels:
             y = join_channels(y, self.channels)  # (B, H, n_targets[, Q])
-        if base is not None:
+        if base is not None and not self.blend_mode:
             y = y + (base[..., None] if self.quantiles else base).to(y.dtype)
-        return y.sort(dim=-1).values if self.quantiles else y
+        y = y.sort(dim=-1).values if self.quantiles else y
+        if base is not None and self.blend_mode:  # moves the sorted quantiles as a whole
+            y = blend(y, base.to(y.dtype), self.blend_weight, self.quantiles)
+        return y
 
     def encoder_inputs(self, x: torch.Tensor, series: torch.Tensor | None = None,
                        known: torch.Tensor | None = None,
@@ -243,16 +250,19 @@ class RegLSTM(nn.Module):
         x, series, channel, _, static = self._rows(x, series, known, static)
         return self._steps(self.norm(x)[0], series, channel, static)
 
-    def _rows(self, x: torch.Tensor, series: torch.Tensor | None, known=None, static=None):
-        """Under channel independence, one row per (window, target column): x (B*C, L, 1),
-        series (B*C,), the channel ids (B*C,), known (B*C, H, F_known), static (B*C, S);
-        otherwise as given."""
+    def _check_covariates(self, known, static) -> None:
         if self.known_positions and known is None:
             raise ValueError("this net reads known inputs over the horizon (data.known): pass "
                              "known (B, H, F_known)")
         if self.static_encoder is not None and static is None:
             raise ValueError("this net reads static covariates (data.static): pass static "
                              "(B, S)")
+
+    def _rows(self, x: torch.Tensor, series: torch.Tensor | None, known=None, static=None):
+        """Under channel independence, one row per (window, target column): x (B*C, L, 1),
+        series (B*C,), the channel ids (B*C,), known (B*C, H, F_known), static (B*C, S);
+        otherwise as given."""
+        self._check_covariates(known, static)
         if not self.channels:
             return x, series, None, known, static
         channel = torch.arange(self.channels, device=x.device).repeat(x.shape[0])

@@ -9,9 +9,9 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
+from forecast.models import checkpoints
 from forecast.models.forecaster import Forecaster
 
 
@@ -27,7 +27,7 @@ class StartingPoint:
         return cls(copy.deepcopy(module.state_dict()), validation_loss(module, dataset,
                                                                        batch_size))
 
-    def keep_if_better(self, trainer: pl.Trainer, module: Forecaster, best: str | None,
+    def keep_if_better(self, module: Forecaster, best: str | None,
                        best_loss: float) -> tuple[str | None, float, str | None]:
         """After the fit: when no epoch's validation loss beat the start, best.ckpt gets the
         starting weights. -> (best checkpoint, its validation loss, the line that says so or
@@ -35,7 +35,7 @@ class StartingPoint:
         if best is None or not best_loss > self.val_loss:
             return best, best_loss, None
         module.load_state_dict(self.state)
-        trainer.save_checkpoint(best)
+        checkpoints.write_weights(best, module.state_dict())
         return best, self.val_loss, (
             f"No epoch beat the linear backbone on validation (val/loss {self.val_loss:.4g} "
             f"before training, {best_loss:.4g} at best after): the forecasts are the "

@@ -30,7 +30,16 @@ from forecast.models.backbone import fit_backbone
 from forecast.models.forecaster import Forecaster
 from forecast.models.network import RegLSTM
 from forecast.report import tables
-from forecast.runs import learning_log, loggers, outputs, pruning, resume, runfolder, stopping
+from forecast.runs import (
+    blending,
+    learning_log,
+    loggers,
+    outputs,
+    pruning,
+    resume,
+    runfolder,
+    stopping,
+)
 from forecast.runs.starting_point import StartingPoint
 
 log = logging.getLogger(__name__)
@@ -238,9 +247,9 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     if module.net.backbone is not None and not ckpt_path:  # a resumed one is in the checkpoint
         kept = fit_backbone(module.net, dm.dataset("train"), dm.dataset("val"),
                             module.point_loss, net.backbone, seed=cfg.seed)
-        start = StartingPoint.of(module, dm.dataset("val"))
-        log.info("model.backbone=%s fitted on the train windows: %s; val/loss %.4g before "
-                 "training", net.backbone, kept, start.val_loss)
+        start = None if module.net.blend_mode else StartingPoint.of(module, dm.dataset("val"))
+        log.info("model.backbone=%s fitted on the train windows: %s%s", net.backbone, kept,
+                 "" if start is None else f"; val/loss {start.val_loss:.4g} before training")
     if ckpt_path:
         resume.check_resumed(ckpt_path, dict(module.hparams))
         runfolder.mark_complete(out_dir, False)  # its checkpoints change from here on
@@ -255,9 +264,13 @@ def fit(cfg: DictConfig, prep: prepared.Prepared, out_dir: Path, logger=None) ->
     best = trainer.checkpoint_callback.best_model_path or None
     val_loss = float(best_score if best_score is not None else float("nan"))
     if start is not None:
-        best, val_loss, kept = start.keep_if_better(trainer, module, best, val_loss)
+        best, val_loss, kept = start.keep_if_better(module, best, val_loss)
         if kept:
             said.info(kept)
+    if module.net.blend_mode and best:
+        blended = blending.blend_best(module, dm.dataset("val"), best, cfg.seed)
+        val_loss = blended.blended_loss
+        said.info(blended.describe(module.net.backbone.kind))
     return Fitted(module, dm, forecasting_trainer(cfg, trainer), best, trainer.current_epoch,
                   val_loss, seconds)
 

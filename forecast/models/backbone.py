@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from forecast.models.quantiles import point
+
 
 class BlockRidge:
     """Ridge regression with an unpenalised intercept, the penalty chosen among `alphas` by the
@@ -153,8 +155,7 @@ def blend(y: torch.Tensor, base: torch.Tensor, weight: torch.Tensor,
     """The network's forecast y (B, H, C) or (B, H, C, Q) moved towards the backbone's base
     (B, H, C) by weight (H, C) in [0, 1]: weight * base + (1 - weight) * y; a quantile
     forecast moves as a whole, by the shift of its median."""
-    point = y[..., list(quantiles).index(0.5)] if quantiles else y
-    shift = weight * (base - point)
+    shift = weight * (base - point(y, quantiles))
     return y + (shift[..., None] if quantiles else shift)
 
 
@@ -178,9 +179,7 @@ class _Windows:
         x, _, series, *cov = self.dataset[part]
         known, static = (cov + [None, None])[:2]
         base = self.net(x, series, known, static, backbone=False)  # (B, H, nt[, Q])
-        if base.dim() == 4:
-            base = base[..., self.net.quantiles.index(0.5)]
-        return base.numpy()
+        return point(base, self.net.quantiles).numpy()
 
     def batches(self):
         """(regressors of the backbone, targets y (B, H, C) less the base) per block."""

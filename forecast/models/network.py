@@ -223,8 +223,10 @@ class RegLSTM(nn.Module):
         sorted along Q when the model has quantiles; backbone=False leaves the linear
         backbone's forecast out (what it is fitted to complete)."""
         self._check_covariates(known, static)
+        # a blending net trains on its own: its training steps need no backbone forecast
+        wanted = backbone and self.backbone is not None and not (self.blend_mode and self.training)
         base = (self.backbone(*self.backbone_inputs(x, known, static))
-                if backbone and self.backbone is not None else None)  # (B, H, n_targets)
+                if wanted else None)  # (B, H, n_targets)
         x, series, channel, known, static = self._rows(x, series, known, static)
         x, stats = self.norm(x)
         known = self._known(known, stats)

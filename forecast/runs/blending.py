@@ -40,7 +40,6 @@ def choose_blend(module: Forecaster, dataset, batch_size: int = 1024,
     """Set module.net.blend_weight (H, n_targets) to the weights that minimise the training
     loss over (at most max_windows of) the windows of `dataset`, and say what they gave."""
     net = module.net
-    net.blend_weight.zero_()
     rows = np.arange(len(dataset))
     if len(rows) > max_windows:
         rows = np.sort(np.random.default_rng(seed).choice(len(rows), max_windows, False))
@@ -78,7 +77,7 @@ def _forecasts(module: Forecaster, dataset, rows: np.ndarray, batch_size: int):
             for start in range(0, len(rows), batch_size):
                 x, y, series, *cov = dataset[rows[start:start + batch_size]]
                 known, static = (cov + [None, None])[:2]
-                own = point(net(x, series, known, static), net.quantiles)
+                own = point(net(x, series, known, static, backbone=False), net.quantiles)
                 linear = net.backbone(*net.backbone_inputs(x, known, static))
                 for part, values in zip(parts, (own, linear, y), strict=True):
                     part.append(values.double().numpy())

@@ -115,11 +115,16 @@ class NetOptions:
     # backbone's); start: the network starts from the backbone's forecast and learns what it
     # misses
     backbone_mode: str = "blend"
+    # > 1: an ensemble of that many networks of these options, from their own starting weights,
+    # each trained on its own loss; the forecast is their mean (and the backbone is shared)
+    members: int = 1
 
     def __post_init__(self) -> None:
         if self.quantiles is not None:  # YAML and the command line give a list
             object.__setattr__(self, "quantiles", tuple(self.quantiles))
         _check_names(self)
+        if self.members < 1:
+            raise ValueError(f"model.members={self.members} must be >= 1 (1: a single network)")
         _check_decoders(self)
         _check_long_horizon(self)
 

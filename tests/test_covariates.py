@@ -163,6 +163,8 @@ DECODERS = {
     "parallel-channels-auto": {"decoder": "parallel", "segment": 4, "channel_independent": True,
                                "backbone": "auto", "backbone_mode": "start"},
     "seq2seq-blend": {"decoder": "seq2seq", "backbone": "auto", "backbone_mode": "blend"},
+    "members-direct-blend": {"members": 2, "backbone": "ridge", "backbone_mode": "blend"},
+    "members-autoregressive": {"members": 2, "decoder": "autoregressive"},
 }
 
 

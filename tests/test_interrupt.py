@@ -64,6 +64,15 @@ def test_the_stop_line_names_early_stopping_and_its_patience(tmp_path, caplog):
     assert f"the forecasts use epoch {epoch - 1}'s weights" in line, line
 
 
+
+def test_patience_counts_validations_when_an_epoch_has_several(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    train.run(_cfg("trainer.max_epochs=50", "early_stopping_patience=1",
+                   "+trainer.val_check_interval=0.5"), tmp_path / "run")
+    line = _stopped_line(caplog)
+    assert "early stopping, val/loss had not improved for 1 validation " \
+           "(early_stopping_patience=1)" in line, line
+
 # ---- an interruption --------------------------------------------------------------------------
 
 def test_signals_raise_once_and_put_the_previous_handlers_back():

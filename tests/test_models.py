@@ -21,6 +21,7 @@ from forecast.data.panel import to_panel
 from forecast.data.prepared import datamodule, prepare, to_units
 from forecast.models.forecaster import Forecaster, pinball
 from forecast.models.inference import forecast
+from forecast.models.layers import pool
 from forecast.models.network import CELLS, RegLSTM
 
 B, L, F, H, NT, N = 5, 7, 4, 3, 2, 3  # batch, lookback, inputs, horizon, targets, series
@@ -73,6 +74,10 @@ def test_shape_every_head_and_decoder(head, decoder):
     assert [d for d, part in built.items() if part is not None] == [decoder]
 
 
+def _summary(net: RegLSTM, output: torch.Tensor, state) -> torch.Tensor:
+    """What the net's direct head reads of its recurrent outputs (B, D*hidden)."""
+    return pool(net.head, output, state, net.directions, net.attention)
+
 def test_heads_pool_differently():
     """The head option is wired: the four heads give four different forecasts from the same
     weights of the recurrent layers and the output layer."""
@@ -95,7 +100,7 @@ def test_quantile_shape_and_order(head):
     assert y.shape == (16, H, NT, len(Q))
     # sorted along Q even untrained (raw outputs of a random head cross in about half the cases)
     assert (y[..., :-1] <= y[..., 1:]).all()
-    raw = net.out(net._pool(*net.rnn(_x(16)))).view(16, H, NT, len(Q))
+    raw = net.out(_summary(net, *net.rnn(_x(16)))).view(16, H, NT, len(Q))
     assert not (raw[..., :-1] <= raw[..., 1:]).all()  # so the order above is the model's doing
 
 
@@ -386,7 +391,7 @@ def test_bidirectional_last_head_reads_h_n_of_both_directions(cell, num_layers):
     x = _x()
     with torch.no_grad():
         output, state = net.rnn(x)  # (B, L, 2*hidden)
-        summary = net._pool(output, state)  # (B, 2*hidden)
+        summary = _summary(net, output, state)  # (B, 2*hidden)
         expected = torch.cat([output[:, -1, :hidden], output[:, 0, hidden:]], dim=1)
         torch.testing.assert_close(summary, expected, rtol=0, atol=1e-6)
         # not the tempting output[:, -1], whose backward half has read one step only
@@ -396,7 +401,7 @@ def test_bidirectional_last_head_reads_h_n_of_both_directions(cell, num_layers):
         # the backward half has read the first step of the window
         moved = x.clone()
         moved[:, 0] += 1.0
-        other = net._pool(*net.rnn(moved))
+        other = _summary(net, *net.rnn(moved))
         assert not torch.allclose(other[:, hidden:], summary[:, hidden:])
 
 

@@ -95,7 +95,11 @@ class Forecaster(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, series, *covariates = batch
-        loss = self.loss(self(x, series, *covariates), y)
+        if self.net.members is None:
+            loss = self.loss(self(x, series, *covariates), y)
+        else:  # the members' mean loss: each learns on its own (RegLSTM.member_forecasts)
+            loss = torch.stack([self.loss(y_hat, y) for y_hat in
+                                self.net.member_forecasts(x, series, *covariates)]).mean()
         if self._logged_step():
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self._add_to_epoch("train/loss_epoch", loss, x.shape[0])
@@ -109,6 +113,22 @@ class Forecaster(pl.LightningModule):
                 "lower model.lr or check the data for extreme values"
             )
         return loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None) -> None:
+        """trainer.gradient_clip_val clips each member of an ensemble on its own, as if it trained
+        alone (its gradient is 1/K of its own loss's, so the bound is too): clipping the whole
+        would let one member's large gradient shrink the others' steps."""
+        members = self.net.members
+        if members is None or not gradient_clip_val:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val,
+                                                       gradient_clip_algorithm)
+        bound = gradient_clip_val / len(members)
+        for member in members:
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(member.parameters(), bound)
+            else:
+                torch.nn.utils.clip_grad_norm_(member.parameters(), bound)
 
     def _logged_step(self) -> bool:
         """Whether the logger writes this step's values: Lightning's collection of a logged value

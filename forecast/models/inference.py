@@ -17,9 +17,11 @@ def forecast(trainer: pl.Trainer, module: Forecaster, dm: PanelDataModule, ckpt_
 
 
 def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int = 2000) -> dict:
-    """Gate values of a ManualLSTM over (up to max_windows evenly spread) test windows:
-    {"forget", "input", "output"} -> (K, L, hidden) arrays; empty for other cells."""
-    rnn = module.net.rnn
+    """Gate values of a ManualLSTM (an ensemble's first member) over (up to max_windows evenly
+    spread) test windows: {"forget", "input", "output"} -> (K, L, hidden) arrays; empty for
+    other cells."""
+    net = module.net if module.net.members is None else module.net.members[0]  # the first's
+    rnn = net.rnn
     if not hasattr(rnn, "record_gates"):
         return {}
     ds = dm.dataset("test")
@@ -29,7 +31,7 @@ def gate_activations(module: Forecaster, dm: PanelDataModule, max_windows: int =
     module.eval()
     try:
         with torch.no_grad():  # the encoder pass over the lookback only, not a decoder rollout
-            rnn(module.net.encoder_inputs(x, series, *covariates))
+            rnn(net.encoder_inputs(x, series, *covariates))
         return {k: v.numpy() for k, v in rnn.gates.items() if k != "candidate"}
     finally:
         rnn.record_gates = False

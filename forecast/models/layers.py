@@ -62,6 +62,43 @@ class WindowNorm(nn.Module):
             y = y * scale[:, :, t][(...,) + extra]
         return y + loc[:, :, t][(...,) + extra]
 
+    def known(self, known: torch.Tensor, stats, positions: list[int]) -> torch.Tensor:
+        """Known inputs (B, H, F_known), whose columns lie at `positions` of the inputs, in the
+        units the normalised lookback is in: a data column by its own lookback's statistics,
+        calendar columns as given."""
+        if stats is None:
+            return known
+        loc, scale = stats  # (B, 1, n_norm)
+        columns = [i for i, p in enumerate(positions) if p < self.n_norm]
+        if not columns:
+            return known
+        at = [positions[i] for i in columns]
+        values = known[:, :, columns] - loc[:, :, at]
+        if scale is not None:
+            values = values / scale[:, :, at]
+        if self.affine_weight is not None:
+            values = values * self.affine_weight[at] + self.affine_bias[at]
+        known = known.clone()
+        known[:, :, columns] = values
+        return known
+
+
+def pool(head: str, output: torch.Tensor, state, directions: int,
+         attention: nn.Module | None = None) -> torch.Tensor:
+    """Recurrent outputs (B, L, D*hidden) -> summary (B, D*hidden) that has read it all."""
+    if head == "last":
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, B, hidden)
+        # both directions of the top layer: the forward one has read every step, and so has
+        # the backward one (unlike output[:, -1], whose backward half has seen one step)
+        top = h_n[-directions:]  # (D, B, hidden)
+        return top.transpose(0, 1).reshape(output.shape[0], -1)
+    if head == "mean":
+        return output.mean(dim=1)
+    if head == "max":
+        return output.amax(dim=1)
+    weights = torch.softmax(attention(output), dim=1)  # (B, L, 1)
+    return (weights * output).sum(dim=1)
+
 
 def split_channels(x: torch.Tensor, positions: list[int]) -> torch.Tensor:
     """x (B, L, F_in) -> (B*C, L, 1): each of the C columns at `positions` its own series."""

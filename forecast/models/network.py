@@ -10,6 +10,7 @@ facts. A channel-independent net also takes x (B, L, n_targets), the target colu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -25,6 +26,7 @@ from forecast.models.layers import (
     SequenceDecoder,
     WindowNorm,
     join_channels,
+    pool,
     split_channels,
 )
 from forecast.models.manual_lstm import ManualLSTM
@@ -58,10 +60,10 @@ class RegLSTM(nn.Module):
     prediction of those columns); static covariates pass a small encoder (Linear + tanh) whose
     output joins the series embedding on every recurrent step.
 
-    Around the encoder and decoder: `window_norm` normalises each window and
-    reverses it on the output; `channel_independent` runs each target column as its own
-    univariate series through the shared weights; `segment` > 0 embeds segments of the lookback
-    instead of single steps.
+    Around them: `window_norm` normalises each window and reverses it on the output;
+    `channel_independent` runs each target column as its own univariate series through shared
+    weights; `segment` > 0 embeds segments of the lookback; `members` > 1 is an ensemble of that
+    many such networks, the forecast their mean, each trained on its own loss.
     """
 
     def __init__(
@@ -95,8 +97,7 @@ class RegLSTM(nn.Module):
         check_covariates(o, n_known)
         self.horizon, self.head, self.decoder = horizon, o.head, o.decoder
         self.residual, self.quantiles = o.residual, list(o.quantiles or [])
-        # input columns holding the targets, and how many leading columns are data features
-        # (calendar and mask columns after them are not normalised per window)
+        # input columns holding the targets
         self.target_positions = list(target_positions or range(n_targets))
         self.n_inputs = n_features  # F_in of the input array; columns() may hand fewer
         self.channels = len(self.target_positions) if o.channel_independent else 0
@@ -106,6 +107,24 @@ class RegLSTM(nn.Module):
             (lookback or 0) * (self.channels or n_features) + horizon * n_known + n_static,
             horizon, n_targets, lookback or 0, horizon * n_known)
             if o.backbone != "none" and lookback else None)  # a net for any length has none
+        one = dataclasses.replace(o, members=1, backbone="none")  # the ensemble has the backbone
+        self.members = (nn.ModuleList(RegLSTM(**self.shapes, options=one)
+                                      for _ in range(o.members)) if o.members > 1 else None)
+        if self.members is None:  # one network: its layers are its own
+            self._build(o, n_features, horizon, n_targets, lookback, n_series, norm_features,
+                        n_known, n_static)
+        self.aux_loss: torch.Tensor | None = None  # next-step loss of the autoregressive decoder
+        self.blend_mode = self.backbone is not None and o.backbone_mode == "blend"
+        if self.blend_mode:  # each lead's weight of the backbone, set after training
+            self.register_buffer("blend_weight", torch.zeros(horizon, self.backbone.n_targets))
+        elif self.backbone is not None:
+            for net in self.members if self.members is not None else [self]:
+                net._zero_last_layers()
+
+    def _build(self, o: NetOptions, n_features: int, horizon: int, n_targets: int,
+               lookback: int | None, n_series: int, norm_features: int | None, n_known: int,
+               n_static: int) -> None:
+        """The layers of one network: embeddings, recurrent layers, decoder and head."""
         if self.channels:  # the net sees one column, the target, of one channel at a time
             if n_features > self.channels:
                 log.info("model.channel_independent: the %d target columns are read, each on "
@@ -165,12 +184,6 @@ class RegLSTM(nn.Module):
         # LSTNet-style highway: a linear map of the whole window added to the recurrent forecast
         self.skip = (nn.Linear(lookback * n_features, horizon * n_targets)
                      if o.linear_skip else None)
-        self.aux_loss: torch.Tensor | None = None  # next-step loss of the autoregressive decoder
-        self.blend_mode = self.backbone is not None and o.backbone_mode == "blend"
-        if self.blend_mode:  # each lead's weight of the backbone, set after training
-            self.register_buffer("blend_weight", torch.zeros(horizon, self.backbone.n_targets))
-        elif self.backbone is not None:
-            self._zero_last_layers()
 
     def _zero_last_layers(self) -> None:
         """The layers that write the forecast start at zero, so that before training the net
@@ -207,26 +220,57 @@ class RegLSTM(nn.Module):
 
     @property
     def input_columns(self) -> list[int] | None:
-        """The input columns the net reads, in the order it reads them; None: all F_in. A
-        channel-independent net reads its target columns alone, so batches of just those
-        (B, L, n_targets) do: gathering the inputs it never reads costs time on every training
-        step (benchmarks/README.md). forward takes either width."""
+        """The input columns the net reads, in order; None: all F_in. A channel-independent
+        net's batches hold its target columns alone (B, L, n_targets), as gathering the inputs
+        it never reads costs time (benchmarks/README.md); forward takes either width."""
         if not self.channels or self.channels == self.n_inputs:
             return None
         return list(self.target_positions)
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None,
-                known: torch.Tensor | None = None,
-                static: torch.Tensor | None = None, backbone: bool = True) -> torch.Tensor:
+                known: torch.Tensor | None = None, static: torch.Tensor | None = None,
+                backbone: bool = True) -> torch.Tensor:
         """x (B, L, F_in) (or (B, L, n_targets), see input_columns), series (B,), known
         (B, H, F_known), static (B, S) -> y_hat (B, H, n_targets), or (B, H, n_targets, Q)
         sorted along Q when the model has quantiles; backbone=False leaves the linear
         backbone's forecast out (what it is fitted to complete)."""
         self._check_covariates(known, static)
-        # a blending net trains on its own: its training steps need no backbone forecast
-        wanted = backbone and self.backbone is not None and not (self.blend_mode and self.training)
-        base = (self.backbone(*self.backbone_inputs(x, known, static))
-                if wanted else None)  # (B, H, n_targets)
+        base = self._base(x, known, static) if backbone else None
+        if self.members is None:
+            return self._finish(self._network(x, series, known, static), base)
+        y = torch.stack(self.member_forecasts(x, series, known, static, base=False)).mean(0)
+        return self._finish(y, base)
+
+    def member_forecasts(self, x: torch.Tensor, series: torch.Tensor | None = None,
+                         known: torch.Tensor | None = None, static: torch.Tensor | None = None,
+                         base: bool = True) -> list[torch.Tensor]:
+        """Each member's forecast (B, H, n_targets[, Q]) of forward's batch, with `base` as
+        forward would give it alone: what each trains on (on the loss of their mean, members
+        lean on each other instead of each learning the whole forecast)."""
+        start = self._base(x, known, static) if base else None
+        members = [self._finish(m(x, series, known, static), start) for m in self.members]
+        losses = [m.aux_loss for m in self.members if m.aux_loss is not None]
+        self.aux_loss = torch.stack(losses).mean() if self.training and losses else None
+        return members
+
+    def _base(self, x, known, static) -> torch.Tensor | None:
+        """The backbone's forecast (B, H, n_targets); None without one or in a blending net's
+        training step (it trains on its own)."""
+        if self.backbone is None or (self.blend_mode and self.training):
+            return None
+        return self.backbone(*self.backbone_inputs(x, known, static))
+
+    def _finish(self, y: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """y with the backbone's forecast added (start) or blended in, quantiles sorted."""
+        if base is not None and not self.blend_mode:
+            y = y + (base[..., None] if self.quantiles else base).to(y.dtype)
+        y = y.sort(dim=-1).values if self.quantiles else y
+        if base is not None and self.blend_mode:  # moves the sorted quantiles as a whole
+            y = blend(y, base.to(y.dtype), self.blend_weight, self.quantiles)
+        return y
+
+    def _network(self, x, series, known, static) -> torch.Tensor:
+        """One network's own forecast (B, H, n_targets[, Q]), in the targets' units."""
         x, series, channel, known, static = self._rows(x, series, known, static)
         x, stats = self.norm(x)
         known = self._known(known, stats)
@@ -235,18 +279,10 @@ class RegLSTM(nn.Module):
         else:
             y = self._direct(x, series, channel, known, static)
         y = self.norm.restore(y, stats)
-        if self.channels:
-            y = join_channels(y, self.channels)  # (B, H, n_targets[, Q])
-        if base is not None and not self.blend_mode:
-            y = y + (base[..., None] if self.quantiles else base).to(y.dtype)
-        y = y.sort(dim=-1).values if self.quantiles else y
-        if base is not None and self.blend_mode:  # moves the sorted quantiles as a whole
-            y = blend(y, base.to(y.dtype), self.blend_weight, self.quantiles)
-        return y
+        return join_channels(y, self.channels) if self.channels else y
 
     def encoder_inputs(self, x: torch.Tensor, series: torch.Tensor | None = None,
-                       known: torch.Tensor | None = None,
-                       static: torch.Tensor | None = None) -> torch.Tensor:
+                       known: torch.Tensor | None = None, static=None) -> torch.Tensor:
         """What the recurrent layers read of a batch x (B, L, F_in) (or (B, L, n_targets), see
         input_columns): (B', L', input_size)."""
         x, series, channel, _, static = self._rows(x, series, known, static)
@@ -256,7 +292,7 @@ class RegLSTM(nn.Module):
         if self.known_positions and known is None:
             raise ValueError("this net reads known inputs over the horizon (data.known): pass "
                              "known (B, H, F_known)")
-        if self.static_encoder is not None and static is None:
+        if self.shapes["n_static"] and static is None:
             raise ValueError("this net reads static covariates (data.static): pass static "
                              "(B, S)")
 
@@ -274,26 +310,13 @@ class RegLSTM(nn.Module):
                 channel, repeat(known), repeat(static))
 
     def _known(self, known: torch.Tensor | None, stats) -> torch.Tensor | None:
-        """The known inputs (B, H, F_known) in the units the normalised lookback is in: a known
-        data column is normalised by its own lookback's statistics (calendar columns as given);
+        """The known inputs (B, H, F_known) in the normalised lookback's units (WindowNorm.known);
         None for a net without known inputs."""
         if not self.known_positions:
             return None
-        if stats is None or self.channels:  # channel rows carry the known columns unnormalised
+        if self.channels:  # channel rows carry the known columns unnormalised
             return known
-        loc, scale = stats  # (B, 1, n_norm)
-        columns = [i for i, p in enumerate(self.known_positions) if p < self.norm.n_norm]
-        if not columns:
-            return known
-        positions = [self.known_positions[i] for i in columns]
-        values = known[:, :, columns] - loc[:, :, positions]
-        if scale is not None:
-            values = values / scale[:, :, positions]
-        if self.norm.affine_weight is not None:
-            values = values * self.norm.affine_weight[positions] + self.norm.affine_bias[positions]
-        known = known.clone()
-        known[:, :, columns] = values
-        return known
+        return self.norm.known(known, stats, self.known_positions)
 
     def _channel_positions(self, width: int) -> list[int]:
         """Where the target columns lie in a batch of `width` columns: all F_in inputs, or
@@ -332,21 +355,6 @@ class RegLSTM(nn.Module):
             extra.append(self.channel_embedding(channel))
         return torch.cat(extra, dim=1) if extra else None
 
-    def _pool(self, output: torch.Tensor, state) -> torch.Tensor:
-        """Recurrent outputs (B, L, D*hidden) -> summary (B, D*hidden) that has read it all."""
-        if self.head == "last":
-            h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, B, hidden)
-            # both directions of the top layer: the forward one has read every step, and so has
-            # the backward one (unlike output[:, -1], whose backward half has seen one step)
-            top = h_n[-self.directions :]  # (D, B, hidden)
-            return top.transpose(0, 1).reshape(output.shape[0], -1)
-        if self.head == "mean":
-            return output.mean(dim=1)
-        if self.head == "max":
-            return output.amax(dim=1)
-        weights = torch.softmax(self.attention(output), dim=1)  # (B, L, 1)
-        return (weights * output).sum(dim=1)
-
     def _direct(self, x: torch.Tensor, series, channel, known=None, static=None) -> torch.Tensor:
         output, state = self.rnn(self._steps(x, series, channel, static))  # (B, L', D*hidden)
         if self.parallel is not None:
@@ -358,7 +366,8 @@ class RegLSTM(nn.Module):
             anchor = x[:, -1] if known is not None else None
             y = self.sequence(state, known, context, anchor)  # (B, H, n_targets*Q)
         else:
-            summary = self.head_norm(self._pool(output, state))  # (B, D*hidden)
+            summary = self.head_norm(pool(self.head, output, state, self.directions,
+                                                 self.attention))  # (B, D*hidden)
             if known is not None:  # each lead's known values beside what the encoder read
                 summary = torch.cat([summary, known.flatten(1), x[:, -1]], dim=1)
             y = self.out(self.head_dropout(summary))  # (B, H*n_targets*Q)

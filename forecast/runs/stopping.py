@@ -102,8 +102,9 @@ def _reason(trainer: pl.Trainer) -> str:
     if stop is not None and trainer.should_stop and (stop.stopped_epoch > 0 or
                                                      stop.wait_count >= stop.patience):
         if stop.wait_count >= stop.patience:
+            unit = "epoch" if _checks_per_epoch(trainer) == 1 else "validation"
             return f"early stopping, {stop.monitor} had not improved for {stop.wait_count} " \
-                   f"epoch{'s' * (stop.wait_count != 1)} (early_stopping_patience=" \
+                   f"{unit}{'s' * (stop.wait_count != 1)} (early_stopping_patience=" \
                    f"{stop.patience})"
         return f"early stopping: {getattr(stop, 'stopping_reason_message', None) or 'stopped'}"
     if trainer.max_steps is not None and 0 <= trainer.max_steps <= trainer.global_step:
@@ -116,6 +117,15 @@ def _reason(trainer: pl.Trainer) -> str:
     if trainer.should_stop:
         return "a callback asked the trainer to stop"
     return "the fit ended"
+
+
+def _checks_per_epoch(trainer: pl.Trainer) -> float:
+    """How many validations an epoch has: trainer.val_check_interval a fraction of an epoch
+    (1.0: one at its end) or a count of batches."""
+    interval, every = trainer.val_check_interval, trainer.check_val_every_n_epoch or 1
+    if isinstance(interval, float):
+        return 1.0 / (interval * every)
+    return max(1.0, trainer.num_training_batches / interval) / every
 
 
 def _weights(trainer: pl.Trainer) -> str:

@@ -2,7 +2,7 @@
 each read as a user would read it, against the baselines scored on the same test windows.
 
     python benchmarks/generalisation.py [--seeds 0 1 2] [--only nyc_weather ETTh1] \
-        [--out benchmarks/generalisation.json] [-- override ...]
+        [--out benchmarks/generalisation.json] [--keep runs/] [-- override ...]
 
 Overrides after `--` are added to every run (e.g. `-- model.backbone=none` measures the recipe
 without the linear backbone). Rows:
@@ -124,11 +124,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", help="rows whose label starts with one of these")
     parser.add_argument("--out", type=Path, default=None, help="JSON of every run")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder to keep the run folders in (default: deleted after)")
     parser.add_argument("overrides", nargs="*", help="added to every run (after --)")
     args = parser.parse_args()
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            folder = args.keep
         for label, data in rows(folder).items():
             if args.only and not any(label.startswith(o) for o in args.only):
                 continue

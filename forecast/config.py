@@ -115,6 +115,10 @@ class NetOptions:
     # backbone's); start: the network starts from the backbone's forecast and learns what it
     # misses
     backbone_mode: str = "blend"
+    # how far each blend weight chosen on validation moves toward 0.5, the plain average of the
+    # two (0: the chosen weight; 1: the average); weights estimated on a short span are noisy,
+    # and the average is the harder forecast to beat on later data
+    blend_shrink: float = 0.5
     # > 1: an ensemble of that many networks of these options, from their own starting weights,
     # each trained on its own loss; the forecast is their mean (and the backbone is shared)
     members: int = 1
@@ -123,6 +127,9 @@ class NetOptions:
         if self.quantiles is not None:  # YAML and the command line give a list
             object.__setattr__(self, "quantiles", tuple(self.quantiles))
         _check_names(self)
+        if not 0.0 <= self.blend_shrink <= 1.0:
+            raise ValueError(f"model.blend_shrink={self.blend_shrink} must lie in [0, 1] (0: the "
+                             "weights chosen on validation, 1: the plain average)")
         if self.members < 1:
             raise ValueError(f"model.members={self.members} must be >= 1 (1: a single network)")
         _check_decoders(self)

@@ -18,6 +18,7 @@ from forecast.data.prepared import datamodule, prepare
 from forecast.models.backbone import blend, fit_backbone
 from forecast.models.forecaster import LOSSES
 from forecast.models.network import RegLSTM
+from forecast.runs import blending
 from forecast.runs.blending import GRID, choose_blend
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,7 +70,7 @@ def test_a_blending_net_trains_alone_and_starts_at_weight_zero():
                          ids=["direct", "quantiles", "parallel-channels"])
 def test_the_chosen_blend_is_the_lowest_loss_weight_of_every_lead(options):
     prep = _prep()
-    module = _module(prep, options)
+    module = _module(prep, {**options, "blend_shrink": 0.0})
     dataset = datamodule(prep).dataset("val")
     x, y, series, *_ = dataset[np.arange(len(dataset))]
     with torch.no_grad():
@@ -91,6 +92,43 @@ def test_the_chosen_blend_is_the_lowest_loss_weight_of_every_lead(options):
         point = point[..., 1] if module.net.quantiles else point
     torch.testing.assert_close(point, own + weights * (linear - own), atol=1e-5, rtol=1e-5)
 
+
+
+def _blend_of(monkeypatch, own, linear, actual, shrink):
+    """choose_blend on given validation forecasts (K, H, C) of the network and the backbone."""
+    module = _module(_prep(), {"blend_shrink": shrink})
+    monkeypatch.setattr(blending, "_forecasts", lambda *_: (own, linear, actual))
+    return choose_blend(module, datamodule(_prep()).dataset("val")), module
+
+
+def test_the_chosen_weights_move_toward_the_average_by_blend_shrink(monkeypatch):
+    rng = np.random.default_rng(0)
+    actual = rng.normal(size=(4000, H, 1))
+    own = actual + rng.normal(scale=0.5, size=actual.shape)  # the better forecast
+    linear = actual + rng.normal(scale=1.0, size=actual.shape)
+    chosen, _ = _blend_of(monkeypatch, own, linear, actual, 0.0)
+    assert (chosen.weights > 0.05).all() and (chosen.weights < 0.45).all()
+    shrunk, module = _blend_of(monkeypatch, own, linear, actual, 0.5)
+    np.testing.assert_allclose(shrunk.weights, (chosen.weights + 0.5) / 2, atol=1e-6)
+    assert torch.equal(module.net.blend_weight, torch.from_numpy(shrunk.weights))
+    assert shrunk.shrink == 0.5 and "moved 0.5 of the way to 0.5" in shrunk.describe("ridge")
+    # on validation, a little worse than the chosen weights, better than either part alone
+    assert chosen.blended_loss <= shrunk.blended_loss < min(shrunk.net_loss,
+                                                             shrunk.backbone_loss)
+    equal = actual + rng.normal(scale=0.5, size=actual.shape)  # as good as the network
+    average, _ = _blend_of(monkeypatch, own, equal, actual, 1.0)
+    assert (average.weights == 0.5).all()
+
+
+def test_a_target_whose_shrunk_blend_loses_to_a_part_alone_keeps_the_chosen_weights(
+        monkeypatch):
+    rng = np.random.default_rng(1)
+    actual = rng.normal(size=(2000, H, 1))
+    own = actual.copy()  # a perfect network: any weight on the backbone costs
+    linear = actual + rng.normal(size=actual.shape)
+    blend_, _ = _blend_of(monkeypatch, own, linear, actual, 0.5)
+    assert (blend_.weights == 0).all() and blend_.shrink == 0.0
+    assert blend_.blended_loss <= blend_.net_loss
 
 def test_an_untrained_net_leans_on_the_backbone():
     prep = _prep()
@@ -137,9 +175,11 @@ def test_checkpoint_values_rebuild_the_blend():
     assert RegLSTM.from_hparams(earlier).options.backbone_mode == "start"
 
 
-def test_an_unknown_mode_is_refused_by_name():
+def test_an_unknown_mode_or_a_shrink_outside_0_1_is_refused_by_name():
     with pytest.raises(ValueError, match="model.backbone_mode='mix'"):
         NetOptions(backbone="ridge", backbone_mode="mix")
+    with pytest.raises(ValueError, match=r"model.blend_shrink=1.5 must lie in \[0, 1\]"):
+        NetOptions(blend_shrink=1.5)
 
 
 @pytest.mark.slow

@@ -199,7 +199,7 @@ MODEL_OVERRIDES = [
        "model.backbone=auto"),
       ("model.decoder=autoregressive", "model.backbone=rlinear"),
       ("model.decoder=direct", "model.backbone=auto", "model.backbone_mode=blend",
-       "model.quantiles=[0.1,0.5,0.9]"),
+       "model.blend_shrink=0.25", "model.quantiles=[0.1,0.5,0.9]"),
       ("model.members=3", "model.backbone=auto", "model.backbone_mode=blend",
        "model.decoder=parallel", "model.segment=4", "model.channel_independent=true")]
 

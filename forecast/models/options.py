@@ -24,7 +24,8 @@ SHAPES = ("n_features", "horizon", "n_targets", "lookback", "n_series", "target_
 
 # network options added since 0.1.0's first checkpoints, with the value that builds the net
 # those checkpoints trained (read so, not refused)
-ADDED_LATER = {"backbone": "none", "backbone_mode": "start", "members": 1}
+ADDED_LATER = {"backbone": "none", "backbone_mode": "start", "members": 1,
+               "blend_shrink": 0.0}
 
 
 def check_model(model, lookback: int) -> tuple[NetOptions, TrainingOptions]:

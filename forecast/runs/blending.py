@@ -1,8 +1,11 @@
 """`model.backbone_mode=blend`: after training, each lead's and target's forecast becomes
-w * backbone + (1 - w) * network, w in [0, 1] the one with the lowest training loss (the
-median's point loss for a quantile model) on the validation windows. The loss is a sum over
-leads and targets, so the weights chosen one by one minimise it as a whole: on validation the
-blend is never worse than the network (w = 0) or the backbone (w = 1) alone."""
+w * backbone + (1 - w) * network. w starts as the weight in [0, 1] with the lowest training loss
+(the median's point loss for a quantile model) on the validation windows; the loss is a sum over
+leads and targets, so the weights chosen one by one minimise it as a whole. Then each moves
+`model.blend_shrink` of the way toward 0.5, the plain average: weights fitted on one short span
+are noisy, and on later spans the average of two forecasts is hard to beat (the forecast
+combination puzzle). A target whose shrunk weights lose on validation to the network or the
+backbone alone keeps the chosen ones, so on validation the blend is never worse than either."""
 
 from __future__ import annotations
 
@@ -20,41 +23,52 @@ GRID = np.linspace(0.0, 1.0, 21)  # the weights tried; steps of 0.05
 
 @dataclass(frozen=True)
 class Blend:
-    """The weights chosen (H, n_targets) and the validation loss before and after."""
+    """The weights used (H, n_targets), the validation loss before and after, and how far the
+    chosen weights moved toward 0.5 (`shrink`; 0 for a target that kept them)."""
 
     weights: np.ndarray
     net_loss: float
     backbone_loss: float
     blended_loss: float
+    shrink: float = 0.0
 
     def describe(self, backbone: str) -> str:
         w = self.weights.mean(axis=1)
+        moved = f" (the chosen weights moved {self.shrink:g} of the way to 0.5)" \
+            if self.shrink else ""
         return (f"Blended with the backbone ({backbone}) on validation: its weight "
                 f"{w[0]:.2f} at lead 1, {w[-1]:.2f} at lead {len(w)}, {w.mean():.2f} on "
-                f"average; val/loss {self.net_loss:.4g} (network alone), "
+                f"average{moved}; val/loss {self.net_loss:.4g} (network alone), "
                 f"{self.backbone_loss:.4g} (backbone alone), {self.blended_loss:.4g} (blend)")
 
 
 def choose_blend(module: Forecaster, dataset, batch_size: int = 1024,
                  max_windows: int = 50_000, seed: int = 0) -> Blend:
     """Set module.net.blend_weight (H, n_targets) to the weights that minimise the training
-    loss over (at most max_windows of) the windows of `dataset`, and say what they gave."""
+    loss over (at most max_windows of) the windows of `dataset`, moved toward 0.5 by
+    model.blend_shrink (see the module's docstring), and say what they gave."""
     net = module.net
     rows = np.arange(len(dataset))
     if len(rows) > max_windows:
         rows = np.sort(np.random.default_rng(seed).choice(len(rows), max_windows, False))
     own, linear, actual = _forecasts(module, dataset, rows, batch_size)  # (K, H, C) each
     loss = LOSSES["mae" if net.quantiles else module.hparams.loss]
-    # (grid, H, C): the mean loss of each weight at each lead and target
-    per_weight = np.stack([
-        loss(torch.from_numpy(own + w * (linear - own)), torch.from_numpy(actual),
-             reduction="none").mean(0).numpy() for w in GRID])
-    best = per_weight.argmin(axis=0)  # (H, C)
-    weights = GRID[best].astype(np.float32)
+
+    def losses(w) -> np.ndarray:  # (H, C): the mean loss of weights w (H, C) or one weight
+        return loss(torch.from_numpy(own + w * (linear - own)), torch.from_numpy(actual),
+                    reduction="none").mean(0).numpy()
+
+    per_weight = np.stack([losses(w) for w in GRID])  # (grid, H, C)
+    chosen = GRID[per_weight.argmin(axis=0)]  # (H, C)
+    weights = (1.0 - net.options.blend_shrink) * chosen + net.options.blend_shrink * 0.5
+    parts = np.minimum(per_weight[0].mean(0), per_weight[-1].mean(0))  # (C,) each part alone
+    worse = losses(weights).mean(0) > parts
+    weights[:, worse] = chosen[:, worse]
+    weights = weights.astype(np.float32)
     net.blend_weight.copy_(torch.from_numpy(weights))
-    blended = np.take_along_axis(per_weight, best[None], axis=0)[0]
+    shrink = net.options.blend_shrink if not worse.all() else 0.0
     return Blend(weights, float(per_weight[0].mean()), float(per_weight[-1].mean()),
-                 float(blended.mean()))
+                 float(losses(weights).mean()), shrink)
 
 
 def blend_best(module: Forecaster, dataset, best: str, seed: int = 0) -> Blend:

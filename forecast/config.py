@@ -116,8 +116,8 @@ class NetOptions:
     # misses
     backbone_mode: str = "blend"
     # how far each blend weight chosen on validation moves toward 0.5, the plain average of the
-    # two (0: the chosen weight; 1: the average); weights estimated on a short span are noisy,
-    # and the average is the harder forecast to beat on later data
+    # two (0: the chosen weight; 1: the average, unless that loses on validation to either part
+    # alone); weights estimated on a short span are noisy, and the average is hard to beat later
     blend_shrink: float = 0.5
     # > 1: an ensemble of that many networks of these options, from their own starting weights,
     # each trained on its own loss; the forecast is their mean (and the backbone is shared)

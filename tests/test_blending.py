@@ -26,9 +26,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 L, H = 24, 6
 
 
-def _prep(n_steps: int = 600):
+def _prep(n_steps: int = 600, targets=("temp",)):
     frame = weather_frame(3, n_steps, ("temp", "humid"))
-    return prepare(to_panel(frame), L, H, ["temp"], calendar=("hour",))
+    return prepare(to_panel(frame), L, H, list(targets), calendar=("hour",))
 
 
 def _module(prep, options=None):
@@ -96,9 +96,10 @@ def test_the_chosen_blend_is_the_lowest_loss_weight_of_every_lead(options):
 
 def _blend_of(monkeypatch, own, linear, actual, shrink):
     """choose_blend on given validation forecasts (K, H, C) of the network and the backbone."""
-    module = _module(_prep(), {"blend_shrink": shrink})
+    prep = _prep(targets=("temp", "humid")[:actual.shape[-1]])
+    module = _module(prep, {"blend_shrink": shrink})
     monkeypatch.setattr(blending, "_forecasts", lambda *_: (own, linear, actual))
-    return choose_blend(module, datamodule(_prep()).dataset("val")), module
+    return choose_blend(module, datamodule(prep).dataset("val")), module
 
 
 def test_the_chosen_weights_move_toward_the_average_by_blend_shrink(monkeypatch):
@@ -127,8 +128,24 @@ def test_a_target_whose_shrunk_blend_loses_to_a_part_alone_keeps_the_chosen_weig
     own = actual.copy()  # a perfect network: any weight on the backbone costs
     linear = actual + rng.normal(size=actual.shape)
     blend_, _ = _blend_of(monkeypatch, own, linear, actual, 0.5)
-    assert (blend_.weights == 0).all() and blend_.shrink == 0.0
+    assert (blend_.weights == 0).all() and blend_.kept == 1
     assert blend_.blended_loss <= blend_.net_loss
+    assert "(kept as chosen: moved toward 0.5 they lose on validation)" in blend_.describe("ridge")
+
+
+def test_each_target_keeps_or_shrinks_its_weights_on_its_own(monkeypatch):
+    rng = np.random.default_rng(2)
+    actual = rng.normal(size=(3000, H, 2))
+    noise = rng.normal(size=actual.shape)
+    own = actual + noise * np.array([0.5, 0.0])  # target 0 a noisy network, target 1 a perfect one
+    linear = actual + rng.normal(size=actual.shape)
+    chosen, _ = _blend_of(monkeypatch, own, linear, actual, 0.0)
+    shrunk, module = _blend_of(monkeypatch, own, linear, actual, 0.5)
+    np.testing.assert_allclose(shrunk.weights[:, 0], (chosen.weights[:, 0] + 0.5) / 2, atol=1e-6)
+    np.testing.assert_array_equal(shrunk.weights[:, 1], chosen.weights[:, 1])  # all 0
+    assert (shrunk.weights[:, 1] == 0).all() and shrunk.kept == 1
+    assert "kept as chosen for 1 of 2 targets" in shrunk.describe("ridge")
+    assert torch.equal(module.net.blend_weight, torch.from_numpy(shrunk.weights))
 
 def test_an_untrained_net_leans_on_the_backbone():
     prep = _prep()

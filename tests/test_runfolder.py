@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from forecast import config
 from forecast.models import checkpoints
 from forecast.models.network import RegLSTM
-from forecast.runs import predict, runfolder, train
+from forecast.runs import predict, resume, runfolder, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -202,6 +202,20 @@ def test_a_refused_resume_leaves_the_finished_run_as_it_was(finished, tmp_path):
         train.run(_cfg("resume=true", "model.loss=mse"), run)
     assert runfolder.is_complete(run)
 
+
+
+def test_a_checkpoint_from_before_blend_shrink_resumes_under_the_new_default(finished, tmp_path):
+    """model.blend_shrink acts after the fit: an older checkpoint (read as 0) resumes with the
+    run's own config, whose default is now 0.5; a change to what training uses is refused."""
+    last = tmp_path / "last.ckpt"
+    ckpt = torch.load(finished / "checkpoints" / "last.ckpt", weights_only=True)
+    now = {**ckpt["hyper_parameters"], "net": dict(ckpt["hyper_parameters"]["net"])}
+    assert now["net"]["blend_shrink"] == 0.5
+    del ckpt["hyper_parameters"]["net"]["blend_shrink"]
+    torch.save(ckpt, last)
+    resume.check_resumed(str(last), now)
+    with pytest.raises(ValueError, match="trained with other settings"):
+        resume.check_resumed(str(last), {**now, "net": {**now["net"], "hidden_size": 99}})
 
 def test_a_checkpoint_from_before_the_long_horizon_options_is_refused(finished, tmp_path):
     run = tmp_path / "run"

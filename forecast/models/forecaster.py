@@ -95,21 +95,24 @@ class Forecaster(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, series, *covariates = batch
-        if self.net.members is None:
+        members = 1 if self.net.members is None else len(self.net.members)
+        if members == 1:
             loss = self.loss(self(x, series, *covariates), y)
-        else:  # the members' mean loss: each learns on its own (RegLSTM.member_forecasts)
+        else:  # the sum of the members' losses: each learns on its own, with its own gradient
+            # (so weight decay and clipping act on it as on a network alone); logged as the mean
             loss = torch.stack([self.loss(y_hat, y) for y_hat in
-                                self.net.member_forecasts(x, series, *covariates)]).mean()
+                                self.net.member_forecasts(x, series, *covariates)]).sum()
         if self._logged_step():
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self._add_to_epoch("train/loss_epoch", loss, x.shape[0])
+            self.log("train/loss_step", loss / members, on_step=True, on_epoch=False,
+                     prog_bar=True)
+        self._add_to_epoch("train/loss_epoch", loss / members, x.shape[0])
         if self.net.aux_loss is not None:
             # the autoregressive decoder also learns the next step of every input on the lookback
             self._add_to_epoch("train/next_step_loss", self.net.aux_loss, x.shape[0])
-            loss = loss + self.net.aux_loss
+            loss = loss + self.net.aux_loss * members  # the members' mean, summed like theirs
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
-                f"train/loss became {loss.item()} at step {self.global_step}; "
+                f"train/loss became {loss.item() / members} at step {self.global_step}; "
                 "lower model.lr or check the data for extreme values"
             )
         return loss
@@ -117,18 +120,17 @@ class Forecaster(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
         """trainer.gradient_clip_val clips each member of an ensemble on its own, as if it trained
-        alone (its gradient is 1/K of its own loss's, so the bound is too): clipping the whole
-        would let one member's large gradient shrink the others' steps."""
+        alone: clipping the whole would let one member's large gradient shrink the others'
+        steps."""
         members = self.net.members
         if members is None or not gradient_clip_val:
             return super().configure_gradient_clipping(optimizer, gradient_clip_val,
                                                        gradient_clip_algorithm)
-        bound = gradient_clip_val / len(members)
         for member in members:
             if gradient_clip_algorithm == "value":
-                torch.nn.utils.clip_grad_value_(member.parameters(), bound)
+                torch.nn.utils.clip_grad_value_(member.parameters(), gradient_clip_val)
             else:
-                torch.nn.utils.clip_grad_norm_(member.parameters(), bound)
+                torch.nn.utils.clip_grad_norm_(member.parameters(), gradient_clip_val)
 
     def _logged_step(self) -> bool:
         """Whether the logger writes this step's values: Lightning's collection of a logged value

@@ -23,19 +23,26 @@ GRID = np.linspace(0.0, 1.0, 21)  # the weights tried; steps of 0.05
 
 @dataclass(frozen=True)
 class Blend:
-    """The weights used (H, n_targets), the validation loss before and after, and how far the
-    chosen weights moved toward 0.5 (`shrink`; 0 for a target that kept them)."""
+    """The weights used (H, n_targets), the validation loss before and after, how far the
+    chosen weights moved toward 0.5 (`shrink`) and for how many targets they were kept as
+    chosen instead (`kept`: shrunk, they lost on validation to a part alone)."""
 
     weights: np.ndarray
     net_loss: float
     backbone_loss: float
     blended_loss: float
     shrink: float = 0.0
+    kept: int = 0
 
     def describe(self, backbone: str) -> str:
         w = self.weights.mean(axis=1)
-        moved = f" (the chosen weights moved {self.shrink:g} of the way to 0.5)" \
-            if self.shrink else ""
+        n = self.weights.shape[1]
+        moved = ""
+        if self.shrink and self.kept < n:
+            moved = f" (the chosen weights moved {self.shrink:g} of the way to 0.5" + \
+                (f"; kept as chosen for {self.kept} of {n} targets)" if self.kept else ")")
+        elif self.shrink:
+            moved = " (kept as chosen: moved toward 0.5 they lose on validation)"
         return (f"Blended with the backbone ({backbone}) on validation: its weight "
                 f"{w[0]:.2f} at lead 1, {w[-1]:.2f} at lead {len(w)}, {w.mean():.2f} on "
                 f"average{moved}; val/loss {self.net_loss:.4g} (network alone), "
@@ -66,9 +73,8 @@ def choose_blend(module: Forecaster, dataset, batch_size: int = 1024,
     weights[:, worse] = chosen[:, worse]
     weights = weights.astype(np.float32)
     net.blend_weight.copy_(torch.from_numpy(weights))
-    shrink = net.options.blend_shrink if not worse.all() else 0.0
     return Blend(weights, float(per_weight[0].mean()), float(per_weight[-1].mean()),
-                 float(losses(weights).mean()), shrink)
+                 float(losses(weights).mean()), net.options.blend_shrink, int(worse.sum()))
 
 
 def blend_best(module: Forecaster, dataset, best: str, seed: int = 0) -> Blend:

@@ -25,6 +25,9 @@ def checkpoint_path(resume, run_dir: Path) -> str | None:
     return str(path)
 
 
+AFTER_FIT = ("blend_shrink",)  # network options that act only after training
+
+
 def check_resumed(path: str, hparams: dict) -> None:
     """A resumed run must build the model its checkpoint trained: the same network arguments,
     lr, weight decay and loss. Otherwise the weights would load into a model that differs only in
@@ -35,7 +38,11 @@ def check_resumed(path: str, hparams: dict) -> None:
     net_shapes, net = options.net_from_hparams(saved["net"], source)
     training = options.training_from_hparams(saved, source)
     saved = {"net": {**net_shapes, **options.to_hparams(net)}, **options.to_hparams(training)}
-    changed = _differences(saved, hparams)
+    now = {**hparams, "net": dict(hparams["net"])}
+    for name in AFTER_FIT:  # used once the fit is over: the resumed run's own value holds
+        saved["net"].pop(name, None)
+        now["net"].pop(name, None)
+    changed = _differences(saved, now)
     if changed:
         raise ValueError(
             f"resume: the checkpoint '{path}' was trained with other settings (checkpoint vs "

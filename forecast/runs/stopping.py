@@ -125,7 +125,7 @@ def _checks_per_epoch(trainer: pl.Trainer) -> float:
     interval, every = trainer.val_check_interval, trainer.check_val_every_n_epoch or 1
     if isinstance(interval, float):
         return 1.0 / (interval * every)
-    return max(1.0, trainer.num_training_batches / interval) / every
+    return trainer.num_training_batches / interval / every
 
 
 def _weights(trainer: pl.Trainer) -> str:
